@@ -1,0 +1,75 @@
+"""Read the YAML file and turn validation failures into one message a field engineer can act on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from edge.config.model import Config
+from edge.errors import ConfigError
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and validate a config file; raise :class:`ConfigError` naming every bad key."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(p)!r}: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from exc
+    return parse_config(data, origin=str(p))
+
+
+def parse_config(data: object, *, origin: str = "<config>") -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the top level must be a mapping of sections, got {type(data).__name__}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe(err, data) for err in exc.errors()]
+        raise ConfigError(f"{origin}: invalid configuration\n" + "\n".join(f"  - {line}" for line in lines)) from exc
+
+
+def _describe(err: Any, data: dict[str, Any]) -> str:
+    loc = tuple(str(part) for part in err["loc"])
+    key = ".".join(loc) or "<top level>"
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        return f"{key}: unknown key (allowed here: {', '.join(allowed)})"
+    if err["type"] == "missing":
+        return f"{key}: required key is missing"
+    value = err.get("input")
+    shown = repr(value) if not isinstance(value, dict) else "{...}"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "literal_error":
+        msg = msg.replace("Input should be", "allowed values are")
+    return f"{key} = {shown}: {msg}"
+
+
+def _allowed_keys(loc: tuple[str, ...]) -> list[str]:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        inner = _model_of(field.annotation)
+        if inner is None:
+            return []
+        model = inner
+    return sorted(model.model_fields)
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,167 @@
+"""The configuration schema: one frozen pydantic model per section, unknown keys refused.
+
+pydantic is used (rather than hand-written checks) because it gives, for free, the key path,
+the offending value and the allowed values in every error, and a description per field that
+``edge-anpr check-config --explain`` and the README reference are generated from.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+
+class NodeConfig(_Section):
+    site: str = Field(pattern=_SLUG, description="Site id, used in MQTT topics (lowercase, digits, - and _).")
+    camera: str = Field(pattern=_SLUG, description="Camera id at the site, used in MQTT topics.")
+    state_dir: str = Field(
+        "/var/lib/edge-anpr", description="Directory for the outbox and audit log (systemd StateDirectory)."
+    )
+
+
+class CaptureConfig(_Section):
+    source: Literal["picamera", "video", "images", "stream"] = Field(
+        "picamera", description="Where frames come from: the Pi camera, a video file, an image folder or a URL."
+    )
+    path: str | None = Field(None, description="Video file, image folder, or stream URL (not for picamera).")
+    main_size: tuple[int, int] = Field((1920, 1080), description="Full-resolution stream size (width, height).")
+    lores_size: tuple[int, int] = Field((640, 360), description="Detection stream size (width, height).")
+    fps: float = Field(25.0, gt=0, le=240, description="Camera frame rate; image folders are timed at this rate.")
+    start_time: datetime | None = Field(
+        None, description="UTC time of the first frame of a replay (ISO 8601). Default: the file's sidecar or mtime."
+    )
+    realtime: bool = Field(False, description="Replay at the recording's rate, dropping frames like a live camera.")
+    queue_size: int = Field(4, ge=1, le=256, description="Frames held between capture and detection.")
+
+    @field_validator("main_size", "lores_size")
+    @classmethod
+    def _positive_size(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if v[0] < 32 or v[1] < 32 or v[0] > 8192 or v[1] > 8192:
+            raise ValueError(f"size {list(v)} must be between 32 and 8192 pixels on each side")
+        return v
+
+    @model_validator(mode="after")
+    def _path_needed(self) -> CaptureConfig:
+        if self.source != "picamera" and not self.path:
+            raise ValueError(f"capture.path is required when capture.source is {self.source!r}")
+        if self.lores_size[0] > self.main_size[0] or self.lores_size[1] > self.main_size[1]:
+            raise ValueError(f"lores_size {list(self.lores_size)} must not exceed main_size {list(self.main_size)}")
+        return self
+
+
+class DetectConfig(_Section):
+    backend: Literal["contour"] = Field("contour", description="Plate detector backend.")
+    every_n_frames: int = Field(1, ge=1, le=30, description="Run detection on every n-th frame.")
+    min_plate_width: int = Field(24, ge=8, le=2000, description="Smallest plate width (lores pixels) to consider.")
+    min_confidence: float = Field(0.3, ge=0.0, le=1.0, description="Detections below this score are ignored.")
+
+
+class ReadConfig(_Section):
+    model: str = Field("models/plate_ocr.tflite", description="OCR model file (.tflite), listed in the manifest.")
+    manifest: str = Field("models/manifest.json", description="Model manifest with the expected sha256 of each file.")
+    threads: int = Field(1, ge=1, le=16, description="Inference threads for the OCR model.")
+    min_confidence: float = Field(0.5, ge=0.0, le=1.0, description="Reads below this character confidence are dropped.")
+    formats: tuple[str, ...] = Field(
+        ("uk_current", "uk_prefix", "uk_suffix", "uk_dateless", "uk_northern_ireland", "uk_diplomatic"),
+        description="Registration formats accepted, by name from the formats file.",
+    )
+    formats_file: str | None = Field(None, description="YAML file of extra formats (other countries).")
+
+
+class TrackConfig(_Section):
+    max_gap_s: float = Field(1.0, gt=0, le=60, description="A track ends when unseen for this long.")
+    max_delay_s: float = Field(5.0, gt=0, le=600, description="Publish a pass at most this long after first seen.")
+    min_sightings: int = Field(2, ge=1, le=100, description="Sightings a track needs before it is a pass.")
+    repeat_gap_s: float = Field(
+        30.0, ge=0, le=86400, description="The same plate seen again after this gap is a new pass."
+    )
+    match_iou: float = Field(0.1, ge=0.0, le=1.0, description="Least box overlap for a sighting to join a track.")
+
+
+class PrivacyConfig(_Section):
+    fields: tuple[
+        Literal["plate", "time", "seq", "site", "camera", "confidence", "format", "direction", "zone", "first_seen",
+                "last_seen", "sightings"],
+        ...,
+    ] = Field(
+        ("plate", "time", "seq", "site", "camera", "confidence"),
+        description="Allow-list of fields a read may carry. Nothing else is ever published.",
+    )
+    plate_mode: Literal["plain", "pseudonymised", "hotlist_only"] = Field(
+        "plain", description="Plate text as read, a keyed hash of it, or nothing unless a hotlist hit."
+    )
+    pseudonym_key_file: str | None = Field(None, description="Key file for pseudonymised mode.")
+    image: Literal["none", "plate_patch", "redacted_overview"] = Field(
+        "none", description="Image that may accompany a read."
+    )
+    image_when: Literal["always", "hotlist_hit"] = Field("always", description="When the image may be sent.")
+    face_model: str = Field(
+        "models/face_detector.tflite", description="Face detector used to redact every image that may leave."
+    )
+    face_threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Face score above which a region is redacted.")
+    redaction_margin: float = Field(0.25, ge=0.0, le=2.0, description="Extra margin around each face, as a share.")
+    jpeg_quality: int = Field(80, ge=30, le=95, description="JPEG quality of published images.")
+
+    @model_validator(mode="after")
+    def _minimum_fields(self) -> PrivacyConfig:
+        missing = {"time", "seq", "site", "camera"} - set(self.fields)
+        if missing:
+            raise ValueError(f"privacy.fields must include {sorted(missing)} (the minimum of a read)")
+        if self.plate_mode == "pseudonymised" and not self.pseudonym_key_file:
+            raise ValueError("privacy.pseudonym_key_file is required when privacy.plate_mode is 'pseudonymised'")
+        return self
+
+
+class OutboxConfig(_Section):
+    max_bytes: int = Field(200_000_000, ge=1_000_000, description="Outbox size bound; oldest reads go first.")
+    max_age_s: float = Field(86_400.0, gt=0, description="Reads older than this are dropped (and counted).")
+
+
+class TlsConfig(_Section):
+    ca_file: str = Field(description="CA certificate that signed the broker's certificate.")
+    cert_file: str = Field(description="This node's client certificate.")
+    key_file: str = Field(description="This node's private key (must not be readable by others).")
+
+
+class MqttConfig(_Section):
+    host: str = Field("localhost", min_length=1, description="Broker host name (checked against its certificate).")
+    port: int = Field(8883, ge=1, le=65535, description="Broker port (8883 for TLS, 1883 plain).")
+    topic_prefix: str = Field("anpr", pattern=r"^[a-z0-9_-]+$", description="First level of every topic.")
+    client_id: str | None = Field(None, description="Fixed MQTT client id. Default: <site>-<camera>.")
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive interval.")
+    tls: TlsConfig | None = Field(None, description="TLS with a client certificate (required unless lab mode).")
+    insecure_lab_mode: bool = Field(False, description="Plain TCP without TLS. For a lab bench only.")
+    username: str | None = Field(None, description="Username, if the broker uses passwords instead of certificates.")
+    password_file: str | None = Field(None, description="File holding the password (never the password itself).")
+
+    @model_validator(mode="after")
+    def _secure_unless_lab(self) -> MqttConfig:
+        if self.tls is None and not self.insecure_lab_mode:
+            raise ValueError("mqtt.tls is required (or set mqtt.insecure_lab_mode: true on a lab bench)")
+        if self.password_file and not self.username:
+            raise ValueError("mqtt.password_file needs mqtt.username")
+        return self
+
+
+class HealthConfig(_Section):
+    interval_s: float = Field(60.0, ge=1, le=86400, description="Seconds between retained health messages.")
+
+
+class Config(_Section):
+    node: NodeConfig
+    capture: CaptureConfig = CaptureConfig()
+    detect: DetectConfig = DetectConfig()
+    read: ReadConfig = ReadConfig()
+    track: TrackConfig = TrackConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    mqtt: MqttConfig | None = Field(None, description="Broker to publish to; without it reads stay in the outbox.")
+    health: HealthConfig = HealthConfig()

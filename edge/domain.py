@@ -1,0 +1,178 @@
+"""The small frozen dataclasses that pass between pipeline stages.
+
+Each stage takes one of these and returns another; none of them carries a dict of
+"anything". Images are numpy arrays held in memory only: raw frames are never written
+to disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+Image = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """An axis-aligned box in pixels, top-left origin."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @property
+    def area(self) -> int:
+        return max(0, self.w) * max(0, self.h)
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return (self.x + self.w / 2.0, self.y + self.h / 2.0)
+
+    def scaled(self, sx: float, sy: float) -> Box:
+        return Box(round(self.x * sx), round(self.y * sy), round(self.w * sx), round(self.h * sy))
+
+    def expanded(self, margin: float) -> Box:
+        """Grow by ``margin`` times the box size on every side."""
+        dx, dy = round(self.w * margin), round(self.h * margin)
+        return Box(self.x - dx, self.y - dy, self.w + 2 * dx, self.h + 2 * dy)
+
+    def clipped(self, width: int, height: int) -> Box:
+        x0, y0 = max(0, self.x), max(0, self.y)
+        x1, y1 = min(width, self.x + self.w), min(height, self.y + self.h)
+        return Box(x0, y0, max(0, x1 - x0), max(0, y1 - y0))
+
+    def intersection(self, other: Box) -> int:
+        x0, y0 = max(self.x, other.x), max(self.y, other.y)
+        x1 = min(self.x + self.w, other.x + other.w)
+        y1 = min(self.y + self.h, other.y + other.h)
+        return max(0, x1 - x0) * max(0, y1 - y0)
+
+    def iou(self, other: Box) -> float:
+        inter = self.intersection(other)
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Frame:
+    """One captured frame: full-resolution image plus the low-resolution one detection uses.
+
+    ``timestamp`` is UTC. ``index`` counts frames from the source's start (a replay's index
+    is the frame's position in the file, so replays are deterministic).
+    """
+
+    index: int
+    timestamp: datetime
+    image: Image
+    lores: Image
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """Factors that map low-resolution coordinates to full-resolution ones."""
+        return (self.image.shape[1] / self.lores.shape[1], self.image.shape[0] / self.lores.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class PlateDetection:
+    """A plate found in a frame, in full-resolution pixel coordinates."""
+
+    box: Box
+    confidence: float
+    corners: tuple[tuple[float, float], ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlateText:
+    """What the OCR made of one plate crop, before format validation."""
+
+    text: str
+    char_confidences: tuple[float, ...]
+
+    @property
+    def confidence(self) -> float:
+        return min(self.char_confidences) if self.char_confidences else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FormatMatch:
+    """A read checked against the configured registration formats."""
+
+    text: str  # normalised (uppercase, no spaces), corrected by position if a format fitted
+    format_name: str | None  # None: fits no allowed format (kept, flagged)
+    corrected: bool  # True when a confusable character was changed to fit the format
+    display: str  # with the conventional space, e.g. "AB12 CDE"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PlateRead:
+    """One sighting of a plate in one frame: detection, OCR and format check."""
+
+    frame_index: int
+    timestamp: datetime
+    detection: PlateDetection
+    raw: PlateText
+    match: FormatMatch
+    crop: Image  # full-resolution plate patch, in memory only
+
+    @property
+    def text(self) -> str:
+        return self.match.text
+
+    @property
+    def confidence(self) -> float:
+        return self.raw.confidence
+
+    @property
+    def valid(self) -> bool:
+        return self.match.format_name is not None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class VehiclePass:
+    """One vehicle's pass through the view: the frames of one track, voted into one read.
+
+    ``best`` is the sighting whose frame supplies any image the policy allows; ``overview``
+    is that frame's full image, held in memory only until the privacy stage decides.
+    """
+
+    track_id: int
+    plate: str
+    display: str
+    format_name: str | None
+    confidence: float
+    first_seen: datetime
+    last_seen: datetime
+    sightings: int
+    best: PlateRead
+    overview: Image
+    direction: str | None = None  # "approaching" | "receding" | None when unknown
+    angle_deg: float | None = None
+    zone: str | None = None
+    char_confidences: tuple[float, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Redaction:
+    """What the redaction stage did to one image (the redaction record published with it)."""
+
+    detector: str
+    model_sha256: str
+    threshold: float
+    regions: int
+    second_pass_faces: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A message ready for the outbox: topic, JSON payload (already policy-filtered), id."""
+
+    message_id: str
+    topic: str
+    payload: bytes
+    captured_at: datetime
+    kind: str = "read"

@@ -1,0 +1,78 @@
+"""A loaded ``.tflite`` model: one call in, one array out (or several)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.errors import ModelError
+from edge.runtime.manifest import Manifest, ModelEntry, verify
+
+log = logging.getLogger(__name__)
+
+
+def _interpreter_class() -> Any:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError as exc:
+            raise ModelError(
+                "no TFLite runtime: install 'ai-edge-litert' (or 'tflite-runtime' on 32-bit systems)"
+            ) from exc
+        log.info("using tflite-runtime (ai-edge-litert not installed)")
+        return Interpreter
+    return Interpreter
+
+
+class TfliteModel:
+    """A verified model on the LiteRT interpreter. Not thread-safe: one per worker."""
+
+    def __init__(self, path: str | Path, entry: ModelEntry, *, threads: int = 1) -> None:
+        self.entry = entry
+        self.path = Path(path)
+        try:
+            self._interp = _interpreter_class()(model_path=str(path), num_threads=threads)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"cannot load model {str(path)!r} ({entry.name}): {exc}") from exc
+        self._inputs = self._interp.get_input_details()
+        self._outputs = self._interp.get_output_details()
+        self.threads = threads
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(v) for v in self._inputs[0]["shape"])
+
+    @property
+    def input_dtype(self) -> Any:
+        return self._inputs[0]["dtype"]
+
+    def resize_input(self, shape: tuple[int, ...]) -> None:
+        """Resize a model with a dynamic input (for example a fully convolutional detector)."""
+        if tuple(self.input_shape) != tuple(shape):
+            self._interp.resize_tensor_input(self._inputs[0]["index"], list(shape))
+            self._interp.allocate_tensors()
+            self._inputs = self._interp.get_input_details()
+            self._outputs = self._interp.get_output_details()
+
+    def run(self, tensor: npt.NDArray[Any]) -> list[npt.NDArray[np.float32]]:
+        """Run one inference; returns every output in the model's order."""
+        self._interp.set_tensor(self._inputs[0]["index"], tensor.astype(self.input_dtype, copy=False))
+        self._interp.invoke()
+        return [self._interp.get_tensor(o["index"]) for o in self._outputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [str(o["name"]) for o in self._outputs]
+
+
+def open_model(path: str | Path, manifest: Manifest, *, threads: int = 1) -> TfliteModel:
+    """Verify ``path`` against the manifest, then load it."""
+    entry = verify(path, manifest)
+    return TfliteModel(path, entry, threads=threads)
