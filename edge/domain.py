@@ -176,3 +176,8 @@ class OutgoingMessage:
     payload: bytes
     captured_at: datetime
     kind: str = "read"
+
+
+def as_image(array: object) -> Image:
+    """View an OpenCV result as an 8-bit image (no copy when it already is one)."""
+    return np.asarray(array, dtype=np.uint8)

@@ -1,0 +1,165 @@
+"""Replay and stream sources through OpenCV: a video file, an image folder, a network stream URL.
+
+A replay keeps the recording's own timing: frame ``index`` is the position in the file and the
+timestamp is ``start + position``, so the same file and start give the same frames and times.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cv2
+
+from edge.clock import Clock
+from edge.domain import Frame, Image, as_image
+from edge.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def make_lores(image: Image, size: tuple[int, int]) -> Image:
+    """The detection stream: the full frame scaled to ``size`` (width, height)."""
+    if (image.shape[1], image.shape[0]) == size:
+        return image
+    return as_image(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+
+
+def replay_start(path: Path, given: datetime | None) -> datetime:
+    """Start time of a replay: the one given, the scene sidecar's, or the file's mtime (in that order)."""
+    if given is not None:
+        return given if given.tzinfo else given.replace(tzinfo=UTC)
+    sidecar = path.with_suffix(".json")
+    if sidecar.is_file():
+        try:
+            start = json.loads(sidecar.read_text(encoding="utf-8"))["start_time"]
+            return datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+        except (KeyError, ValueError, json.JSONDecodeError) as exc:
+            raise SourceError(f"scene sidecar {str(sidecar)!r} has no valid 'start_time': {exc}") from exc
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+
+
+class VideoFileSource:
+    """Frames of a video file, timed by the file's frame rate from ``start``."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        lores_size: tuple[int, int],
+        start: datetime | None = None,
+        realtime: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise SourceError(f"video file {str(self.path)!r} does not exist")
+        self.lores_size = lores_size
+        self.start = replay_start(self.path, start)
+        self.realtime = realtime
+        self.fps = 0.0
+        self.corrupt_frames = 0
+
+    def frames(self) -> Iterator[Frame]:
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            if not cap.isOpened():
+                raise SourceError(f"cannot open video {str(self.path)!r}: not a video OpenCV can decode")
+            fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+            if not 0.0 < fps <= 1000.0:
+                log.warning("video %s reports fps %r; assuming 25", self.path, fps)
+                fps = 25.0
+            self.fps = fps
+            yield from self._read(cap, fps)
+        finally:
+            cap.release()
+
+    def _read(self, cap: cv2.VideoCapture, fps: float) -> Iterator[Frame]:
+        index = 0
+        wall0 = time.monotonic()
+        while True:
+            ok, raw = cap.read()
+            if not ok:
+                return
+            image = as_image(raw)
+            if image.ndim != 3:
+                self.corrupt_frames += 1
+                log.warning("frame %d of %s is corrupt; skipped", index, self.path)
+                index += 1
+                continue
+            offset = index / fps
+            if self.realtime:
+                behind = (time.monotonic() - wall0) - offset
+                if behind > 1.0 / fps:  # a live camera would have overwritten this frame
+                    index += 1
+                    continue
+                if behind < 0:
+                    time.sleep(-behind)
+            stamp = self.start + timedelta(seconds=offset)
+            yield Frame(index, stamp, image, make_lores(image, self.lores_size))
+            index += 1
+
+
+class ImageFolderSource:
+    """Images of a folder in name order, timed at ``fps`` from ``start``. Unreadable files are skipped."""
+
+    def __init__(
+        self, path: str | Path, *, lores_size: tuple[int, int], fps: float, start: datetime | None = None
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise SourceError(f"image folder {str(self.path)!r} does not exist")
+        self.lores_size = lores_size
+        self.fps = fps
+        self.start = replay_start(self.path, start)
+        self.corrupt_frames = 0
+
+    def frames(self) -> Iterator[Frame]:
+        files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise SourceError(f"image folder {str(self.path)!r} has no {'/'.join(IMAGE_SUFFIXES)} files")
+        for index, file in enumerate(files):
+            raw = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            if raw is None:
+                self.corrupt_frames += 1
+                log.warning("image %s cannot be decoded; skipped", file)
+                continue
+            image = as_image(raw)
+            stamp = self.start + timedelta(seconds=index / self.fps)
+            yield Frame(index, stamp, image, make_lores(image, self.lores_size))
+
+
+class StreamSource:
+    """A network stream (RTSP, HTTP, ...) through OpenCV, timed by the wall clock."""
+
+    def __init__(self, url: str, *, lores_size: tuple[int, int], clock: Clock, max_failures: int = 50) -> None:
+        self.url = url
+        self.lores_size = lores_size
+        self.clock = clock
+        self.max_failures = max_failures
+        self.corrupt_frames = 0
+
+    def frames(self) -> Iterator[Frame]:
+        cap = cv2.VideoCapture(self.url)
+        try:
+            if not cap.isOpened():
+                raise SourceError(f"cannot open stream {self.url!r}")
+            index, failures = 0, 0
+            while True:
+                ok, raw = cap.read()
+                if not ok or raw is None:
+                    failures += 1
+                    if failures >= self.max_failures:
+                        raise SourceError(f"stream {self.url!r} stopped delivering frames ({failures} failed reads)")
+                    continue
+                failures = 0
+                image = as_image(raw)
+                yield Frame(index, self.clock.now(), image, make_lores(image, self.lores_size))
+                index += 1
+        finally:
+            cap.release()

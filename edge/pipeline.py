@@ -1,0 +1,199 @@
+"""The frame loop: capture -> detect -> read -> track -> privacy -> outbox.
+
+Publishing runs beside it (the publisher drains the outbox), so a slow or absent network never
+stalls the loop. With a live source, capture runs in its own thread into a bounded queue: when the
+loop falls behind, frames are dropped at the queue and counted, never silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Protocol
+
+from edge.capture import FrameSource
+from edge.detect import PlateDetector
+from edge.domain import FormatMatch, Frame, OutgoingMessage, PlateDetection, PlateRead, VehiclePass
+from edge.read import PlateReader
+from edge.track import PlateTracker
+
+log = logging.getLogger(__name__)
+
+CROP_MARGIN = 0.12  # share of the plate box added on each side before OCR
+
+
+class FormatMatcher(Protocol):
+    def match(self, text: str, captured_on: date) -> FormatMatch: ...
+
+
+class PassPreparer(Protocol):
+    """The privacy stage: turns a pass into the message that may leave (or None: nothing leaves)."""
+
+    def prepare(self, vehicle_pass: VehiclePass) -> OutgoingMessage | None: ...
+
+
+class MessageStore(Protocol):
+    """The outbox: a message is durable once ``put`` returns."""
+
+    def put(self, message: OutgoingMessage) -> None: ...
+
+
+@dataclass
+class PipelineStats:
+    frames: int = 0
+    frames_dropped: int = 0
+    frames_detected: int = 0
+    detections: int = 0
+    reads: int = 0
+    reads_rejected: int = 0
+    passes: int = 0
+    messages: int = 0
+    detect_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2048))
+    ocr_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2048))
+    pass_latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2048))
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def fps(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.frames / elapsed if elapsed > 0 else 0.0
+
+
+PassObserver = Callable[[VehiclePass, OutgoingMessage | None], None]
+
+
+class Pipeline:
+    """Runs the stages over every frame of a source. Built only by the composition root."""
+
+    def __init__(
+        self,
+        *,
+        source: FrameSource,
+        detector: PlateDetector,
+        reader: PlateReader,
+        formats: FormatMatcher,
+        tracker: PlateTracker,
+        privacy: PassPreparer,
+        outbox: MessageStore,
+        detect_every: int = 1,
+        min_read_confidence: float = 0.5,
+        live: bool = False,
+        queue_size: int = 4,
+        on_pass: PassObserver | None = None,
+        on_frame: Callable[[Frame], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.detector = detector
+        self.reader = reader
+        self.formats = formats
+        self.tracker = tracker
+        self.privacy = privacy
+        self.outbox = outbox
+        self.detect_every = detect_every
+        self.min_read_confidence = min_read_confidence
+        self.live = live
+        self.queue_size = queue_size
+        self.on_pass = on_pass
+        self.on_frame = on_frame
+        self.stats = PipelineStats()
+
+    def run(self, stop: threading.Event | None = None) -> PipelineStats:
+        """Process frames until the source ends or ``stop`` is set; then end every open track."""
+        stop = stop or threading.Event()
+        self.stats = PipelineStats()
+        frames = self._live_frames(stop) if self.live else self.source.frames()
+        try:
+            for frame in frames:
+                self.process(frame)
+                if stop.is_set():
+                    break
+        finally:
+            self._emit(self.tracker.flush())
+        return self.stats
+
+    def process(self, frame: Frame) -> list[VehiclePass]:
+        """One frame through every stage; returns the passes it completed."""
+        self.stats.frames += 1
+        reads: list[PlateRead] = []
+        if frame.index % self.detect_every == 0:
+            reads = self._reads(frame)
+        passes = self.tracker.update(frame.timestamp, reads, frame.image)
+        self._emit(passes)
+        if self.on_frame is not None:
+            self.on_frame(frame)
+        return passes
+
+    def _reads(self, frame: Frame) -> list[PlateRead]:
+        self.stats.frames_detected += 1
+        t0 = time.perf_counter()
+        found = self.detector.detect(frame.lores)
+        self.stats.detect_ms.append((time.perf_counter() - t0) * 1000.0)
+        self.stats.detections += len(found)
+        sx, sy = frame.scale
+        reads = []
+        for det in found:
+            full = PlateDetection(det.box.scaled(sx, sy), det.confidence, det.corners)
+            read = self._read_one(frame, full)
+            if read is not None:
+                reads.append(read)
+        return reads
+
+    def _read_one(self, frame: Frame, det: PlateDetection) -> PlateRead | None:
+        height, width = frame.image.shape[:2]
+        box = det.box.expanded(CROP_MARGIN).clipped(width, height)
+        if box.w < 8 or box.h < 4:
+            return None
+        crop = frame.image[box.y : box.y + box.h, box.x : box.x + box.w].copy()
+        t0 = time.perf_counter()
+        text = self.reader.read(crop)
+        self.stats.ocr_ms.append((time.perf_counter() - t0) * 1000.0)
+        if not text.text or text.confidence < self.min_read_confidence:
+            self.stats.reads_rejected += 1
+            return None
+        self.stats.reads += 1
+        match = self.formats.match(text.text, frame.timestamp.date())
+        return PlateRead(frame.index, frame.timestamp, det, text, match, crop)
+
+    def _emit(self, passes: list[VehiclePass]) -> None:
+        for vehicle_pass in passes:
+            self.stats.passes += 1
+            message = self.privacy.prepare(vehicle_pass)
+            if message is not None:
+                self.outbox.put(message)  # durable before anything is published
+                self.stats.messages += 1
+            if self.on_pass is not None:
+                self.on_pass(vehicle_pass, message)
+
+    def _live_frames(self, stop: threading.Event) -> Iterator[Frame]:
+        """Capture in a thread; a full queue drops the newest frame and counts it (capture never waits)."""
+        frames: queue.Queue[Frame | BaseException | None] = queue.Queue(maxsize=self.queue_size)
+
+        def capture() -> None:
+            try:
+                for frame in self.source.frames():
+                    if stop.is_set():
+                        break
+                    try:
+                        frames.put_nowait(frame)
+                    except queue.Full:
+                        self.stats.frames_dropped += 1
+            except Exception as exc:  # noqa: BLE001 - handed to the frame loop, which re-raises it
+                frames.put(exc)
+                return
+            frames.put(None)
+
+        thread = threading.Thread(target=capture, name="capture", daemon=True)
+        thread.start()
+        while True:
+            item = frames.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
