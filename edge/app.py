@@ -1,0 +1,135 @@
+"""The composition root: the one place that builds concrete classes from the config and joins them.
+
+Everything else receives its collaborators through its constructor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge import __version__
+from edge.capture import FrameSource
+from edge.capture.picam import PicameraSource
+from edge.capture.video import ImageFolderSource, StreamSource, VideoFileSource
+from edge.clock import Clock, SystemClock
+from edge.config import Config
+from edge.detect.contour import ContourDetectorOptions, ContourPlateDetector
+from edge.errors import ModelError, StateError
+from edge.outbox.store import Outbox
+from edge.pipeline import PassObserver, Pipeline
+from edge.privacy.faces import BlazeFaceDetector
+from edge.privacy.redact import Redactor
+from edge.privacy.stage import PrivacyStage
+from edge.publish.mqtt import MqttPublisher
+from edge.publish.topics import Topics
+from edge.read.formats import FormatSet
+from edge.read.ocr import TflitePlateReader
+from edge.runtime import load_manifest, open_model
+from edge.track import PlateTracker
+
+log = logging.getLogger(__name__)
+
+LIVE_SOURCES = ("picamera", "stream")
+
+
+@dataclass
+class Node:
+    """The running node's parts, open for the lifetime of the ``open_node`` block."""
+
+    config: Config
+    pipeline: Pipeline
+    outbox: Outbox
+    publisher: MqttPublisher | None
+    privacy: PrivacyStage
+
+
+def build_source(config: Config, clock: Clock) -> FrameSource:
+    cap = config.capture
+    if cap.source == "picamera":
+        return PicameraSource(main_size=cap.main_size, lores_size=cap.lores_size, fps=cap.fps, clock=clock)
+    assert cap.path is not None  # guaranteed by CaptureConfig's validator
+    if cap.source == "video":
+        return VideoFileSource(cap.path, lores_size=cap.lores_size, start=cap.start_time, realtime=cap.realtime)
+    if cap.source == "images":
+        return ImageFolderSource(cap.path, lores_size=cap.lores_size, fps=cap.fps, start=cap.start_time)
+    return StreamSource(cap.path, lores_size=cap.lores_size, clock=clock)
+
+
+def ensure_state_dir(path: str) -> Path:
+    state = Path(path)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateError(f"cannot create state directory {path!r}: {exc.strerror or exc}") from exc
+    if not os.access(state, os.W_OK):
+        raise StateError(f"state directory {path!r} is not writable by this user")
+    return state
+
+
+def build_redactor(config: Config) -> Redactor | None:
+    """The face redactor, or None when it cannot run (then no image ever leaves: fail closed)."""
+    privacy = config.privacy
+    try:
+        manifest = load_manifest(config.read.manifest)
+        model = open_model(privacy.face_model, manifest, threads=config.read.threads)
+    except ModelError as exc:
+        if privacy.image != "none":
+            log.error("face redaction cannot run, so no image will leave this node: %s", exc)
+        return None
+    detector = BlazeFaceDetector(model, threshold=privacy.face_threshold)
+    return Redactor(
+        detector,
+        margin=privacy.redaction_margin,
+        detector_name=model.entry.name,
+        model_sha256=model.entry.sha256,
+        threshold=privacy.face_threshold,
+    )
+
+
+@contextmanager
+def open_node(
+    config: Config,
+    *,
+    source: FrameSource | None = None,
+    clock: Clock | None = None,
+    on_pass: PassObserver | None = None,
+) -> Iterator[Node]:
+    """Build and open every part; close them in reverse order (offline status, outbox) on exit."""
+    clock = clock or SystemClock()
+    state = ensure_state_dir(config.node.state_dir)
+    manifest = load_manifest(config.read.manifest)
+    reader = TflitePlateReader(open_model(config.read.model, manifest, threads=config.read.threads))
+    formats = FormatSet.load(config.read.formats, config.read.formats_file)
+    detector = ContourPlateDetector(
+        ContourDetectorOptions(min_width=config.detect.min_plate_width, min_confidence=config.detect.min_confidence)
+    )
+    topics = Topics(config.mqtt.topic_prefix if config.mqtt else "anpr", config.node.site, config.node.camera)
+    redactor = build_redactor(config) if config.privacy.image != "none" else None
+    privacy = PrivacyStage(config.privacy, config.node, topic=topics.reads, redactor=redactor, clock=clock)
+    with ExitStack() as stack:
+        outbox = stack.enter_context(Outbox(state / "outbox.sqlite", config.outbox, clock))
+        publisher = None
+        if config.mqtt is not None:
+            publisher = stack.enter_context(
+                MqttPublisher(config.mqtt, config.node, outbox, clock, software_version=__version__)
+            )
+        pipeline = Pipeline(
+            source=source or build_source(config, clock),
+            detector=detector,
+            reader=reader,
+            formats=formats,
+            tracker=PlateTracker(config.track),
+            privacy=privacy,
+            outbox=outbox,
+            detect_every=config.detect.every_n_frames,
+            min_read_confidence=config.read.min_confidence,
+            live=source is None and config.capture.source in LIVE_SOURCES,
+            queue_size=config.capture.queue_size,
+            on_pass=on_pass,
+        )
+        yield Node(config=config, pipeline=pipeline, outbox=outbox, publisher=publisher, privacy=privacy)
