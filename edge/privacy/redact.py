@@ -1,0 +1,166 @@
+"""Irreversible face redaction, and the :class:`Redactor` that fails closed.
+
+:func:`redact` is a pure function: it returns a new image in which every face box, grown by a
+margin and clipped to the image, is replaced by a solid fill or by a coarse mosaic with added
+noise. Never a blur: a blur keeps enough of the signal to be partly undone; a mosaic of at most
+``cells`` blocks across with random noise on each block does not.
+
+:class:`Redactor` is what the node runs on every image that may leave it. Any error from the
+detector, a run over the time budget, or a second pass that still finds a face in the output
+raises :class:`RedactionFailed`, and the caller drops the image (the read goes without it).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from edge.clock import monotonic_ns
+from edge.domain import Box, Image, Redaction
+from edge.privacy import FaceDetector
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["fill", "mosaic"]
+MODES: tuple[Mode, ...] = ("fill", "mosaic")
+FILL_VALUE = 128  # mid grey: carries nothing of the region it covers
+
+
+class RedactionFailed(Exception):  # noqa: N818 - the name says what the caller must handle
+    """The image could not be redacted with certainty: drop it.
+
+    ``regions`` are the areas the first pass redacted (empty when the detector failed); ``reason``
+    is one of ``detector_error``, ``timeout``, ``second_pass``.
+    """
+
+    def __init__(self, message: str, *, reason: str, regions: Sequence[Box] = ()) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.regions = tuple(regions)
+
+
+def redaction_regions(boxes: Sequence[Box], *, margin: float, width: int, height: int) -> list[Box]:
+    """Each box grown by ``margin`` (a share of its size, every side) and clipped; empty ones dropped."""
+    if margin < 0:
+        raise ValueError(f"margin {margin} must be >= 0")
+    grown = (b.expanded(margin).clipped(width, height) for b in boxes)
+    return [b for b in grown if b.area > 0]
+
+
+def redact(image: Image, boxes: Sequence[Box], *, margin: float, mode: Mode = "mosaic",
+           rng: np.random.Generator, cells: int = 5, noise: int = 48) -> Image:
+    """A copy of ``image`` with every box (grown by ``margin``, clipped) filled or mosaicked.
+
+    ``mosaic``: the region is averaged into at most ``cells`` blocks along its longer side (each
+    block at least 4 pixels), uniform noise in [-noise, noise] is added to every block, and the blocks
+    are painted flat. ``fill``: the region is painted mid grey. The input is never modified.
+    """
+    if mode not in MODES:
+        raise ValueError(f"redaction mode {mode!r} is not one of {list(MODES)}")
+    if cells < 1:
+        raise ValueError(f"cells {cells} must be >= 1")
+    height, width = image.shape[:2]
+    out = image.copy()
+    for r in redaction_regions(boxes, margin=margin, width=width, height=height):
+        view = out[r.y:r.y + r.h, r.x:r.x + r.w]
+        if mode == "fill":
+            view[...] = FILL_VALUE
+        else:
+            view[...] = _mosaic(view, cells=cells, noise=noise, rng=rng)
+    return out
+
+
+def _mosaic(region: Image, *, cells: int, noise: int, rng: np.random.Generator) -> Image:
+    h, w = region.shape[:2]
+    block = max(4, math.ceil(max(h, w) / cells))
+    nx, ny = max(1, math.ceil(w / block)), max(1, math.ceil(h / block))
+    small = np.asarray(cv2.resize(region, (nx, ny), interpolation=cv2.INTER_AREA), dtype=np.int16)
+    small = small.reshape(ny, nx, -1) if region.ndim == 3 else small.reshape(ny, nx)
+    small = small + rng.integers(-noise, noise + 1, size=small.shape, dtype=np.int16)
+    big = np.repeat(np.repeat(np.clip(small, 0, 255).astype(np.uint8), block, axis=0), block, axis=1)
+    return big[:h, :w]
+
+
+class Redactor:
+    """Detect faces, redact them (plus any carried-over boxes), check the output again; fail closed.
+
+    ``second_pass`` may be the same detector object. ``budget_ms`` bounds the whole call (both passes),
+    measured with ``clock_ns`` (monotonic); a detector cannot be interrupted mid-run, so an over-long
+    run is refused when it returns. Not thread-safe when the detectors are not.
+    """
+
+    def __init__(self, detector: FaceDetector, *, margin: float, second_pass: FaceDetector | None,
+                 detector_name: str, model_sha256: str, threshold: float, mode: Mode = "mosaic",
+                 budget_ms: float | None = None, rng: np.random.Generator | None = None,
+                 clock_ns: Callable[[], int] = monotonic_ns) -> None:
+        if mode not in MODES:
+            raise ValueError(f"redaction mode {mode!r} is not one of {list(MODES)}")
+        if margin < 0:
+            raise ValueError(f"margin {margin} must be >= 0")
+        if budget_ms is not None and budget_ms <= 0:
+            raise ValueError(f"budget_ms {budget_ms} must be > 0 (or None for no time limit)")
+        self.detector = detector
+        self.second_pass = second_pass
+        self.margin = margin
+        self.mode = mode
+        self.budget_ms = budget_ms
+        self.detector_name = detector_name
+        self.model_sha256 = model_sha256
+        self.threshold = threshold
+        self._rng = rng if rng is not None else np.random.default_rng()
+        self._clock_ns = clock_ns
+
+    def faces(self, image: Image) -> list[Box]:
+        """First-pass face boxes (image pixels), e.g. to carry to the next frames of a vehicle pass."""
+        return self._detect(self.detector, image, "detector", [])
+
+    def redact_image(self, image: Image, extra_boxes: Sequence[Box] = ()) -> tuple[Image, Redaction]:
+        """Redacted copy of ``image`` and its record; raises :class:`RedactionFailed` instead of leaking."""
+        start = self._clock_ns()
+        boxes = [*self.faces(image), *extra_boxes]
+        self._check_time(start, "first pass", [])
+        height, width = image.shape[:2]
+        regions = redaction_regions(boxes, margin=self.margin, width=width, height=height)
+        out = redact(image, regions, margin=0.0, mode=self.mode, rng=self._rng)
+        second = 0
+        if self.second_pass is not None:
+            left = self._detect(self.second_pass, out, "second-pass detector", regions)
+            if left:
+                raise RedactionFailed(
+                    f"second pass found {len(left)} face(s) after redaction at {[_fmt(b) for b in left]}: "
+                    "image dropped", reason="second_pass", regions=regions,
+                )
+            second = len(left)
+        self._check_time(start, "redaction", regions)
+        return out, Redaction(
+            detector=self.detector_name, model_sha256=self.model_sha256, threshold=self.threshold,
+            regions=len(regions), second_pass_faces=second,
+        )
+
+    def _detect(self, detector: FaceDetector, image: Image, what: str, regions: Sequence[Box]) -> list[Box]:
+        try:
+            return list(detector.detect(image))
+        except Exception as exc:  # fail closed on anything the detector raises (re-raised below)
+            raise RedactionFailed(
+                f"{what} {self.detector_name} failed ({type(exc).__name__}: {exc}): image dropped",
+                reason="detector_error", regions=regions,
+            ) from exc
+
+    def _check_time(self, start_ns: int, what: str, regions: Sequence[Box]) -> None:
+        if self.budget_ms is None:
+            return
+        spent_ms = (self._clock_ns() - start_ns) / 1e6
+        if spent_ms > self.budget_ms:
+            raise RedactionFailed(
+                f"{what} took {spent_ms:.1f} ms, over the budget of {self.budget_ms:g} ms: image dropped",
+                reason="timeout", regions=regions,
+            )
+
+
+def _fmt(b: Box) -> str:
+    return f"{b.w}x{b.h}+{b.x}+{b.y}"
