@@ -86,6 +86,16 @@ class TrackConfig(_Section):
     match_iou: float = Field(0.1, ge=0.0, le=1.0, description="Least box overlap for a sighting to join a track.")
 
 
+class RetentionConfig(_Section):
+    non_hit_reads_s: float = Field(
+        86_400.0, ge=0, le=31 * 86_400, description="Longest a read that hit no hotlist is kept on the node."
+    )
+    hit_reads_s: float = Field(31 * 86_400.0, ge=0, le=366 * 86_400, description="Longest a hotlist hit is kept.")
+    images_s: float = Field(86_400.0, ge=0, le=31 * 86_400, description="Longest an image is kept on the node.")
+    logs_s: float = Field(31 * 86_400.0, ge=0, le=366 * 86_400, description="Longest an audit entry is kept.")
+    purge_interval_s: float = Field(300.0, ge=1, le=86_400, description="Seconds between purges (also at start).")
+
+
 class PrivacyConfig(_Section):
     fields: tuple[
         Literal["plate", "time", "seq", "site", "camera", "confidence", "format", "direction", "zone", "first_seen",
@@ -109,6 +119,29 @@ class PrivacyConfig(_Section):
     face_threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Face score above which a region is redacted.")
     redaction_margin: float = Field(0.25, ge=0.0, le=2.0, description="Extra margin around each face, as a share.")
     jpeg_quality: int = Field(80, ge=30, le=95, description="JPEG quality of published images.")
+    pseudonym_rotation: Literal["daily", "weekly", "monthly"] = Field(
+        "daily", description="How often the pseudonym key changes (UTC periods, derived from the key file)."
+    )
+    hit_image: Literal["none", "plate_patch", "redacted_overview"] = Field(
+        "none", description="Image a hotlist hit may carry when it is more than `image` (that read only)."
+    )
+    hotlist_file: str | None = Field(None, description="Checksummed or signed hotlist file (JSON, anpr.hotlist/1).")
+    hotlist_key_file: str | None = Field(
+        None, description="Key for hashing hotlist plates; needed for pre-hashed entries. Default: a random key."
+    )
+    hotlist_signing_key_file: str | None = Field(
+        None, description="HMAC key the hotlist must be signed with; when set, unsigned files are refused."
+    )
+    hotlist_grace_s: float = Field(
+        86_400.0, ge=0, le=86_400, description="A hotlist expires this long after its valid_until."
+    )
+    hotlist_confusables: int = Field(
+        1, ge=0, le=3, description="Confusable characters (O/0, I/1, S/5, B/8, Z/2) a hotlist match may differ by."
+    )
+    audit_file: str = Field(
+        "audit.jsonl", description="Hash-chained log of what left the node (relative to node.state_dir)."
+    )
+    retention: RetentionConfig = Field(RetentionConfig(), description="Longest each class of data is kept.")
 
     @model_validator(mode="after")
     def _minimum_fields(self) -> PrivacyConfig:
@@ -117,6 +150,12 @@ class PrivacyConfig(_Section):
             raise ValueError(f"privacy.fields must include {sorted(missing)} (the minimum of a read)")
         if self.plate_mode == "pseudonymised" and not self.pseudonym_key_file:
             raise ValueError("privacy.pseudonym_key_file is required when privacy.plate_mode is 'pseudonymised'")
+        hit_driven = self.image_when == "hotlist_hit" or self.hit_image != "none"
+        if (self.plate_mode == "hotlist_only" or hit_driven) and not self.hotlist_file:
+            raise ValueError(
+                "privacy.hotlist_file is required when privacy.plate_mode is 'hotlist_only', "
+                "privacy.image_when is 'hotlist_hit' or privacy.hit_image is not 'none'"
+            )
         return self
 
 
