@@ -1,0 +1,235 @@
+"""The privacy stage: ids and sequence numbers, image decision, fail-closed redaction, audit, no plate in logs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.config.model import NodeConfig, PrivacyConfig
+from edge.domain import Box, FormatMatch, Image, PlateDetection, PlateRead, PlateText, Redaction, VehiclePass
+from edge.privacy.redact import RedactionFailed
+from edge.privacy.stage import PrivacyStage
+
+T0 = datetime(2026, 11, 22, 8, 30, 15, 123000, tzinfo=UTC)
+NODE = NodeConfig(site="depot-1", camera="gate-a")
+TOPIC = "anpr/depot-1/gate-a/reads"
+BASE = ("time", "seq", "site", "camera")
+
+
+class FakeClock:
+    def __init__(self, t: datetime = T0) -> None:
+        self.t = t
+
+    def now(self) -> datetime:
+        return self.t
+
+
+class GreyRedactor:
+    """Covers the whole image in grey and reports one region: a real, if crude, redactor."""
+
+    def __init__(self, second_pass_faces: int = 0) -> None:
+        self.calls: list[tuple[int, ...]] = []
+        self.second_pass_faces = second_pass_faces
+
+    def redact_image(self, image: Image, extra_boxes: Sequence[Box] = ()) -> tuple[Image, Redaction]:
+        self.calls.append(image.shape)
+        out = np.full_like(image, 128)
+        return out, Redaction("fake-grey", "a" * 64, 0.5, 1, self.second_pass_faces)
+
+
+class FailingRedactor:
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def redact_image(self, image: Image, extra_boxes: Sequence[Box] = ()) -> tuple[Image, Redaction]:
+        raise self.exc
+
+
+class SetHotlist:
+    def __init__(self, *plates: str) -> None:
+        self.plates = set(plates)
+
+    def match(self, plate: str, now: datetime) -> bool:
+        return plate in self.plates
+
+
+class ListAudit:
+    def __init__(self, fail: bool = False) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self.fail = fail
+
+    def append(self, *, read_id: str, fields: Sequence[str], image: bool, policy_version: str,
+               time: datetime) -> str:
+        if self.fail:
+            raise OSError(28, "No space left on device")
+        self.entries.append({"read_id": read_id, "fields": list(fields), "image": image, "policy": policy_version})
+        return "0" * 64
+
+
+def make_pass(plate: str = "AB12CDE", track_id: int = 3, t: datetime = T0) -> VehiclePass:
+    rng = np.random.default_rng(track_id)
+    crop = rng.integers(0, 255, (24, 110, 3), dtype=np.uint8)
+    read = PlateRead(
+        frame_index=7, timestamp=t, detection=PlateDetection(Box(10, 20, 110, 24), 0.9),
+        raw=PlateText(plate, (0.9,) * len(plate)), match=FormatMatch(plate, "uk_current", False, plate), crop=crop,
+    )
+    return VehiclePass(
+        track_id=track_id, plate=plate, display=plate, format_name="uk_current", confidence=0.9, first_seen=t,
+        last_seen=t + timedelta(seconds=1), sightings=4, best=read,
+        overview=rng.integers(0, 255, (90, 160, 3), dtype=np.uint8),
+    )
+
+
+def stage(policy: PrivacyConfig, **kwargs: Any) -> PrivacyStage:
+    kwargs.setdefault("redactor", GreyRedactor())
+    kwargs.setdefault("clock", FakeClock())
+    return PrivacyStage(policy, NODE, TOPIC, **kwargs)
+
+
+def payload(msg: Any) -> dict[str, Any]:
+    assert msg is not None
+    body: dict[str, Any] = json.loads(msg.payload)
+    return body
+
+
+def test_messages_get_increasing_seq_and_a_unique_id_of_the_contract_form() -> None:
+    s = stage(PrivacyConfig(), seq_start=41)
+    msgs = [s.prepare(make_pass(track_id=i)) for i in range(3)]
+    ids = [m.message_id for m in msgs if m is not None]
+    assert [payload(m)["seq"] for m in msgs] == [41, 42, 43]
+    assert len(set(ids)) == 3
+    for m, i in zip(msgs, ids, strict=True):
+        assert re.fullmatch(r"depot-1\.gate-a\.\d+\.[0-9a-f]{8}", i)
+        assert m is not None
+        assert payload(m)["id"] == i
+        assert (m.topic, m.captured_at) == (TOPIC, T0)
+    assert s.next_seq == 44
+
+
+def test_the_id_is_stable_for_the_same_pass_and_seq() -> None:
+    a = stage(PrivacyConfig(), seq_start=9).prepare(make_pass())
+    b = stage(PrivacyConfig(), seq_start=9).prepare(make_pass())
+    assert a is not None
+    assert b is not None
+    assert a.message_id == b.message_id
+
+
+def test_payload_is_compact_json_with_exactly_the_allowed_keys() -> None:
+    msg = stage(PrivacyConfig()).prepare(make_pass())
+    assert msg is not None
+    assert b" " not in msg.payload
+    assert set(payload(msg)) == {"id", "schema", "plate", "time", "seq", "site", "camera", "confidence"}
+
+
+@pytest.mark.parametrize(("kind", "shape"), [("plate_patch", (24, 110)), ("redacted_overview", (90, 160))])
+def test_every_image_goes_through_the_redactor_and_leaves_as_jpeg(kind: str, shape: tuple[int, int]) -> None:
+    redactor = GreyRedactor()
+    s = stage(PrivacyConfig(image=kind, jpeg_quality=90), redactor=redactor)
+    image = payload(s.prepare(make_pass()))["image"]
+    assert redactor.calls == [(*shape, 3)]
+    assert (image["kind"], image["content_type"], image["height"], image["width"]) == (kind, "image/jpeg", *shape)
+    assert image["redaction"] == {"detector": "fake-grey", "model_sha256": "a" * 64, "threshold": 0.5,
+                                  "regions": 1, "second_pass_faces": 0}
+    decoded = cv2.imdecode(np.frombuffer(base64.b64decode(image["data"]), np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape == (*shape, 3)
+    assert abs(float(decoded.mean()) - 128) < 3  # the redacted image, not the original
+    assert s.stats.images_attached == 1
+
+
+@pytest.mark.parametrize("redactor", [
+    FailingRedactor(RedactionFailed("model missing", reason="model")),
+    FailingRedactor(RuntimeError("interpreter crashed")),
+    FailingRedactor(TimeoutError("face detection took 900 ms")),
+    GreyRedactor(second_pass_faces=1),
+    None,
+], ids=["redaction-failed", "any-error", "time-out", "second-pass-face", "no-redactor"])
+def test_redaction_fails_closed_the_read_goes_without_its_image(redactor: Any) -> None:
+    s = stage(PrivacyConfig(image="redacted_overview"), redactor=redactor)
+    body = payload(s.prepare(make_pass()))
+    assert "image" not in body
+    assert body["plate"] == "AB12CDE"
+    assert s.stats.redaction_failures == 1
+    assert s.stats.images_dropped == 1
+    assert s.stats.images_attached == 0
+
+
+def test_hotlist_only_non_hits_send_nothing_and_consume_no_seq() -> None:
+    policy = PrivacyConfig(plate_mode="hotlist_only", hotlist_file="h.json")
+    s = stage(policy, hotlist=SetHotlist("XY51ZZZ"))
+    assert s.prepare(make_pass("AB12CDE")) is None
+    assert s.prepare(make_pass("CD34EFG")) is None
+    hit = payload(s.prepare(make_pass("XY51ZZZ")))
+    assert (hit["seq"], hit["plate"], hit["hotlist_hit"]) == (0, "XY51ZZZ", True)
+    assert (s.stats.reads_suppressed, s.stats.hotlist_hits, s.stats.reads_prepared) == (2, 1, 1)
+
+
+def test_hotlist_only_without_a_hotlist_sends_nothing() -> None:
+    s = stage(PrivacyConfig(plate_mode="hotlist_only", hotlist_file="h.json"), hotlist=None)
+    assert s.prepare(make_pass()) is None
+
+
+def test_image_only_on_a_hit_and_a_hit_raises_the_image_for_that_read_only() -> None:
+    on_hit = stage(PrivacyConfig(image="plate_patch", image_when="hotlist_hit", hotlist_file="h"),
+                   hotlist=SetHotlist("XY51ZZZ"))
+    assert "image" not in payload(on_hit.prepare(make_pass("AB12CDE")))
+    assert payload(on_hit.prepare(make_pass("XY51ZZZ")))["image"]["kind"] == "plate_patch"
+    raised = stage(PrivacyConfig(image="plate_patch", hit_image="redacted_overview", hotlist_file="h"),
+                   hotlist=SetHotlist("XY51ZZZ"))
+    kinds = [payload(raised.prepare(make_pass(p)))["image"]["kind"] for p in ("XY51ZZZ", "AB12CDE")]
+    assert kinds == ["redacted_overview", "plate_patch"]
+
+
+def test_pseudonymised_stage_reads_its_key_file_and_sends_no_plate_text(tmp_path: Any) -> None:
+    key = tmp_path / "pseudonym.key"
+    key.write_text("11" * 32)
+    s = stage(PrivacyConfig(plate_mode="pseudonymised", pseudonym_key_file=str(key)))
+    msg = s.prepare(make_pass())
+    assert msg is not None
+    assert b"AB12CDE" not in msg.payload
+    assert set(payload(msg)) >= {"plate_hash", "key_id"}
+
+
+def test_every_message_is_audited_with_its_fields_and_image_flag() -> None:
+    audit = ListAudit()
+    s = stage(PrivacyConfig(image="plate_patch"), audit=audit)
+    msg = s.prepare(make_pass())
+    assert msg is not None
+    assert audit.entries == [{"read_id": msg.message_id, "fields": sorted(payload(msg)), "image": True,
+                              "policy": s.policy_version}]
+
+
+def test_a_read_that_cannot_be_audited_does_not_leave() -> None:
+    s = stage(PrivacyConfig(), audit=ListAudit(fail=True))
+    assert s.prepare(make_pass()) is None
+    assert s.stats.audit_failures == 1
+
+
+def test_clock_unsynced_flag_is_passed_through() -> None:
+    s = stage(PrivacyConfig())
+    assert payload(s.prepare(make_pass(), clock_unsynced=True))["clock_unsynced"] is True
+    assert "clock_unsynced" not in payload(s.prepare(make_pass()))
+
+
+def test_the_plate_text_is_never_logged_at_info_or_above(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    s = stage(PrivacyConfig(image="plate_patch", hotlist_file="h"), redactor=FailingRedactor(RuntimeError("x")),
+              hotlist=SetHotlist("AB12CDE"))
+    s.prepare(make_pass("AB12CDE"))
+    assert caplog.records, "the dropped image should have been logged"
+    for record in caplog.records:
+        if record.levelno >= logging.INFO:
+            assert "AB12CDE" not in record.getMessage()
+
+
+def test_stats_snapshot_has_the_health_counters() -> None:
+    snap = stage(PrivacyConfig()).stats.snapshot()
+    assert {"redaction_failures", "images_dropped", "reads_prepared"} <= set(snap)
