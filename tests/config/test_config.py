@@ -1,0 +1,92 @@
+"""Config is validated once, and every refusal names the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.cli import main
+from edge.config import load_config, parse_config
+from edge.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+MINIMAL = {"node": {"site": "a40", "camera": "cam1"}}
+
+
+def test_shipped_example_and_demo_configs_are_valid() -> None:
+    for name in ("example.yaml", "demo.yaml"):
+        config = load_config(ROOT / "config" / name)
+        assert config.node.site
+
+
+def test_minimal_config_gets_private_defaults() -> None:
+    config = parse_config(MINIMAL)
+    assert config.privacy.image == "none"
+    assert config.mqtt is None
+    assert set(config.privacy.fields) >= {"time", "seq", "site", "camera"}
+
+
+def test_unknown_key_is_named_with_the_allowed_keys() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({**MINIMAL, "capture": {"sorce": "video"}})
+    assert "capture.sorce: unknown key" in str(err.value)
+    assert "source" in str(err.value)
+
+
+def test_wrong_type_names_key_and_value() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({**MINIMAL, "read": {"threads": "many"}})
+    assert "read.threads = 'many'" in str(err.value)
+
+
+def test_impossible_value_names_the_limit() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({**MINIMAL, "mqtt": {"port": 70000, "insecure_lab_mode": True}})
+    assert "mqtt.port = 70000" in str(err.value)
+    assert "65535" in str(err.value)
+
+
+def test_choice_lists_the_allowed_values() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({**MINIMAL, "privacy": {"image": "full_frame"}})
+    assert "privacy.image = 'full_frame'" in str(err.value)
+    assert "'redacted_overview'" in str(err.value)
+
+
+def test_plain_tcp_needs_explicit_lab_mode() -> None:
+    with pytest.raises(ConfigError, match=r"mqtt.tls is required"):
+        parse_config({**MINIMAL, "mqtt": {"host": "broker"}})
+
+
+def test_allow_list_cannot_drop_the_minimum_of_a_read() -> None:
+    with pytest.raises(ConfigError, match=r"must include \['seq'\]"):
+        parse_config({**MINIMAL, "privacy": {"fields": ["plate", "time", "site", "camera"]}})
+
+
+def test_replay_source_needs_a_path() -> None:
+    with pytest.raises(ConfigError, match=r"capture.path is required"):
+        parse_config({**MINIMAL, "capture": {"source": "video"}})
+
+
+def test_check_config_exits_2_with_a_precise_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("node:\n  site: a40\n  camera: cam1\ncapture:\n  fps: -3\n", encoding="utf-8")
+    assert main(["check-config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "capture.fps = -3" in err
+    assert "greater than 0" in err
+
+
+def test_check_config_of_a_good_file_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(ROOT / "config" / "example.yaml")]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_broken_yaml_and_missing_file_are_config_errors(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("node: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "absent.yaml")

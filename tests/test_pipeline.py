@@ -1,0 +1,88 @@
+"""The frame loop joins the stages: each vehicle pass reaches the outbox once, through the privacy stage."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from support.fakes import FixedReader, JsonPrivacy, ListOutbox, ListSource, PassThroughFormats, ScriptedDetector
+
+from edge.config import TrackConfig
+from edge.domain import Box
+from edge.pipeline import Pipeline
+from edge.track import PlateTracker
+
+
+def _pipeline(source: ListSource, detector: ScriptedDetector, outbox: ListOutbox, **kw: object) -> Pipeline:
+    return Pipeline(
+        source=source,
+        detector=detector,
+        reader=FixedReader("AB12CDE"),
+        formats=PassThroughFormats(),
+        tracker=PlateTracker(TrackConfig(max_gap_s=0.2, min_sightings=2)),
+        privacy=JsonPrivacy(),
+        outbox=outbox,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_one_vehicle_seen_in_many_frames_gives_one_message() -> None:
+    script = {i: [Box(20 + i, 40, 40, 9)] for i in range(10)}
+    outbox = ListOutbox()
+    stats = _pipeline(ListSource(30), ScriptedDetector(script), outbox).run()
+    assert stats.frames == 30
+    assert stats.passes == 1
+    assert [json.loads(m.payload)["plate"] for m in outbox.messages] == ["AB12CDE"]
+
+
+def test_detections_are_cropped_from_the_full_resolution_frame() -> None:
+    seen = []
+
+    class Spy(FixedReader):
+        def read(self, crop):  # type: ignore[no-untyped-def]
+            seen.append(crop.shape)
+            return super().read(crop)
+
+    pipe = _pipeline(ListSource(3), ScriptedDetector({0: [Box(10, 10, 40, 10)]}), ListOutbox())
+    pipe.reader = Spy("AB12CDE")
+    pipe.run()
+    # lores is half size: a 40x10 lores box is 80x20 at full resolution, plus the crop margin
+    assert seen and seen[0][1] >= 80 and seen[0][0] >= 20
+
+
+def test_detection_can_run_on_a_subset_of_frames() -> None:
+    detector = ScriptedDetector({})
+    _pipeline(ListSource(12), detector, ListOutbox(), detect_every=3).run()
+    assert detector.calls == 4
+
+
+def test_a_vanished_live_source_raises_after_open_tracks_are_flushed() -> None:
+    script = {i: [Box(20, 40, 40, 9)] for i in range(5)}
+    outbox = ListOutbox()
+    pipe = _pipeline(ListSource(100, fail_after=5), ScriptedDetector(script), outbox, live=True)
+    with pytest.raises(RuntimeError, match="camera vanished"):
+        pipe.run()
+    assert len(outbox.messages) == 1  # what was already captured is not lost
+
+
+def test_low_confidence_reads_are_rejected_and_counted() -> None:
+    pipe = _pipeline(ListSource(5), ScriptedDetector({i: [Box(20, 40, 40, 9)] for i in range(5)}), ListOutbox())
+    pipe.reader = FixedReader("AB12CDE", conf=0.2)
+    stats = pipe.run()
+    assert stats.reads == 0
+    assert stats.reads_rejected == 5
+    assert stats.passes == 0
+
+
+def test_a_slow_loop_drops_live_frames_and_counts_every_drop() -> None:
+    import time
+
+    class SlowDetector(ScriptedDetector):
+        def detect(self, image):  # type: ignore[no-untyped-def]
+            time.sleep(0.005)
+            return super().detect(image)
+
+    pipe = _pipeline(ListSource(200), SlowDetector({}), ListOutbox(), live=True, queue_size=1)
+    stats = pipe.run()
+    assert stats.frames_dropped > 0
+    assert stats.frames + stats.frames_dropped == 200
