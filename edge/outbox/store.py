@@ -1,0 +1,348 @@
+"""The durable outbox: every message is committed to disk before MQTT sees it.
+
+One SQLite file (``<state_dir>/outbox.sqlite``) in WAL mode. ``put`` commits with
+``synchronous=FULL`` (the write-ahead log is fsynced before ``put`` returns, so a read survives
+a power cut); acknowledgements commit with ``synchronous=NORMAL``: an ack lost to a power cut
+only means the read is sent again, which receivers drop by id (at-least-once).
+
+The outbox is bounded by bytes (payload + topic + id) and by age, both from
+:class:`edge.config.model.OutboxConfig`. When a bound is hit the oldest messages (capture order)
+go first; every drop is counted (persisted across restarts) and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+
+from edge.clock import Clock
+from edge.config.model import OutboxConfig
+from edge.domain import OutgoingMessage
+from edge.errors import StateError
+
+log = logging.getLogger(__name__)
+
+FILENAME = "outbox.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id TEXT NOT NULL UNIQUE,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    captured_us INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_capture_order ON messages (captured_us, seq);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+_COUNTERS = ("dropped_age", "dropped_bytes", "rejected")
+
+
+@dataclass(frozen=True, slots=True)
+class DropCounts:
+    """Messages removed without reaching the broker, since the outbox file was created."""
+
+    by_age: int = 0  # older than OutboxConfig.max_age_s
+    by_bytes: int = 0  # pushed out by OutboxConfig.max_bytes
+    rejected: int = 0  # failed schema validation, never published
+
+    @property
+    def total(self) -> int:
+        return self.by_age + self.by_bytes + self.rejected
+
+
+def _to_us(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        raise ValueError(f"captured_at {dt.isoformat()} has no time zone: the outbox needs UTC datetimes")
+    delta = dt.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _from_us(us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+
+
+def _size(msg: OutgoingMessage) -> int:
+    return len(msg.payload) + len(msg.topic.encode()) + len(msg.message_id.encode())
+
+
+class Outbox:
+    """Durable FIFO (capture order) of :class:`OutgoingMessage`; thread-safe.
+
+    Use as a context manager. Safe for one producer thread (``put``) and one dispatcher thread
+    (``pending``/``ack``/``reject``) at once: all access goes through one lock.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], config: OutboxConfig, clock: Clock) -> None:
+        self._path = Path(path)
+        self._config = config
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._bytes = 0
+
+    @classmethod
+    def in_state_dir(cls, state_dir: str | os.PathLike[str], config: OutboxConfig, clock: Clock) -> Outbox:
+        return cls(Path(state_dir) / FILENAME, config, clock)
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def config(self) -> OutboxConfig:
+        return self._config
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def open(self) -> Outbox:
+        directory = self._path.parent
+        if not directory.is_dir():
+            raise StateError(f"state directory {directory} does not exist: create it (systemd StateDirectory=)")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise StateError(f"state directory {directory} is not writable by this user: the outbox needs it")
+        try:
+            db = sqlite3.connect(self._path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StateError(f"outbox {self._path}: SQLite refused WAL mode (got {mode!r})")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+            self._bytes = int(db.execute("SELECT COALESCE(SUM(size), 0) FROM messages").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise StateError(f"outbox {self._path} cannot be opened: {exc}") from exc
+        self._db = db
+        depth = self.depth()
+        if depth:
+            log.info("outbox %s: %d message(s) pending from before, replaying in capture order", self._path, depth)
+        return self
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def __enter__(self) -> Outbox:
+        return self.open()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StateError(f"outbox {self._path} is not open (use it as a context manager)")
+        return self._db
+
+    # -- producer --------------------------------------------------------------------------
+
+    def put(self, msg: OutgoingMessage) -> None:
+        """Store ``msg`` durably (fsynced before returning). A known message_id is ignored."""
+        size = _size(msg)
+        captured = _to_us(msg.captured_at)
+        with self._lock:
+            db = self._conn()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO messages (message_id, topic, payload, captured_us, kind, size)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (msg.message_id, msg.topic, msg.payload, captured, msg.kind, size),
+                )
+                if cur.rowcount == 0:
+                    db.execute("ROLLBACK")
+                    log.debug("outbox: message %s is already stored, not added twice", msg.message_id)
+                    return
+                self._bytes += size
+                dropped = self._evict_locked(db)
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(db)
+                self._bytes = int(db.execute("SELECT COALESCE(SUM(size), 0) FROM messages").fetchone()[0])
+                raise StateError(f"outbox {self._path}: cannot store message {msg.message_id}: {exc}") from exc
+        self._log_drops(dropped)
+
+    # -- dispatcher ------------------------------------------------------------------------
+
+    def pending(self, limit: int) -> list[OutgoingMessage]:
+        """Up to ``limit`` stored messages, oldest capture first (messages past max age are dropped)."""
+        if limit <= 0:
+            return []
+        with self._lock:
+            db = self._conn()
+            dropped = self._expire_locked(db)
+            rows = db.execute(
+                "SELECT message_id, topic, payload, captured_us, kind FROM messages"
+                " ORDER BY captured_us, seq LIMIT ?",
+                (limit,),
+            ).fetchall()
+        self._log_drops(dropped)
+        return [OutgoingMessage(r[0], r[1], bytes(r[2]), _from_us(r[3]), r[4]) for r in rows]
+
+    def ack(self, message_id: str) -> None:
+        """The broker acknowledged ``message_id``: delete it."""
+        self.ack_many([message_id])
+
+    def ack_many(self, message_ids: list[str]) -> None:
+        """Delete several acknowledged messages in one transaction."""
+        if not message_ids:
+            return
+        with self._lock:
+            db = self._conn()
+            db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                self._delete_locked(db, message_ids)
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(db)
+                raise StateError(f"outbox {self._path}: cannot delete acknowledged messages: {exc}") from exc
+            finally:
+                db.execute("PRAGMA synchronous=FULL")
+
+    def reject(self, message_id: str, reason: str) -> None:
+        """Remove a message that must never be published (e.g. it fails its schema); counted."""
+        with self._lock:
+            db = self._conn()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                removed = self._delete_locked(db, [message_id])
+                if removed:
+                    self._bump_locked(db, "rejected", removed)
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(db)
+                raise StateError(f"outbox {self._path}: cannot reject message {message_id}: {exc}") from exc
+        if removed:
+            log.error("outbox: message %s rejected and removed, never published: %s", message_id, reason)
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def depth(self) -> int:
+        with self._lock:
+            return int(self._conn().execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+    def size_bytes(self) -> int:
+        with self._lock:
+            return self._bytes
+
+    def oldest_age_s(self) -> float | None:
+        """Age of the oldest stored message (by capture time), None when empty."""
+        with self._lock:
+            row = self._conn().execute("SELECT MIN(captured_us) FROM messages").fetchone()
+        if row[0] is None:
+            return None
+        return max(0.0, (_to_us(self._clock.now()) - int(row[0])) / 1e6)
+
+    @property
+    def dropped(self) -> DropCounts:
+        with self._lock:
+            rows = dict(self._conn().execute("SELECT name, value FROM counters").fetchall())
+        return DropCounts(
+            by_age=int(rows.get("dropped_age", 0)),
+            by_bytes=int(rows.get("dropped_bytes", 0)),
+            rejected=int(rows.get("rejected", 0)),
+        )
+
+    # -- internals (caller holds the lock) -------------------------------------------------
+
+    def _delete_locked(self, db: sqlite3.Connection, message_ids: list[str]) -> int:
+        removed = 0
+        for i in range(0, len(message_ids), 500):
+            chunk = message_ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            size = db.execute(
+                f"SELECT COALESCE(SUM(size), 0), COUNT(*) FROM messages WHERE message_id IN ({marks})",  # noqa: S608
+                chunk,
+            ).fetchone()
+            db.execute(f"DELETE FROM messages WHERE message_id IN ({marks})", chunk)  # noqa: S608
+            self._bytes -= int(size[0])
+            removed += int(size[1])
+        return removed
+
+    def _evict_locked(self, db: sqlite3.Connection) -> tuple[int, int]:
+        """Enforce both bounds; returns (dropped by age, dropped by bytes)."""
+        by_age = self._expire_locked(db, in_transaction=True)[0]
+        by_bytes = 0
+        while self._bytes > self._config.max_bytes:
+            excess = self._bytes - self._config.max_bytes
+            rows = db.execute(
+                "SELECT seq, size FROM messages ORDER BY captured_us, seq LIMIT 256"
+            ).fetchall()
+            if not rows:
+                break
+            doomed: list[int] = []
+            freed = 0
+            for seq, size in rows:
+                doomed.append(int(seq))
+                freed += int(size)
+                if freed >= excess:
+                    break
+            marks = ",".join("?" * len(doomed))
+            db.execute(f"DELETE FROM messages WHERE seq IN ({marks})", doomed)  # noqa: S608
+            self._bytes -= freed
+            by_bytes += len(doomed)
+        if by_bytes:
+            self._bump_locked(db, "dropped_bytes", by_bytes)
+        return (by_age, by_bytes)
+
+    def _expire_locked(self, db: sqlite3.Connection, *, in_transaction: bool = False) -> tuple[int, int]:
+        cutoff = _to_us(self._clock.now()) - int(self._config.max_age_s * 1_000_000)
+        row = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages WHERE captured_us < ?", (cutoff,)
+        ).fetchone()
+        count = int(row[0])
+        if not count:
+            return (0, 0)
+        if not in_transaction:
+            db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM messages WHERE captured_us < ?", (cutoff,))
+            self._bump_locked(db, "dropped_age", count)
+            if not in_transaction:
+                db.execute("COMMIT")
+        except sqlite3.Error:
+            if not in_transaction:
+                self._rollback(db)
+            raise
+        self._bytes -= int(row[1])
+        return (count, 0)
+
+    @staticmethod
+    def _bump_locked(db: sqlite3.Connection, name: str, n: int) -> None:
+        if name not in _COUNTERS:
+            raise ValueError(f"unknown outbox counter {name!r}; known: {_COUNTERS}")
+        db.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            (name, n),
+        )
+
+    @staticmethod
+    def _rollback(db: sqlite3.Connection) -> None:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+
+    def _log_drops(self, dropped: tuple[int, int]) -> None:
+        by_age, by_bytes = dropped
+        if by_age:
+            log.warning(
+                "outbox: dropped %d message(s) older than max_age_s=%.0f (never published; counted in health)",
+                by_age, self._config.max_age_s,
+            )
+        if by_bytes:
+            log.warning(
+                "outbox: dropped %d oldest message(s) to stay under max_bytes=%d (never published; counted)",
+                by_bytes, self._config.max_bytes,
+            )

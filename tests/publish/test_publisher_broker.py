@@ -1,0 +1,85 @@
+"""MqttPublisher against a real Mosquitto on loopback: order, acks, outages, status and last will."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from support.broker import MosquittoBroker, Subscriber
+from support.reads import first_arrivals, lab_mqtt, make_read, node_config, outbox_config, seqs_of
+
+from edge.clock import SystemClock
+from edge.outbox.store import Outbox
+from edge.publish.mqtt import MqttPublisher
+
+pytestmark = pytest.mark.integration
+
+
+def test_reads_arrive_in_order_with_properties_and_are_removed_once_acked(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    node = node_config()
+    sub = Subscriber(mosquitto.host, mosquitto.port, "anpr/site1/cam1/reads").start()
+    with Outbox(tmp_path / "outbox.sqlite", outbox_config(), SystemClock()) as box:
+        for seq in range(50):
+            box.put(make_read(node, seq))
+        with MqttPublisher(lab_mqtt(mosquitto.host, mosquitto.port), node, box, SystemClock(), "0.1.0") as pub:
+            assert pub.wait_connected(10)
+            assert pub.flush(20)
+            assert box.depth() == 0
+            assert pub.reads_published == 50
+        got = sub.wait_for(50, 10)
+    sub.stop()
+    assert seqs_of([m.payload for m in got]) == list(range(50))
+    props = got[0].properties
+    assert props["ContentType"] == "application/json"
+    assert props["PayloadFormatIndicator"] == 1
+    assert props["UserProperty"] == [("schema", "anpr.read/1")]
+    assert 0 < int(props["MessageExpiryInterval"]) <= 86_400  # type: ignore[call-overload]
+
+
+def test_broker_outage_mid_run_loses_nothing_and_keeps_order(
+    mosquitto_factory: object, tmp_path: Path
+) -> None:
+    broker: MosquittoBroker = mosquitto_factory(persistence=True)  # type: ignore[operator]
+    node = node_config()
+    sub = Subscriber(broker.host, broker.port, "anpr/+/+/reads", client_id="central", persistent=True).start()
+    with Outbox(tmp_path / "outbox.sqlite", outbox_config(), SystemClock()) as box, MqttPublisher(
+        lab_mqtt(broker.host, broker.port), node, box, SystemClock(), "0.1.0", reconnect_max_s=1
+    ) as pub:
+        assert pub.wait_connected(10)
+        for seq in range(0, 300):
+            box.put(make_read(node, seq))
+            if seq == 100:
+                broker.stop()
+                assert not pub.wait_connected(0.05) or not pub.connected
+            if seq == 200:
+                broker.start()
+        assert pub.flush(30)
+    got = sub.wait_for(300, 15, where=lambda m: True)
+    sub.stop()
+    arrivals = first_arrivals([m.payload for m in got])
+    assert arrivals == list(range(300))
+
+
+def test_status_is_retained_online_then_offline_on_clean_exit(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
+    node = node_config()
+    with Outbox(tmp_path / "outbox.sqlite", outbox_config(), SystemClock()) as box, MqttPublisher(
+        lab_mqtt(mosquitto.host, mosquitto.port), node, box, SystemClock(), "9.9.9"
+    ) as pub:
+        assert pub.wait_connected(10)
+        late = Subscriber(mosquitto.host, mosquitto.port, "anpr/site1/cam1/status").start()
+        online = late.wait_for(1, 5)
+        assert online
+        assert online[0].retain
+        assert json.loads(online[0].payload)["state"] == "online"
+        late.stop()
+    after = Subscriber(mosquitto.host, mosquitto.port, "anpr/site1/cam1/status").start()
+    offline = after.wait_for(1, 5)
+    after.stop()
+    assert offline
+    assert offline[0].retain
+    status = json.loads(offline[0].payload)
+    assert status["state"] == "offline"
+    assert status["software"] == "9.9.9"
