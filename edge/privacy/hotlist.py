@@ -1,0 +1,305 @@
+"""Hotlists on the node: a checksummed or signed file in, keyed hashes only in memory and on disk.
+
+File format (``anpr.hotlist/1``, JSON, UTF-8)::
+
+    {
+      "format": "anpr.hotlist/1",
+      "list_id": "op-nightjar",                   # any string, for the log and the audit trail
+      "valid_until": "2026-11-23T06:00:00Z",      # end of the deployment (ISO 8601, UTC)
+      "plates": ["AB12CDE", "XY51 ZZZ"],          # plain text; normalised and hashed at load, then forgotten
+      "hashes": ["<64 hex>", ...],                # or: HMAC-SHA256(hotlist key, normalised plate), hex
+      "key_id": "3f2a9c1b",                       # with "hashes": first 8 hex of sha256(hotlist key)
+      "sha256": "<64 hex>"                        # integrity: sha256 of the canonical body
+      "hmac_sha256": "<64 hex>"                   # or authenticity: HMAC-SHA256(signing key, canonical body)
+    }
+
+The canonical body is the object without ``sha256`` / ``hmac_sha256``, serialised as
+``json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` in UTF-8 (see
+``canonical_body``; ``write_hotlist`` produces such files). A checksum only catches corruption; a
+signature (``privacy.hotlist_signing_key_file``) also catches tampering, and when a signing key is
+configured an unsigned file is refused. A file whose checksum or signature does not match is refused.
+
+The node keeps only ``HMAC-SHA256(hotlist key, plate)`` for each entry. The hotlist key comes from
+``privacy.hotlist_key_file`` (so ``Hotlist.save`` can write a hashed-only file the node can reload, and
+the centre can send pre-hashed lists) or, without one, is random for the life of the process. A read
+matches when it, or a variant of it that swaps up to ``confusables`` of the look-alike characters
+O/0, I/1, S/5, B/8, Z/2, hashes to an entry. The list expires ``grace`` after ``valid_until``: it then
+matches nothing and its hashes are dropped from memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import logging
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from edge.config.model import PrivacyConfig
+from edge.errors import ConfigError
+from edge.privacy.pseudonym import normalise_plate, read_secret
+
+log = logging.getLogger(__name__)
+
+FORMAT_ID = "anpr.hotlist/1"
+CONFUSABLE_PAIRS = (("O", "0"), ("I", "1"), ("S", "5"), ("B", "8"), ("Z", "2"))
+_SWAP = {a: b for pair in CONFUSABLE_PAIRS for a, b in (pair, pair[::-1])}
+_INTEGRITY = ("sha256", "hmac_sha256")
+_KNOWN = {"format", "list_id", "valid_until", "plates", "hashes", "key_id", *_INTEGRITY}
+
+
+class HotlistError(ConfigError):
+    """A hotlist file is unreadable, malformed, tampered with, unsigned when it must be signed, or expired."""
+
+
+def canonical_body(doc: dict[str, Any]) -> bytes:
+    """The bytes a hotlist's checksum or signature covers: the document without its integrity members."""
+    body = {k: v for k, v in doc.items() if k not in _INTEGRITY}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def key_id(key: bytes) -> str:
+    return hashlib.sha256(key).hexdigest()[:8]
+
+
+def confusable_variants(plate: str, max_swaps: int) -> Iterator[str]:
+    """``plate`` and every spelling that swaps up to ``max_swaps`` look-alike characters (O/0, I/1, ...)."""
+    yield plate
+    positions = [i for i, ch in enumerate(plate) if ch in _SWAP]
+    for n in range(1, min(max_swaps, len(positions)) + 1):
+        for chosen in itertools.combinations(positions, n):
+            chars = list(plate)
+            for i in chosen:
+                chars[i] = _SWAP[chars[i]]
+            yield "".join(chars)
+
+
+class Hotlist:
+    """A loaded hotlist: keyed hashes, an expiry, and a matcher that tolerates confusable characters."""
+
+    __slots__ = ("_confusables", "_expires_at", "_hashes", "_key", "list_id", "valid_until")
+
+    def __init__(
+        self, hashes: Iterable[str], *, key: bytes, list_id: str, valid_until: datetime, grace: timedelta,
+        confusables: int = 1,
+    ) -> None:
+        if confusables < 0:
+            raise ValueError(f"confusables {confusables} must be >= 0")
+        self._hashes = frozenset(hashes)
+        self._key = key
+        self._confusables = confusables
+        self.list_id = list_id
+        self.valid_until = valid_until
+        self._expires_at = valid_until + grace
+
+    @classmethod
+    def from_plates(
+        cls, plates: Iterable[str], *, key: bytes, list_id: str, valid_until: datetime, grace: timedelta,
+        confusables: int = 1,
+    ) -> Hotlist:
+        hashes = [_hash(key, normalise_plate(p)) for p in plates]
+        return cls(hashes, key=key, list_id=list_id, valid_until=valid_until, grace=grace, confusables=confusables)
+
+    @property
+    def expires_at(self) -> datetime:
+        return self._expires_at
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self._key)
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def __repr__(self) -> str:
+        return f"Hotlist(list_id={self.list_id!r}, entries={len(self)}, expires_at={self._expires_at.isoformat()})"
+
+    def expired(self, now: datetime) -> bool:
+        return now >= self._expires_at
+
+    def match(self, plate: str, now: datetime) -> bool:
+        """True when ``plate`` (or a confusable variant of it) is on the list and the list has not expired."""
+        if self.expired(now):
+            if self._hashes:
+                log.info("hotlist %s expired at %s; its %d entries are deleted", self.list_id,
+                         self._expires_at.isoformat(), len(self._hashes))
+                self._hashes = frozenset()
+            return False
+        try:
+            norm = normalise_plate(plate)
+        except ValueError:
+            return False
+        return any(_hash(self._key, v) in self._hashes for v in confusable_variants(norm, self._confusables))
+
+    def save(self, path: str | Path) -> None:
+        """Write the hashed-only form (no plate text) with a sha256 checksum, atomically, mode 0600."""
+        doc: dict[str, Any] = {
+            "format": FORMAT_ID,
+            "list_id": self.list_id,
+            "valid_until": _iso(self.valid_until),
+            "hashes": sorted(self._hashes),
+            "key_id": self.key_id,
+        }
+        doc["sha256"] = hashlib.sha256(canonical_body(doc)).hexdigest()
+        _write_atomic(Path(path), json.dumps(doc, indent=1).encode("utf-8"))
+
+
+def write_hotlist(
+    path: str | Path, plates: Iterable[str], *, list_id: str, valid_until: datetime,
+    signing_key: bytes | None = None,
+) -> None:
+    """Write a plain-text hotlist file with a checksum, or a signature when ``signing_key`` is given.
+
+    This is the centre's side (and the tests'); the node only reads such files.
+    """
+    doc: dict[str, Any] = {
+        "format": FORMAT_ID,
+        "list_id": list_id,
+        "valid_until": _iso(valid_until),
+        "plates": sorted({normalise_plate(p) for p in plates}),
+    }
+    body = canonical_body(doc)
+    if signing_key is None:
+        doc["sha256"] = hashlib.sha256(body).hexdigest()
+    else:
+        doc["hmac_sha256"] = hmac.new(signing_key, body, hashlib.sha256).hexdigest()
+    _write_atomic(Path(path), json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8"))
+
+
+def load_hotlist(
+    path: str | Path, *, now: datetime, grace: timedelta, confusables: int = 1, hash_key: bytes | None = None,
+    signing_key: bytes | None = None,
+) -> Hotlist:
+    """Verify and load a hotlist file; raise :class:`HotlistError` naming what is wrong.
+
+    Without ``hash_key`` a random key is used for this process, and pre-hashed entries are refused.
+    """
+    p = Path(path)
+    doc = _read(p)
+    _verify(p, doc, signing_key)
+    if doc.get("format") != FORMAT_ID:
+        raise HotlistError(f"hotlist {str(p)!r}: format {doc.get('format')!r} is not {FORMAT_ID!r}")
+    unknown = set(doc) - _KNOWN
+    if unknown:
+        raise HotlistError(f"hotlist {str(p)!r}: unknown members {sorted(unknown)} (allowed: {sorted(_KNOWN)})")
+    list_id = doc.get("list_id")
+    if not isinstance(list_id, str) or not list_id:
+        raise HotlistError(f"hotlist {str(p)!r}: list_id must be a non-empty string, got {list_id!r}")
+    valid_until = _parse_time(p, doc.get("valid_until"))
+    if now >= valid_until + grace:
+        raise HotlistError(
+            f"hotlist {str(p)!r} ({list_id}) expired at {_iso(valid_until + grace)} (valid_until + grace); "
+            "refusing to load it"
+        )
+    key = hash_key if hash_key is not None else secrets.token_bytes(32)
+    hashes = _entries(p, doc, key)
+    log.info("hotlist %s loaded: %d entries, valid until %s", list_id, len(hashes), _iso(valid_until))
+    return Hotlist(hashes, key=key, list_id=list_id, valid_until=valid_until, grace=grace, confusables=confusables)
+
+
+def load_hotlist_for(policy: PrivacyConfig, now: datetime) -> Hotlist | None:
+    """Load ``policy.hotlist_file`` with the keys and limits a ``PrivacyConfig`` names (None without one)."""
+    if policy.hotlist_file is None:
+        return None
+    hash_key = read_secret(policy.hotlist_key_file, what="hotlist key file") if policy.hotlist_key_file else None
+    signing = (
+        read_secret(policy.hotlist_signing_key_file, what="hotlist signing key file")
+        if policy.hotlist_signing_key_file
+        else None
+    )
+    return load_hotlist(
+        policy.hotlist_file, now=now, grace=timedelta(seconds=policy.hotlist_grace_s),
+        confusables=policy.hotlist_confusables, hash_key=hash_key, signing_key=signing,
+    )
+
+
+def _hash(key: bytes, plate: str) -> str:
+    return hmac.new(key, plate.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def _read(p: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(p.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise HotlistError(f"cannot read hotlist {str(p)!r}: {exc.strerror or exc}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HotlistError(f"hotlist {str(p)!r} is not UTF-8 JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise HotlistError(f"hotlist {str(p)!r}: top level must be an object, got {type(doc).__name__}")
+    return doc
+
+
+def _verify(p: Path, doc: dict[str, Any], signing_key: bytes | None) -> None:
+    body = canonical_body(doc)
+    signature, checksum = doc.get("hmac_sha256"), doc.get("sha256")
+    if signing_key is not None:
+        if not isinstance(signature, str):
+            raise HotlistError(
+                f"hotlist {str(p)!r} is not signed (no hmac_sha256) but a signing key is configured; refusing it"
+            )
+        if not hmac.compare_digest(signature, hmac.new(signing_key, body, hashlib.sha256).hexdigest()):
+            raise HotlistError(f"hotlist {str(p)!r}: signature does not match; the file was altered or signed "
+                               "with another key - refusing it")
+        return
+    if not isinstance(checksum, str):
+        what = "signed, but no privacy.hotlist_signing_key_file is configured" if signature else "not checksummed"
+        raise HotlistError(f"hotlist {str(p)!r} is {what}; refusing it (need a sha256 member)")
+    computed = hashlib.sha256(body).hexdigest()
+    if not hmac.compare_digest(checksum, computed):
+        raise HotlistError(f"hotlist {str(p)!r}: sha256 {checksum[:16]}... does not match the content "
+                           f"({computed[:16]}...); the file was altered or corrupted - refusing it")
+
+
+def _entries(p: Path, doc: dict[str, Any], key: bytes) -> list[str]:
+    plates, hashes = doc.get("plates", []), doc.get("hashes", [])
+    if not isinstance(plates, list) or not isinstance(hashes, list):
+        raise HotlistError(f"hotlist {str(p)!r}: plates and hashes must be lists")
+    out: list[str] = []
+    for i, plate in enumerate(plates):
+        try:
+            out.append(_hash(key, normalise_plate(str(plate))))
+        except ValueError as exc:
+            raise HotlistError(f"hotlist {str(p)!r}: plates[{i}]: {exc}") from exc
+    if hashes:
+        if doc.get("key_id") != key_id(key):
+            raise HotlistError(
+                f"hotlist {str(p)!r}: hashed entries were made with key {doc.get('key_id')!r}, but this node's "
+                f"hotlist key is {key_id(key)!r} (set privacy.hotlist_key_file to the key the list was hashed with)"
+            )
+        for i, h in enumerate(hashes):
+            if not (isinstance(h, str) and len(h) == 64 and all(c in "0123456789abcdef" for c in h)):
+                raise HotlistError(f"hotlist {str(p)!r}: hashes[{i}] is not 64 lowercase hex digits")
+            out.append(h)
+    return out
+
+
+def _parse_time(p: Path, value: object) -> datetime:
+    if not isinstance(value, str):
+        raise HotlistError(f"hotlist {str(p)!r}: valid_until must be an ISO 8601 UTC time, got {value!r}")
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise HotlistError(f"hotlist {str(p)!r}: valid_until {value!r} is not ISO 8601") from exc
+    if t.tzinfo is None:
+        raise HotlistError(f"hotlist {str(p)!r}: valid_until {value!r} needs a time zone (end it with Z)")
+    return t.astimezone(UTC)
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
