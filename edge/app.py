@@ -19,10 +19,11 @@ from edge.capture.video import ImageFolderSource, StreamSource, VideoFileSource
 from edge.clock import Clock, SystemClock
 from edge.config import Config
 from edge.detect.contour import ContourDetectorOptions, ContourPlateDetector
+from edge.domain import OutgoingMessage
 from edge.errors import ModelError, StateError
 from edge.outbox.store import Outbox
 from edge.pipeline import PassObserver, Pipeline
-from edge.privacy.faces import BlazeFaceDetector
+from edge.privacy.faces import RedactorSettings, build_redactor
 from edge.privacy.redact import Redactor
 from edge.privacy.stage import PrivacyStage
 from edge.publish.mqtt import MqttPublisher
@@ -30,6 +31,7 @@ from edge.publish.topics import Topics
 from edge.read.formats import FormatSet
 from edge.read.ocr import TflitePlateReader
 from edge.runtime import load_manifest, open_model
+from edge.sequence import SequenceFile
 from edge.track import PlateTracker
 
 log = logging.getLogger(__name__)
@@ -71,24 +73,31 @@ def ensure_state_dir(path: str) -> Path:
     return state
 
 
-def build_redactor(config: Config) -> Redactor | None:
+def node_redactor(config: Config) -> Redactor | None:
     """The face redactor, or None when it cannot run (then no image ever leaves: fail closed)."""
     privacy = config.privacy
-    try:
-        manifest = load_manifest(config.read.manifest)
-        model = open_model(privacy.face_model, manifest, threads=config.read.threads)
-    except ModelError as exc:
-        if privacy.image != "none":
-            log.error("face redaction cannot run, so no image will leave this node: %s", exc)
-        return None
-    detector = BlazeFaceDetector(model, threshold=privacy.face_threshold)
-    return Redactor(
-        detector,
-        margin=privacy.redaction_margin,
-        detector_name=model.entry.name,
-        model_sha256=model.entry.sha256,
+    settings = RedactorSettings(
+        model=privacy.face_model,
+        manifest=config.read.manifest,
         threshold=privacy.face_threshold,
+        margin=privacy.redaction_margin,
     )
+    try:
+        return build_redactor(settings, threads=config.read.threads)
+    except ModelError as exc:
+        log.error("face redaction cannot run, so no image will leave this node: %s", exc)
+        return None
+
+
+class _SequencedOutbox:
+    """Puts into the outbox, then records the next sequence number, so seq never repeats after a restart."""
+
+    def __init__(self, outbox: Outbox, privacy: PrivacyStage, seq_file: SequenceFile) -> None:
+        self._outbox, self._privacy, self._seq_file = outbox, privacy, seq_file
+
+    def put(self, message: OutgoingMessage) -> None:
+        self._outbox.put(message)
+        self._seq_file.save(self._privacy.next_seq)
 
 
 @contextmanager
@@ -109,8 +118,12 @@ def open_node(
         ContourDetectorOptions(min_width=config.detect.min_plate_width, min_confidence=config.detect.min_confidence)
     )
     topics = Topics(config.mqtt.topic_prefix if config.mqtt else "anpr", config.node.site, config.node.camera)
-    redactor = build_redactor(config) if config.privacy.image != "none" else None
-    privacy = PrivacyStage(config.privacy, config.node, topic=topics.reads, redactor=redactor, clock=clock)
+    needs_images = config.privacy.image != "none" or config.privacy.hit_image != "none"
+    redactor = node_redactor(config) if needs_images else None
+    seq_file = SequenceFile(state / "seq")
+    privacy = PrivacyStage(
+        config.privacy, config.node, topics.reads, redactor=redactor, clock=clock, seq_start=seq_file.load()
+    )
     with ExitStack() as stack:
         outbox = stack.enter_context(Outbox(state / "outbox.sqlite", config.outbox, clock))
         publisher = None
@@ -125,7 +138,7 @@ def open_node(
             formats=formats,
             tracker=PlateTracker(config.track),
             privacy=privacy,
-            outbox=outbox,
+            outbox=_SequencedOutbox(outbox, privacy, seq_file),
             detect_every=config.detect.every_n_frames,
             min_read_confidence=config.read.min_confidence,
             live=source is None and config.capture.source in LIVE_SOURCES,
