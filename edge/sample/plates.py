@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from edge.domain import Image
+from edge.read.formats import uk_age_identifiers
 
 # Proportions of a UK plate in mm (single line 520 x 111, characters 79 high, 50 wide).
 _PLATE_ASPECT = 520.0 / 111.0
@@ -55,10 +56,10 @@ def _glyph(ch: str, height: int, width: int, stroke: float, font: int) -> np.nda
     thick = max(1, round(stroke * _GLYPH_SIZE))
     canvas = np.zeros((_GLYPH_SIZE * 2, _GLYPH_SIZE * 2), np.uint8)
     cv2.putText(canvas, ch, (_GLYPH_SIZE // 3, int(_GLYPH_SIZE * 1.5)), font, scale, 255, thick, cv2.LINE_AA)
-    ys, xs = np.nonzero(canvas)
-    if len(xs) == 0:
+    x, y, w, h = cv2.boundingRect(canvas)
+    if w == 0 or h == 0:
         return np.zeros((height, 1), np.float32)
-    glyph = canvas[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    glyph = canvas[y : y + h, x : x + w]
     gh, gw = glyph.shape
     out_w = max(1, min(width, round(gw * height / gh * 0.78)))  # narrowed like the plate font
     small = cv2.resize(glyph, (out_w, height), interpolation=cv2.INTER_AREA)
@@ -158,17 +159,6 @@ def render_plate(
     return out
 
 
-def _age_identifiers(on: dt.date) -> list[str]:
-    """Every current-format age identifier issued on or before ``on`` (from 51, Sep 2001)."""
-    ids: list[str] = []
-    for year in range(2001, on.year + 1):
-        if year > 2001 and dt.date(year, 3, 1) <= on:
-            ids.append(f"{year % 100:02d}")
-        if dt.date(year, 9, 1) <= on:
-            ids.append(f"{(year % 100 + 50) % 100:02d}")
-    return ids
-
-
 def _letters(rng: np.random.Generator, alphabet: str, n: int) -> str:
     return "".join(alphabet[int(i)] for i in rng.integers(0, len(alphabet), n))
 
@@ -184,7 +174,7 @@ def random_registration(rng: np.random.Generator, *, on: dt.date) -> str:
     About 80% current format (an age identifier already issued on ``on``), the rest prefix,
     suffix, dateless and Northern Ireland marks. ``.replace(" ", "")`` gives the stored form.
     """
-    ages = _age_identifiers(on)
+    ages = uk_age_identifiers(on)
     kind = rng.random()
     if ages and kind < 0.8:
         age = ages[int(rng.integers(0, len(ages)))]

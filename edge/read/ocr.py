@@ -1,0 +1,96 @@
+"""The plate reader on LiteRT: a small fully convolutional CTC model over a grey plate crop.
+
+The model (``tools/train_plate_ocr.py``) takes one grey crop of height x width (from the
+manifest's ``input_size``) normalised per crop, and gives per-column probabilities over
+``ALPHABET`` plus a final CTC blank. Two-line plates (crops much squarer than a one-line
+plate) are cut into their top and bottom halves, placed side by side, then read as one line.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge.domain import Image, PlateText
+from edge.errors import ModelError
+from edge.runtime import TfliteModel
+
+log = logging.getLogger(__name__)
+
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+BLANK = len(ALPHABET)
+TWO_LINE_MAX_ASPECT = 2.5  # width / height below which a crop is taken for a two-line plate
+_TWO_LINE_OVERLAP = 0.06  # each half keeps this fraction of the other half, so no line is cut
+
+
+def to_grey(crop: Image) -> npt.NDArray[np.uint8]:
+    if crop.ndim == 2:
+        return crop
+    if crop.ndim == 3 and crop.shape[2] == 3:
+        return np.asarray(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
+    raise ValueError(f"plate crop has shape {crop.shape}; expected (h, w) grey or (h, w, 3) BGR")
+
+
+def unfold_two_line(grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """Put the top and bottom halves of a squarish crop side by side; leave a one-line crop as it is."""
+    h, w = grey.shape
+    if h < 4 or w / h >= TWO_LINE_MAX_ASPECT:
+        return grey
+    cut = round(h * (0.5 + _TWO_LINE_OVERLAP))
+    top, bottom = grey[:cut], grey[h - cut :]
+    return np.hstack([top, bottom])
+
+
+def preprocess(crop: Image, height: int, width: int) -> npt.NDArray[np.float32]:
+    """A crop as the model sees it: grey, two-line unfolded, resized, zero mean and unit spread."""
+    if crop.size == 0:
+        raise ValueError(f"plate crop is empty (shape {crop.shape})")
+    grey = unfold_two_line(to_grey(crop))
+    shrinking = grey.shape[0] > height or grey.shape[1] > width
+    resized = cv2.resize(grey, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    x = resized.astype(np.float32)
+    x -= float(x.mean())
+    x /= max(float(x.std()), 8.0)
+    return x
+
+
+def ctc_greedy(probs: npt.NDArray[np.float32]) -> PlateText:
+    """Greedy CTC decode of (time, classes) probabilities; a character's confidence is its best frame."""
+    if probs.ndim != 2 or probs.shape[1] != len(ALPHABET) + 1:
+        raise ValueError(f"CTC output has shape {probs.shape}; expected (time, {len(ALPHABET) + 1})")
+    best = probs.argmax(axis=1)
+    chars: list[str] = []
+    confs: list[float] = []
+    previous = BLANK
+    for t, k in enumerate(best.tolist()):
+        if k not in (BLANK, previous):
+            chars.append(ALPHABET[k])
+            confs.append(float(probs[t, k]))
+        elif k != BLANK:
+            confs[-1] = max(confs[-1], float(probs[t, k]))
+        previous = k
+    return PlateText(text="".join(chars), char_confidences=tuple(confs))
+
+
+class TflitePlateReader:
+    """``PlateReader`` backed by the OCR ``.tflite`` model (input (1, H, W, 1), output (1, T, 37))."""
+
+    def __init__(self, model: TfliteModel) -> None:
+        shape = model.input_shape
+        if len(shape) != 4 or shape[0] != 1 or shape[3] != 1:
+            raise ModelError(
+                f"OCR model {str(model.path)!r} has input shape {list(shape)}; expected [1, height, width, 1]"
+            )
+        self._model = model
+        self._height, self._width = int(shape[1]), int(shape[2])
+
+    def read(self, crop: Image) -> PlateText:
+        tensor = preprocess(crop, self._height, self._width)[None, :, :, None]
+        outputs = self._model.run(tensor)
+        probs = np.asarray(outputs[0], dtype=np.float32)
+        if probs.ndim == 3:
+            probs = probs[0]
+        return ctc_greedy(probs)
