@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -25,7 +26,8 @@ import numpy.typing as npt
 
 from edge.domain import Box, Image
 from edge.errors import ModelError
-from edge.runtime import TfliteModel
+from edge.privacy.redact import Mode, Redactor
+from edge.runtime import TfliteModel, load_manifest, open_model
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -252,6 +254,38 @@ def _to_box(b: FloatArray, width: int, height: int) -> Box:
     x0, y0 = math.floor(float(b[0])), math.floor(float(b[1]))
     x1, y1 = math.ceil(float(b[2])), math.ceil(float(b[3]))
     return Box(x0, y0, x1 - x0, y1 - y0).clipped(width, height)
+
+
+@dataclass(frozen=True, slots=True)
+class RedactorSettings:
+    """Everything that decides how the node redacts; the node and ``eval faces`` build from the same one."""
+
+    model: str = "models/fetched/face_detection_full_range.tflite"
+    manifest: str = "models/manifest.json"
+    threshold: float = 0.5
+    margin: float = 0.25
+    mode: Mode = "mosaic"
+    min_face: int = 24
+    face_px: float = 16.0
+    budget_ms: float | None = None
+    second_pass: bool = True
+    rechecks: int = 1
+
+
+def build_redactor(settings: RedactorSettings, *, threads: int = 1) -> Redactor:
+    """Verify and load the face model, and build the fail-closed :class:`~edge.privacy.redact.Redactor`.
+
+    Raises :class:`~edge.errors.ModelError` when the model is missing, unlisted or has the wrong hash:
+    a node that cannot redact must not send images.
+    """
+    model = open_model(Path(settings.model), load_manifest(settings.manifest), threads=threads)
+    detector = BlazeFaceDetector(model, threshold=settings.threshold, min_face=settings.min_face,
+                                 face_px=settings.face_px)
+    return Redactor(
+        detector, margin=settings.margin, second_pass=detector if settings.second_pass else None,
+        detector_name=detector.name, model_sha256=detector.model_sha256, threshold=settings.threshold,
+        mode=settings.mode, budget_ms=settings.budget_ms, rechecks=settings.rechecks,
+    )
 
 
 class StaticFaceDetector:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import cv2
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 Mode = Literal["fill", "mosaic"]
 MODES: tuple[Mode, ...] = ("fill", "mosaic")
 FILL_VALUE = 128  # mid grey: carries nothing of the region it covers
+INSIDE_SHARE = 0.9  # a second-pass box this much inside redacted pixels shows nothing of a face
 
 
 class RedactionFailed(Exception):  # noqa: N818 - the name says what the caller must handle
@@ -52,8 +54,22 @@ def redaction_regions(boxes: Sequence[Box], *, margin: float, width: int, height
     return [b for b in grown if b.area > 0]
 
 
+def share_inside(box: Box, regions: Sequence[Box], *, width: int, height: int) -> float:
+    """Share of ``box`` (clipped to the image) covered by the union of ``regions``; 1.0 for an empty box."""
+    b = box.clipped(width, height)
+    if b.area == 0:
+        return 1.0
+    mask = np.zeros((b.h, b.w), dtype=bool)
+    for r in regions:
+        x0, y0 = max(r.x, b.x) - b.x, max(r.y, b.y) - b.y
+        x1, y1 = min(r.x + r.w, b.x + b.w) - b.x, min(r.y + r.h, b.y + b.h) - b.y
+        if x1 > x0 and y1 > y0:
+            mask[y0:y1, x0:x1] = True
+    return float(mask.mean())
+
+
 def redact(image: Image, boxes: Sequence[Box], *, margin: float, mode: Mode = "mosaic",
-           rng: np.random.Generator, cells: int = 5, noise: int = 48) -> Image:
+           rng: np.random.Generator, cells: int = 5, noise: int = 32) -> Image:
     """A copy of ``image`` with every box (grown by ``margin``, clipped) filled or mosaicked.
 
     ``mosaic``: the region is averaged into at most ``cells`` blocks along its longer side (each
@@ -81,22 +97,34 @@ def _mosaic(region: Image, *, cells: int, noise: int, rng: np.random.Generator) 
     nx, ny = max(1, math.ceil(w / block)), max(1, math.ceil(h / block))
     small = np.asarray(cv2.resize(region, (nx, ny), interpolation=cv2.INTER_AREA), dtype=np.int16)
     small = small.reshape(ny, nx, -1) if region.ndim == 3 else small.reshape(ny, nx)
-    small = small + rng.integers(-noise, noise + 1, size=small.shape, dtype=np.int16)
+    shake = rng.integers(-noise, noise + 1, size=(ny, nx), dtype=np.int16)  # same on every channel
+    small = small + (shake[:, :, None] if small.ndim == 3 else shake)
     big = np.repeat(np.repeat(np.clip(small, 0, 255).astype(np.uint8), block, axis=0), block, axis=1)
     return big[:h, :w]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RedactionResult:
+    """One redacted image, its record, the regions painted over and the faces the first pass found."""
+
+    image: Image
+    record: Redaction
+    regions: tuple[Box, ...]
+    faces: tuple[Box, ...]
 
 
 class Redactor:
     """Detect faces, redact them (plus any carried-over boxes), check the output again; fail closed.
 
-    ``second_pass`` may be the same detector object. ``budget_ms`` bounds the whole call (both passes),
-    measured with ``clock_ns`` (monotonic); a detector cannot be interrupted mid-run, so an over-long
-    run is refused when it returns. Not thread-safe when the detectors are not.
+    ``second_pass`` may be the same detector object (None: no check). Faces it finds in the output
+    are redacted too and the output checked again, ``rechecks`` times at most. ``budget_ms`` bounds
+    the whole call (every pass), measured with ``clock_ns`` (monotonic); a detector cannot be
+    interrupted mid-run, so an over-long run is refused when it returns. Not thread-safe when the detectors are not.
     """
 
     def __init__(self, detector: FaceDetector, *, margin: float, second_pass: FaceDetector | None,
                  detector_name: str, model_sha256: str, threshold: float, mode: Mode = "mosaic",
-                 budget_ms: float | None = None, rng: np.random.Generator | None = None,
+                 budget_ms: float | None = None, rechecks: int = 1, rng: np.random.Generator | None = None,
                  clock_ns: Callable[[], int] = monotonic_ns) -> None:
         if mode not in MODES:
             raise ValueError(f"redaction mode {mode!r} is not one of {list(MODES)}")
@@ -104,7 +132,10 @@ class Redactor:
             raise ValueError(f"margin {margin} must be >= 0")
         if budget_ms is not None and budget_ms <= 0:
             raise ValueError(f"budget_ms {budget_ms} must be > 0 (or None for no time limit)")
+        if rechecks < 0:
+            raise ValueError(f"rechecks {rechecks} must be >= 0 (0: the first face the second pass finds fails)")
         self.detector = detector
+        self.rechecks = rechecks
         self.second_pass = second_pass
         self.margin = margin
         self.mode = mode
@@ -120,27 +151,51 @@ class Redactor:
         return self._detect(self.detector, image, "detector", [])
 
     def redact_image(self, image: Image, extra_boxes: Sequence[Box] = ()) -> tuple[Image, Redaction]:
-        """Redacted copy of ``image`` and its record; raises :class:`RedactionFailed` instead of leaking."""
+        """Redacted copy of ``image`` and its record; raises :class:`RedactionFailed` instead of leaking.
+
+        ``extra_boxes`` (image pixels) are redacted too: face boxes carried over from earlier frames
+        of the same vehicle pass, so a face the detector misses in this frame is still covered.
+        """
+        result = self.run(image, extra_boxes)
+        return result.image, result.record
+
+    def run(self, image: Image, extra_boxes: Sequence[Box] = ()) -> RedactionResult:
+        """Like :meth:`redact_image`, also returning the regions painted over and the faces found.
+
+        A second-pass detection lying at least ``INSIDE_SHARE`` inside redacted pixels is the detector
+        reacting to a mosaic, not a visible face, and is ignored. When the second pass finds faces
+        elsewhere (often a face the first pass saw only in context, or a face-like patch next to
+        one), they are added and the original redacted again, up to ``rechecks`` times; a face
+        still found after the last recheck fails the image.
+        """
         start = self._clock_ns()
-        boxes = [*self.faces(image), *extra_boxes]
+        faces = self.faces(image)
         self._check_time(start, "first pass", [])
         height, width = image.shape[:2]
-        regions = redaction_regions(boxes, margin=self.margin, width=width, height=height)
-        out = redact(image, regions, margin=0.0, mode=self.mode, rng=self._rng)
-        second = 0
-        if self.second_pass is not None:
-            left = self._detect(self.second_pass, out, "second-pass detector", regions)
-            if left:
+        boxes = [*faces, *extra_boxes]
+        for attempt in range(self.rechecks + 1):
+            regions = redaction_regions(boxes, margin=self.margin, width=width, height=height)
+            out = redact(image, regions, margin=0.0, mode=self.mode, rng=self._rng)
+            if self.second_pass is None:
+                break
+            found = self._detect(self.second_pass, out, "second-pass detector", regions)
+            left = [b for b in found if share_inside(b, regions, width=width, height=height) < INSIDE_SHARE]
+            if not left:
+                break
+            if attempt == self.rechecks:
                 raise RedactionFailed(
-                    f"second pass found {len(left)} face(s) after redaction at {[_fmt(b) for b in left]}: "
-                    "image dropped", reason="second_pass", regions=regions,
+                    f"second pass found {len(left)} face(s) after redaction at {[_fmt(b) for b in left]} "
+                    f"({self.rechecks} recheck(s) allowed): image dropped", reason="second_pass", regions=regions,
                 )
-            second = len(left)
+            log.debug("second pass found %d more face(s); redacting them too", len(left))
+            boxes.extend(left)
+            self._check_time(start, "redaction", regions)
         self._check_time(start, "redaction", regions)
-        return out, Redaction(
+        record = Redaction(
             detector=self.detector_name, model_sha256=self.model_sha256, threshold=self.threshold,
-            regions=len(regions), second_pass_faces=second,
+            regions=len(regions), second_pass_faces=0,
         )
+        return RedactionResult(out, record, tuple(regions), tuple(faces))
 
     def _detect(self, detector: FaceDetector, image: Image, what: str, regions: Sequence[Box]) -> list[Box]:
         try:

@@ -1,0 +1,297 @@
+"""``edge-anpr eval faces DIR``: how much of each labelled face the node's redaction covers.
+
+DIR holds ``labels.csv`` (``file,x,y,w,h``, one row per face, pixels, top-left origin) and the
+images; image files in DIR without a row count as images with no faces. Each image goes through the
+same :class:`~edge.privacy.redact.Redactor` the node builds (:func:`~edge.privacy.faces.build_redactor`).
+
+A face is *covered* when at least 90% of its labelled box lies inside redacted pixels. ``false_area``
+is the share of redacted pixels outside every labelled face box. An image the redactor drops (it
+fails closed) leaks nothing on the node; here it is counted in ``dropped`` and its faces are scored
+on the regions the first pass redacted, so the recall measures the detector, not the drop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import json
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge.domain import Box, Image
+from edge.errors import ConfigError, EdgeError
+from edge.privacy.faces import RedactorSettings, build_redactor
+from edge.privacy.redact import MODES, RedactionFailed, Redactor
+
+COVER_SHARE = 0.9
+MIN_FACE_PX = 24
+SIZE_BUCKETS = ((0, 24), (24, 48), (48, 96), (96, 1 << 30))
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageScore:
+    file: str
+    faces: tuple[Box, ...]
+    covered: tuple[bool, ...]
+    redacted_px: int
+    false_px: int
+    ms: float
+    dropped: str | None  # RedactionFailed.reason, or None when the image passed
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    d = RedactorSettings()
+    p.add_argument("dir", metavar="DIR", help="folder with labels.csv (file,x,y,w,h) and the images")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--report", metavar="OUT", help="write images with missed faces outlined, and an index.html")
+    p.add_argument("--threads", type=int, default=1, help="images redacted in parallel (one model each)")
+    p.add_argument("--model", default=d.model, help=f"face model (default {d.model})")
+    p.add_argument("--manifest", default=d.manifest, help=f"model manifest (default {d.manifest})")
+    p.add_argument("--threshold", type=float, default=d.threshold, help=f"face score threshold ({d.threshold})")
+    p.add_argument("--margin", type=float, default=d.margin, help=f"margin around faces, share ({d.margin})")
+    p.add_argument("--mode", choices=MODES, default=d.mode, help=f"redaction mode ({d.mode})")
+    p.add_argument("--min-face", type=int, default=d.min_face, help=f"smallest face searched, px ({d.min_face})")
+    p.add_argument("--face-px", type=float, default=d.face_px, help=f"its size in the model input ({d.face_px})")
+    p.add_argument("--no-second-pass", action="store_true", help="skip the second-pass check")
+    p.add_argument("--grey", action="store_true", help="convert images to grey first (as an infrared camera)")
+    p.add_argument("--limit", type=int, default=None, help="score only the first N images")
+    p.add_argument("--fail-under", type=float, default=None, help="exit 1 when recall_min24 is below this")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        result = evaluate(args)
+    except EdgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    if args.fail_under is not None and result["recall_min24"] is not None and result["recall_min24"] < args.fail_under:
+        return 1
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    folder = Path(args.dir)
+    labels = read_labels(folder)
+    files = sorted(labels)[: args.limit] if args.limit else sorted(labels)
+    if args.threads < 1:
+        raise ConfigError(f"--threads {args.threads} must be at least 1")
+    settings = RedactorSettings(
+        model=args.model, manifest=args.manifest, threshold=args.threshold, margin=args.margin, mode=args.mode,
+        min_face=args.min_face, face_px=args.face_px, second_pass=not args.no_second_pass,
+    )
+    redactors = [build_redactor(settings) for _ in range(min(args.threads, max(1, len(files))))]
+    report = Path(args.report) if args.report else None
+    if report is not None:
+        report.mkdir(parents=True, exist_ok=True)
+    chunks = [files[i :: len(redactors)] for i in range(len(redactors))]
+    progress = _Progress(len(files))
+    with ThreadPoolExecutor(max_workers=len(redactors)) as pool:
+        futures = [pool.submit(_score_all, r, folder, chunk, labels, grey=args.grey, report=report, progress=progress)
+                   for r, chunk in zip(redactors, chunks, strict=True)]
+        scores = sorted((s for f in futures for s in f.result()), key=lambda s: s.file)
+    progress.done()
+    result = summarise(scores)
+    result["dir"] = str(folder)
+    result["settings"] = {
+        "model": settings.model, "detector": redactors[0].detector_name, "threshold": settings.threshold,
+        "margin": settings.margin, "mode": settings.mode, "min_face": settings.min_face,
+        "face_px": settings.face_px, "second_pass": settings.second_pass, "grey": bool(args.grey),
+        "threads": len(redactors),
+    }
+    if report is not None:
+        write_index(report, scores, result)
+    return result
+
+
+def read_labels(folder: Path) -> dict[str, list[Box]]:
+    """file -> face boxes; image files of the folder without a row map to no faces."""
+    path = folder / "labels.csv"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {str(path)!r}: {exc.strerror or exc} (expected columns file,x,y,w,h)") from exc
+    rows = csv.DictReader(text.splitlines())
+    missing = {"file", "x", "y", "w", "h"} - set(rows.fieldnames or ())
+    if missing:
+        raise ConfigError(f"{str(path)!r} lacks columns {sorted(missing)} (expected file,x,y,w,h)")
+    labels: dict[str, list[Box]] = {p.name: [] for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    for n, row in enumerate(rows, start=2):
+        try:
+            box = Box(int(row["x"]), int(row["y"]), int(row["w"]), int(row["h"]))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{str(path)!r} line {n}: x, y, w, h must be integers, got {row}") from exc
+        labels.setdefault(row["file"], []).append(box)
+    return labels
+
+
+def _score_all(redactor: Redactor, folder: Path, files: Sequence[str], labels: dict[str, list[Box]], *,
+               grey: bool, report: Path | None, progress: _Progress) -> list[ImageScore]:
+    out = []
+    for name in files:
+        out.append(score_image(redactor, folder / name, name, labels[name], grey=grey, report=report))
+        progress.step()
+    return out
+
+
+def score_image(redactor: Redactor, path: Path, name: str, faces: Sequence[Box], *, grey: bool,
+                report: Path | None) -> ImageScore:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ConfigError(f"cannot read image {str(path)!r} named in labels.csv")
+    if grey:
+        image = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    img: Image = np.asarray(image, dtype=np.uint8)
+    dropped: str | None = None
+    start = time.perf_counter()
+    try:
+        result = redactor.run(img)
+        regions, output = result.regions, result.image
+    except RedactionFailed as exc:
+        regions, output, dropped = exc.regions, img, exc.reason
+    ms = (time.perf_counter() - start) * 1000.0
+    h, w = img.shape[:2]
+    redacted = _mask(regions, w, h)
+    face_mask = _mask(faces, w, h)
+    covered = tuple(_share_inside(f, redacted, w, h) >= COVER_SHARE for f in faces)
+    score = ImageScore(name, tuple(faces), covered, int(redacted.sum()), int((redacted & ~face_mask).sum()), ms,
+                       dropped)
+    if report is not None and (not all(covered) or dropped):
+        _write_report_image(report, name, output, faces, covered)
+    return score
+
+
+def _mask(boxes: Sequence[Box], width: int, height: int) -> npt.NDArray[np.bool_]:
+    mask = np.zeros((height, width), dtype=bool)
+    for b in boxes:
+        c = b.clipped(width, height)
+        mask[c.y : c.y + c.h, c.x : c.x + c.w] = True
+    return mask
+
+
+def _share_inside(face: Box, mask: npt.NDArray[np.bool_], width: int, height: int) -> float:
+    c = face.clipped(width, height)
+    return float(mask[c.y : c.y + c.h, c.x : c.x + c.w].mean()) if c.area else 1.0
+
+
+def summarise(scores: Sequence[ImageScore]) -> dict[str, Any]:
+    pairs = [(f, c) for s in scores for f, c in zip(s.faces, s.covered, strict=True)]
+    big = [c for f, c in pairs if f.h >= MIN_FACE_PX]
+    redacted = sum(s.redacted_px for s in scores)
+    ms = [s.ms for s in scores]
+    dropped: dict[str, int] = {}
+    for s in scores:
+        if s.dropped:
+            dropped[s.dropped] = dropped.get(s.dropped, 0) + 1
+    return {
+        "images": len(scores),
+        "faces": len(pairs),
+        "covered": sum(c for _, c in pairs),
+        "recall": _ratio(sum(c for _, c in pairs), len(pairs)),
+        "faces_min24": len(big),
+        "recall_min24": _ratio(sum(big), len(big)),
+        "false_area": _ratio(sum(s.false_px for s in scores), redacted),
+        "redacted_px": redacted,
+        "dropped": sum(dropped.values()),
+        "dropped_reasons": dropped,
+        "median_ms": round(statistics.median(ms), 2) if ms else None,
+        "p95_ms": round(float(np.percentile(ms, 95)), 2) if ms else None,
+        "by_height": {
+            f"{lo}-{hi if hi < 1 << 30 else 'up'}": {
+                "faces": sum(1 for f, _ in pairs if lo <= f.h < hi),
+                "covered": sum(1 for f, c in pairs if lo <= f.h < hi and c),
+            }
+            for lo, hi in SIZE_BUCKETS
+        },
+        "missed": [
+            {"file": s.file, "x": f.x, "y": f.y, "w": f.w, "h": f.h}
+            for s in scores for f, c in zip(s.faces, s.covered, strict=True) if not c
+        ],
+    }
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def format_table(r: dict[str, Any]) -> str:
+    s = r["settings"]
+    lines = [
+        f"eval faces {r['dir']}: {s['detector']} threshold {s['threshold']} margin {s['margin']} mode {s['mode']} "
+        f"min_face {s['min_face']}px{' grey' if s['grey'] else ''}",
+        f"  images        {r['images']}",
+        f"  faces         {r['faces']}  (covered {r['covered']})",
+        f"  recall        {_fmt(r['recall'])}",
+        f"  recall_min24  {_fmt(r['recall_min24'])}  ({r['faces_min24']} faces >= {MIN_FACE_PX} px tall)",
+        f"  false_area    {_fmt(r['false_area'])}  (share of redacted pixels outside labelled faces)",
+        f"  dropped       {r['dropped']}  {r['dropped_reasons'] or ''}",
+        f"  median_ms     {r['median_ms']}  (p95 {r['p95_ms']})",
+        "  by face height: " + ", ".join(f"{k}px {v['covered']}/{v['faces']}" for k, v in r["by_height"].items()),
+    ]
+    lines += [f"  missed {m['file']} {m['w']}x{m['h']}+{m['x']}+{m['y']}" for m in r["missed"][:20]]
+    if len(r["missed"]) > 20:
+        lines.append(f"  ... {len(r['missed']) - 20} more missed (see --json)")
+    return "\n".join(lines)
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+def _write_report_image(report: Path, name: str, output: Image, faces: Sequence[Box],
+                        covered: Sequence[bool]) -> None:
+    canvas = output.copy()
+    for f, c in zip(faces, covered, strict=True):
+        colour = (0, 200, 0) if c else (0, 0, 255)
+        cv2.rectangle(canvas, (f.x, f.y), (f.x + f.w - 1, f.y + f.h - 1), colour, 1 if c else 2)
+    cv2.imwrite(str(report / (Path(name).stem + ".report.png")), canvas)
+
+
+def write_index(report: Path, scores: Sequence[ImageScore], result: dict[str, Any]) -> None:
+    items = [s for s in scores if not all(s.covered) or s.dropped]
+    rows = "\n".join(
+        f"<figure><img src='{html.escape(Path(s.file).stem)}.report.png'><figcaption>{html.escape(s.file)}: "
+        f"{len(s.covered) - sum(s.covered)} of {len(s.faces)} faces missed"
+        f"{' (dropped: ' + html.escape(s.dropped) + ')' if s.dropped else ''}</figcaption></figure>"
+        for s in items
+    )
+    summary = html.escape(format_table(result))
+    page = (
+        "<!doctype html><meta charset='utf-8'><title>eval faces</title>"
+        "<style>img{max-width:100%}figure{margin:1em 0}</style>"
+        f"<h1>Faces missed by redaction</h1><p>Red: missed face; green: covered.</p><pre>{summary}</pre>"
+        f"{rows or '<p>No face was missed.</p>'}"
+    )
+    (report / "index.html").write_text(page, encoding="utf-8")
+
+
+class _Progress:
+    """Progress on stderr, at most every two seconds, for long runs."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.count = 0
+        self._last = time.monotonic()
+
+    def step(self) -> None:
+        self.count += 1  # int += under the GIL; an approximate count is fine for a progress line
+        now = time.monotonic()
+        if now - self._last >= 2.0:
+            self._last = now
+            print(f"eval faces: {self.count}/{self.total} images", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.total >= 50:
+            print(f"eval faces: {self.total}/{self.total} images", file=sys.stderr, flush=True)
