@@ -1,0 +1,159 @@
+"""Redaction is irreversible, respects margin and clipping, and the Redactor fails closed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.domain import Box, Image
+from edge.privacy.faces import FailingFaceDetector, StaticFaceDetector
+from edge.privacy.redact import FILL_VALUE, RedactionFailed, Redactor, redact, redaction_regions, share_inside
+
+
+def _texture(h: int = 120, w: int = 160, seed: int = 1) -> Image:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    base[::2, ::2] = 255  # fine checkerboard detail a blur would smear but keep
+    return base
+
+
+def _redactor(detector: object, second: object | None = None, **kw: object) -> Redactor:
+    return Redactor(
+        detector,  # type: ignore[arg-type]
+        margin=kw.pop("margin", 0.0),  # type: ignore[arg-type]
+        second_pass=second,  # type: ignore[arg-type]
+        detector_name="fake", model_sha256="ab" * 32, threshold=0.5,
+        rng=np.random.default_rng(0), **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_mosaic_replaces_the_face_with_noisy_flat_blocks_and_keeps_the_rest() -> None:
+    image = _texture()
+    original = image.copy()
+    box = Box(40, 30, 50, 50)
+    out = redact(image, [box], margin=0.0, mode="mosaic", rng=np.random.default_rng(7), cells=5)
+    np.testing.assert_array_equal(image, original)  # the input is never modified
+    region, before = out[30:80, 40:90].astype(int), original[30:80, 40:90].astype(int)
+    assert np.abs(region - before).mean() > 40  # nothing like the original pixels
+    for by in range(0, 50, 10):  # 5 cells over 50 px: 10-px blocks, each one flat
+        for bx in range(0, 50, 10):
+            block = region[by:by + 10, bx:bx + 10]
+            assert (block == block[0, 0]).all()
+    outside = np.ones(out.shape[:2], dtype=bool)
+    outside[30:80, 40:90] = False
+    np.testing.assert_array_equal(out[outside], original[outside])
+
+
+def test_mosaic_adds_noise_so_block_means_are_not_recoverable() -> None:
+    image = np.full((40, 40, 3), 100, dtype=np.uint8)
+    box = Box(0, 0, 40, 40)
+    a = redact(image, [box], margin=0.0, mode="mosaic", rng=np.random.default_rng(1), cells=4)
+    b = redact(image, [box], margin=0.0, mode="mosaic", rng=np.random.default_rng(2), cells=4)
+    assert not np.array_equal(a, b)  # random, not a function of the pixels alone
+    assert len(np.unique(a[::10, ::10, 0])) > 1  # a flat face does not come back flat: noise per block
+
+
+def test_fill_paints_the_region_a_single_grey() -> None:
+    out = redact(_texture(), [Box(10, 10, 20, 30)], margin=0.0, mode="fill", rng=np.random.default_rng(0))
+    assert (out[10:40, 10:30] == FILL_VALUE).all()
+
+
+def test_margin_grows_each_box_and_clips_it_to_the_image() -> None:
+    regions = redaction_regions([Box(-5, 100, 40, 20), Box(60, 50, 20, 20)], margin=0.5, width=160, height=120)
+    assert regions == [Box(0, 90, 55, 30), Box(50, 40, 40, 40)]
+    out = redact(_texture(), [Box(150, 110, 20, 20)], margin=0.25, mode="fill", rng=np.random.default_rng(0))
+    assert (out[105:120, 145:160] == FILL_VALUE).all()
+    assert out.shape == (120, 160, 3)
+    assert redaction_regions([Box(500, 500, 10, 10)], margin=0.2, width=160, height=120) == []
+
+
+def test_grey_infrared_frames_are_redacted_too() -> None:
+    grey = _texture()[:, :, 0].copy()
+    out = redact(grey, [Box(0, 0, 30, 30)], margin=0.0, mode="mosaic", rng=np.random.default_rng(0))
+    assert out.shape == grey.shape
+    assert not np.array_equal(out[:30, :30], grey[:30, :30])
+
+
+def test_an_unknown_mode_is_refused_naming_the_allowed_ones() -> None:
+    with pytest.raises(ValueError, match=r"'blur' is not one of \['fill', 'mosaic'\]"):
+        redact(_texture(), [], margin=0.0, mode="blur", rng=np.random.default_rng(0))  # type: ignore[arg-type]
+
+
+def test_redactor_covers_detected_and_carried_over_boxes_and_records_what_it_did() -> None:
+    detector = StaticFaceDetector([Box(10, 10, 20, 20)])
+    redactor = _redactor(detector, StaticFaceDetector([]), margin=0.25, mode="fill")
+    out, record = redactor.redact_image(_texture(), extra_boxes=[Box(100, 60, 20, 20)])
+    assert (out[5:35, 5:35] == FILL_VALUE).all()
+    assert (out[55:85, 95:125] == FILL_VALUE).all()
+    assert (record.detector, record.threshold, record.regions, record.second_pass_faces) == ("fake", 0.5, 2, 0)
+    assert record.model_sha256 == "ab" * 32
+
+
+def test_a_raising_detector_fails_closed() -> None:
+    redactor = _redactor(FailingFaceDetector(OSError("model file vanished")))
+    with pytest.raises(RedactionFailed, match="model file vanished") as err:
+        redactor.redact_image(_texture())
+    assert err.value.reason == "detector_error"
+    assert isinstance(err.value.__cause__, OSError)
+
+
+def test_a_raising_second_pass_fails_closed() -> None:
+    with pytest.raises(RedactionFailed) as err:
+        _redactor(StaticFaceDetector([Box(0, 0, 10, 10)]), FailingFaceDetector()).redact_image(_texture())
+    assert err.value.reason == "detector_error"
+    assert err.value.regions == (Box(0, 0, 10, 10),)
+
+
+def test_running_over_the_time_budget_fails_closed() -> None:
+    ticks = iter(range(0, 10**9, 30_000_000))  # every clock read is 30 ms later (monotonic ns)
+    redactor = _redactor(StaticFaceDetector([]), StaticFaceDetector([]), budget_ms=20.0,
+                         clock_ns=lambda: next(ticks))
+    with pytest.raises(RedactionFailed, match=r"took 30\.0 ms, over the budget of 20 ms") as err:
+        redactor.redact_image(_texture())
+    assert err.value.reason == "timeout"
+
+
+def test_within_budget_passes() -> None:
+    redactor = _redactor(StaticFaceDetector([]), StaticFaceDetector([]), budget_ms=5_000.0)
+    out, record = redactor.redact_image(_texture())
+    assert record.regions == 0
+    np.testing.assert_array_equal(out, _texture())
+
+
+def test_a_face_the_second_pass_still_finds_fails_closed() -> None:
+    leftover = StaticFaceDetector([Box(100, 60, 20, 20)])
+    redactor = _redactor(StaticFaceDetector([Box(10, 10, 20, 20)]), leftover, rechecks=0)
+    with pytest.raises(RedactionFailed, match=r"second pass found 1 face\(s\).*20x20\+100\+60") as err:
+        redactor.redact_image(_texture())
+    assert err.value.reason == "second_pass"
+
+
+class _SeesFaceUntilCovered:
+    """Second pass that reports a face wherever the pixels are still the original ones."""
+
+    def __init__(self, original: Image, box: Box) -> None:
+        self.original, self.box = original, box
+
+    def detect(self, image: Image) -> list[Box]:
+        b = self.box
+        same = np.array_equal(image[b.y:b.y + b.h, b.x:b.x + b.w], self.original[b.y:b.y + b.h, b.x:b.x + b.w])
+        return [b] if same else []
+
+
+def test_a_face_found_only_by_the_second_pass_is_redacted_on_recheck() -> None:
+    image = _texture()
+    missed = Box(100, 60, 20, 20)
+    redactor = _redactor(StaticFaceDetector([Box(10, 10, 20, 20)]), _SeesFaceUntilCovered(image, missed),
+                         rechecks=1, mode="fill")
+    out, record = redactor.redact_image(image)
+    assert record.regions == 2
+    assert (out[60:80, 100:120] == FILL_VALUE).all()
+
+
+def test_a_second_pass_hit_inside_redacted_pixels_is_the_mosaic_not_a_face() -> None:
+    face = Box(10, 10, 40, 40)
+    redactor = _redactor(StaticFaceDetector([face]), StaticFaceDetector([Box(12, 12, 30, 30)]), rechecks=0)
+    _, record = redactor.redact_image(_texture())
+    assert record.second_pass_faces == 0
+    assert share_inside(Box(12, 12, 30, 30), [face], width=160, height=120) == 1.0
+    assert share_inside(Box(40, 10, 20, 10), [face], width=160, height=120) == 0.5
