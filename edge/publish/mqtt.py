@@ -215,7 +215,8 @@ class MqttPublisher:
                 info.wait_for_publish(timeout_s)
             except (RuntimeError, ValueError) as exc:
                 log.warning("MQTT: retained offline status not confirmed before shutdown: %s", exc)
-        client.disconnect()
+        if client.is_connected():
+            client.disconnect()
         client.loop_stop()
         self._connected.clear()
         self._process_acks()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from support.reads import first_arrivals, lab_mqtt, make_read, node_config, outb
 from edge.clock import SystemClock
 from edge.outbox.store import Outbox
 from edge.publish.mqtt import MqttPublisher
+from edge.publish.schema import InvalidMessageError
 
 pytestmark = pytest.mark.integration
 
@@ -83,3 +86,74 @@ def test_status_is_retained_online_then_offline_on_clean_exit(mosquitto: Mosquit
     status = json.loads(offline[0].payload)
     assert status["state"] == "offline"
     assert status["software"] == "9.9.9"
+
+
+def test_invalid_read_is_never_published_and_is_counted_as_rejected(
+    mosquitto: MosquittoBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    node = node_config()
+    sub = Subscriber(mosquitto.host, mosquitto.port, "anpr/#").start()
+    with Outbox(tmp_path / "outbox.sqlite", outbox_config(), SystemClock()) as box:
+        box.put(make_read(node, 0))
+        box.put(make_read(node, 1, extra={"driver_face": "..."}))  # outside the schema
+        wrong_topic = make_read(node, 2)
+        box.put(type(wrong_topic)(wrong_topic.message_id, "anpr/site1/cam9/reads", wrong_topic.payload,
+                                  wrong_topic.captured_at, "read"))
+        box.put(make_read(node, 3))
+        with caplog.at_level(logging.ERROR, logger="edge"), MqttPublisher(
+            lab_mqtt(mosquitto.host, mosquitto.port), node, box, SystemClock(), "0.1.0"
+        ) as pub:
+            assert pub.flush(10)
+        assert box.dropped.rejected == 2
+    got = sub.wait_for(2, 5, where=lambda m: m.topic.endswith("/reads"))
+    time.sleep(0.2)
+    sub.stop()
+    assert seqs_of([m.payload for m in got if m.topic.endswith("/reads")]) == [0, 3]
+    assert all(b"driver_face" not in m.payload for m in sub.messages)
+    assert "'driver_face'" in caplog.text
+    assert "cam9" in caplog.text
+
+
+def test_health_is_validated_and_retained(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
+    node = node_config()
+    with Outbox(tmp_path / "outbox.sqlite", outbox_config(), SystemClock()) as box, MqttPublisher(
+        lab_mqtt(mosquitto.host, mosquitto.port), node, box, SystemClock(), "0.1.0"
+    ) as pub:
+        assert pub.wait_connected(10)
+        pub.publish_health({"outbox_depth": box.depth(), "reads_published": pub.reads_published, "fps": 24.9})
+        with pytest.raises(InvalidMessageError, match="gps"):
+            pub.publish_health({"gps": [51.5, -0.1]})
+        time.sleep(0.2)
+    late = Subscriber(mosquitto.host, mosquitto.port, "anpr/site1/cam1/health").start()
+    got = late.wait_for(1, 5)
+    late.stop()
+    assert got[0].retain
+    health = json.loads(got[0].payload)
+    assert health["schema"] == "anpr.health/1"
+    assert health["fps"] == 24.9
+    assert got[0].properties["UserProperty"] == [("schema", "anpr.health/1")]
+
+
+def test_unreachable_broker_keeps_reads_and_delivers_once_it_appears(tmp_path: Path) -> None:
+    from support.broker import MOSQUITTO
+
+    if not MOSQUITTO.exists():
+        pytest.skip("mosquitto not installed")
+    broker = MosquittoBroker(tmp_path / "late")
+    node = node_config()
+    try:
+        with Outbox(tmp_path / "outbox.sqlite", outbox_config(), SystemClock()) as box, MqttPublisher(
+            lab_mqtt(broker.host, broker.port), node, box, SystemClock(), "0.1.0", reconnect_max_s=1
+        ) as pub:
+            box.put(make_read(node, 0))
+            assert not pub.wait_connected(1.0)
+            assert not pub.connected
+            assert box.depth() == 1
+            broker.start()
+            sub = Subscriber(broker.host, broker.port, "anpr/+/+/reads").start()
+            assert pub.wait_connected(10)
+            assert pub.flush(10)
+            assert seqs_of([m.payload for m in sub.wait_for(1, 5)]) == [0]
+            sub.stop()
+    finally:
+        broker.kill()
