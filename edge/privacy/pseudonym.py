@@ -23,7 +23,7 @@ from edge.errors import ConfigError
 
 Rotation = Literal["daily", "weekly", "monthly"]
 
-_PLATE_CHARS = re.compile(r"^[A-Z0-9]{1,16}$")
+_PLATE_CHARS = re.compile(r"^[A-Z0-9]{1,12}$")
 _MIN_SECRET_BYTES = 32
 
 
@@ -34,7 +34,7 @@ def normalise_plate(text: str) -> str:
     """
     norm = re.sub(r"[\s\-]+", "", text).upper()
     if not _PLATE_CHARS.match(norm):
-        raise ValueError(f"plate text of {len(text)} characters is not 1-16 letters and digits once normalised")
+        raise ValueError(f"plate text of {len(text)} characters is not 1-12 letters and digits once normalised")
     return norm
 
 

@@ -26,6 +26,7 @@ from edge.privacy.policy import (
     policy_version,
 )
 from edge.privacy.pseudonym import RotatingPseudonymiser, normalise_plate, period_label
+from edge.publish.schema import validate
 
 T0 = datetime(2026, 11, 22, 8, 30, 15, 123456, tzinfo=UTC)
 NODE = NodeConfig(site="depot-1", camera="gate-a")
@@ -110,6 +111,7 @@ def test_payload_keys_equal_the_allow_list_for_every_mode(
     assert payload is not None
     assert set(payload) == expected_keys(policy, hit=hit, image=img is not None)
     assert set(payload) <= permitted_keys(policy)
+    validate("read", payload)
     assert payload["schema"] == "anpr.read/1"
     assert payload["seq"] == 4
     assert (payload["site"], payload["camera"]) == ("depot-1", "gate-a")

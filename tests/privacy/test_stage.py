@@ -233,3 +233,53 @@ def test_the_plate_text_is_never_logged_at_info_or_above(caplog: pytest.LogCaptu
 def test_stats_snapshot_has_the_health_counters() -> None:
     snap = stage(PrivacyConfig()).stats.snapshot()
     assert {"redaction_failures", "images_dropped", "reads_prepared"} <= set(snap)
+
+
+@pytest.mark.integration
+def test_a_real_subscriber_receives_exactly_the_allowed_fields_in_every_mode(mosquitto: Any, tmp_path: Any) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+    from support.broker import Subscriber
+
+    from edge.publish.schema import validate
+
+    key = tmp_path / "pseudonym.key"
+    key.write_text("22" * 32)
+    cases: list[tuple[PrivacyConfig, Any, set[str]]] = [
+        (PrivacyConfig(), GreyRedactor(), {"plate", "confidence"}),
+        (PrivacyConfig(fields=(*BASE, "zone", "sightings"), image="plate_patch"), GreyRedactor(),
+         {"zone", "sightings", "image"}),
+        (PrivacyConfig(fields=(*BASE, "plate"), plate_mode="pseudonymised", pseudonym_key_file=str(key),
+                       image="redacted_overview"), FailingRedactor(RuntimeError("no model")),
+         {"plate_hash", "key_id"}),
+        (PrivacyConfig(fields=(*BASE, "plate", "direction"), plate_mode="hotlist_only", hotlist_file="h",
+                       hit_image="plate_patch"), GreyRedactor(), {"plate", "direction", "hotlist_hit", "image"}),
+    ]
+    sub = Subscriber(mosquitto.host, mosquitto.port, f"{TOPIC}/#").start()
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    pub.connect(mosquitto.host, mosquitto.port)
+    pub.loop_start()
+    try:
+        sent = 0
+        for i, (policy, redactor, _extra) in enumerate(cases):
+            s = stage(policy, redactor=redactor, hotlist=SetHotlist("XY51ZZZ"))
+            for plate in ("AB12CDE", "XY51ZZZ"):
+                msg = s.prepare(make_pass(plate))
+                if msg is None:
+                    assert (policy.plate_mode, plate) == ("hotlist_only", "AB12CDE")
+                    continue
+                pub.publish(f"{TOPIC}/{i}", msg.payload, qos=1).wait_for_publish(5)
+                sent += 1
+        got = sub.wait_for(sent, 10)
+        assert len(got) == sent == 7
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        sub.stop()
+    by_case: dict[int, list[dict[str, Any]]] = {}
+    for m in got:
+        by_case.setdefault(int(m.topic.rsplit("/", 1)[1]), []).append(json.loads(m.payload))
+    for i, (_policy, _redactor, extra) in enumerate(cases):
+        for body in by_case[i]:
+            validate("read", body)
+            assert set(body) == {"id", "schema", "seq", "time", "site", "camera"} | extra
