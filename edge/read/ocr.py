@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 BLANK = len(ALPHABET)
-TWO_LINE_MAX_ASPECT = 2.5  # width / height below which a crop is taken for a two-line plate
+TWO_LINE_MAX_ASPECT = 2.0  # width / height below which a crop is taken for a two-line plate
 _TWO_LINE_OVERLAP = 0.06  # each half keeps this fraction of the other half, so no line is cut
 
 
