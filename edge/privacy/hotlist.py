@@ -203,6 +203,22 @@ def load_hotlist(
     return Hotlist(hashes, key=key, list_id=list_id, valid_until=valid_until, grace=grace, confusables=confusables)
 
 
+def import_hotlist(
+    source: str | Path, dest: str | Path, *, hash_key: bytes, now: datetime, grace: timedelta,
+    confusables: int = 1, signing_key: bytes | None = None,
+) -> Hotlist:
+    """Verify ``source``, write its hashed-only form to ``dest`` and delete ``source``.
+
+    After this the plate text of the list exists nowhere on the node's disk; ``dest`` reloads with
+    ``load_hotlist(dest, hash_key=...)``. ``source`` is kept when anything fails.
+    """
+    hotlist = load_hotlist(source, now=now, grace=grace, confusables=confusables, hash_key=hash_key,
+                           signing_key=signing_key)
+    hotlist.save(dest)
+    Path(source).unlink()
+    return hotlist
+
+
 def load_hotlist_for(policy: PrivacyConfig, now: datetime) -> Hotlist | None:
     """Load ``policy.hotlist_file`` with the keys and limits a ``PrivacyConfig`` names (None without one)."""
     if policy.hotlist_file is None:

@@ -30,7 +30,7 @@ _MIN_SECRET_BYTES = 32
 def normalise_plate(text: str) -> str:
     """Uppercase, spaces and hyphens removed: the form reads, hashes and hotlists all use.
 
-    Raises ``ValueError`` for anything but 1-16 letters and digits after that.
+    Raises ``ValueError`` for anything but 1-12 letters and digits after that.
     """
     norm = re.sub(r"[\s\-]+", "", text).upper()
     if not _PLATE_CHARS.match(norm):

@@ -122,6 +122,11 @@ class PrivacyStage:
     def policy_version(self) -> str:
         return self._version
 
+    def replace_hotlist(self, hotlist: HotlistMatcher | None) -> None:
+        """Swap in a newly loaded hotlist (or none); reads prepared afterwards are matched against it."""
+        with self._lock:
+            self._hotlist = hotlist
+
     def prepare(self, p: VehiclePass, *, clock_unsynced: bool = False) -> OutgoingMessage | None:
         """The message for ``p``, or None when the policy lets nothing leave (or the audit log fails)."""
         with self._lock:
@@ -150,9 +155,9 @@ class PrivacyStage:
                 pseudonymiser=self._pseudonymiser,
                 clock_unsynced=clock_unsynced,
             )
-        except PolicyViolationError:
+        except (PolicyViolationError, ValueError) as exc:
             self.stats.policy_violations += 1
-            log.exception("read %s refused by the policy check; nothing leaves for it", read_id)
+            log.error("read %s refused by the policy check (%s); nothing leaves for it", read_id, exc)
             return None
         if payload is None:  # pragma: no cover - hotlist_only non-hits return above
             self.stats.reads_suppressed += 1

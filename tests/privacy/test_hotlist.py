@@ -15,6 +15,7 @@ from edge.privacy.hotlist import (
     HotlistError,
     canonical_body,
     confusable_variants,
+    import_hotlist,
     load_hotlist,
     load_hotlist_for,
     write_hotlist,
@@ -164,3 +165,23 @@ def test_load_hotlist_for_reads_keys_and_limits_from_the_policy(tmp_path: Path, 
     assert hl.key_id == hashlib.sha256(KEY).hexdigest()[:8]
     assert not hl.match("A812CDE", NOW)
     assert load_hotlist_for(PrivacyConfig(), NOW) is None
+
+
+def test_import_leaves_only_the_hashed_form_on_disk(listfile: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "state" / "hotlist.hashed.json"
+    dest.parent.mkdir()
+    hl = import_hotlist(listfile, dest, hash_key=KEY, now=NOW, grace=GRACE)
+    assert not listfile.exists()
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            assert b"XY51ZZZ" not in f.read_bytes()
+    assert hl.match("XY51ZZZ", NOW)
+    assert load(dest, hash_key=KEY).match("XY51ZZZ", NOW)
+
+
+def test_a_refused_import_keeps_the_source(listfile: Path, tmp_path: Path) -> None:
+    listfile.write_text(listfile.read_text().replace("XY51ZZZ", "XY51ZZA"))
+    with pytest.raises(HotlistError):
+        import_hotlist(listfile, tmp_path / "dest.json", hash_key=KEY, now=NOW, grace=GRACE)
+    assert listfile.exists()
+    assert not (tmp_path / "dest.json").exists()

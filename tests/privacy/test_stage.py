@@ -283,3 +283,33 @@ def test_a_real_subscriber_receives_exactly_the_allowed_fields_in_every_mode(mos
         for body in by_case[i]:
             validate("read", body)
             assert set(body) == {"id", "schema", "seq", "time", "site", "camera"} | extra
+
+
+def test_stage_with_a_real_hotlist_and_audit_log_leaves_a_verifiable_trail(tmp_path: Any) -> None:
+    from edge.privacy.audit import AuditLog, verify
+    from edge.privacy.hotlist import Hotlist
+
+    hotlist = Hotlist.from_plates(["XY51ZZZ"], key=bytes(32), list_id="op", valid_until=T0 + timedelta(hours=1),
+                                  grace=timedelta(hours=1), confusables=1)
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    policy = PrivacyConfig(plate_mode="hotlist_only", hotlist_file="h", image="plate_patch")
+    s = stage(policy, hotlist=hotlist, audit=audit)
+    assert s.prepare(make_pass("AB12CDE")) is None
+    hit = payload(s.prepare(make_pass("XY5IZZZ")))  # I read for 1: one confusable, still a hit
+    assert hit["hotlist_hit"] is True
+    assert "image" in hit
+    assert verify(audit.path) == (True, None)
+    entries = [json.loads(line) for line in audit.path.read_text().splitlines()]
+    assert [e["read_id"] for e in entries] == [hit["id"]]
+    assert entries[0]["fields"] == sorted(hit)
+    assert b"XY5" not in audit.path.read_bytes()
+    s.replace_hotlist(None)
+    assert s.prepare(make_pass("XY51ZZZ")) is None
+
+
+def test_a_plate_that_cannot_be_normalised_is_withheld_without_logging_it(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    s = stage(PrivacyConfig())
+    assert s.prepare(make_pass("AB12;CDE")) is None
+    assert s.stats.policy_violations == 1
+    assert all("AB12" not in r.getMessage() for r in caplog.records)
