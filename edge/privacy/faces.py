@@ -264,7 +264,7 @@ class RedactorSettings:
     manifest: str = "models/manifest.json"
     threshold: float = 0.5
     margin: float = 0.25
-    mode: Mode = "mosaic"
+    mode: Mode = "fill"  # a mosaic keeps a face-like layout that detectors (and the second pass) react to
     min_face: int = 24
     face_px: float = 16.0
     budget_ms: float | None = None
