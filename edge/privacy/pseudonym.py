@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from edge.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 Rotation = Literal["daily", "weekly", "monthly"]
 
@@ -65,6 +68,8 @@ def read_secret(path: str | Path, *, what: str = "key file") -> bytes:
         secret = bytes.fromhex(lines[0])
     except ValueError as exc:
         raise ConfigError(f"{what} {str(p)!r} is not hex (allowed: 0-9, a-f)") from exc
+    if p.stat().st_mode & 0o077:
+        log.warning("%s %s is readable by other users; make it mode 0600", what, p)
     if len(secret) < _MIN_SECRET_BYTES:
         raise ConfigError(
             f"{what} {str(p)!r} holds {len(secret)} bytes; at least {_MIN_SECRET_BYTES} (64 hex digits) are needed"
