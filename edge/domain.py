@@ -154,6 +154,7 @@ class VehiclePass:
     angle_deg: float | None = None
     zone: str | None = None
     char_confidences: tuple[float, ...] = field(default=())
+    preview: bool = False  # an early read of a track still in view; its final pass follows
 
 
 @dataclass(frozen=True, slots=True)

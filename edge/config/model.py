@@ -76,6 +76,26 @@ class ReadConfig(_Section):
     formats_file: str | None = Field(None, description="YAML file of extra formats (other countries).")
 
 
+class ZoneConfig(_Section):
+    name: str = Field(pattern=_SLUG, description="Zone name, reported with each pass (e.g. lane-1).")
+    kind: Literal["lane", "exclude"] = Field(
+        "lane", description="lane: tags passes seen in it; exclude: sightings inside are dropped."
+    )
+    polygon: tuple[tuple[float, float], ...] = Field(
+        description="Corners as [x, y] shares of the frame width and height (0..1), at least 3."
+    )
+
+    @field_validator("polygon")
+    @classmethod
+    def _valid_polygon(cls, v: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+        if len(v) < 3:
+            raise ValueError(f"polygon has {len(v)} corners; a zone needs at least 3")
+        bad = [list(p) for p in v if not (0.0 <= p[0] <= 1.0 and 0.0 <= p[1] <= 1.0)]
+        if bad:
+            raise ValueError(f"polygon corners {bad} are outside 0..1 (shares of the frame width and height)")
+        return v
+
+
 class TrackConfig(_Section):
     max_gap_s: float = Field(1.0, gt=0, le=60, description="A track ends when unseen for this long.")
     max_delay_s: float = Field(5.0, gt=0, le=600, description="Publish a pass at most this long after first seen.")
@@ -84,6 +104,26 @@ class TrackConfig(_Section):
         30.0, ge=0, le=86400, description="The same plate seen again after this gap is a new pass."
     )
     match_iou: float = Field(0.1, ge=0.0, le=1.0, description="Least box overlap for a sighting to join a track.")
+    max_jump: float = Field(
+        2.0, gt=0, le=20, description="Farthest a sighting may be from a track's predicted box, in plate widths."
+    )
+    exit_gap_s: float = Field(
+        0.3, gt=0, le=60, description="A track whose predicted box has left the frame ends when unseen this long."
+    )
+    preview_after_s: float | None = Field(
+        None, gt=0, le=600, description="Send an early preview read this long after first seen (None: no preview)."
+    )
+    zones: tuple[ZoneConfig, ...] = Field(
+        (), description="Lanes or areas (polygons); a pass is tagged with its lane, exclude zones drop sightings."
+    )
+
+    @model_validator(mode="after")
+    def _unique_zones(self) -> TrackConfig:
+        names = [z.name for z in self.zones]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"track.zones names must be unique; repeated: {dupes}")
+        return self
 
 
 class RetentionConfig(_Section):
@@ -194,6 +234,18 @@ class HealthConfig(_Section):
     interval_s: float = Field(60.0, ge=1, le=86400, description="Seconds between retained health messages.")
 
 
+class ClockConfig(_Section):
+    max_offset_ms: float = Field(
+        1000.0, gt=0, le=10_000,
+        description="Reads are treated as unsynchronised when the clock is off by more than this (SI 2022/71: 10 s).",
+    )
+    on_unsynced: Literal["flag", "hold"] = Field(
+        "flag", description="flag: publish reads with clock_unsynced: true; hold: keep them until the clock is synced."
+    )
+    check_interval_s: float = Field(10.0, ge=1, le=3600, description="Seconds between clock synchronisation checks.")
+    max_held: int = Field(10_000, ge=1, le=1_000_000, description="Most reads held while unsynced (oldest dropped).")
+
+
 class Config(_Section):
     node: NodeConfig
     capture: CaptureConfig = CaptureConfig()
@@ -204,3 +256,4 @@ class Config(_Section):
     outbox: OutboxConfig = OutboxConfig()
     mqtt: MqttConfig | None = Field(None, description="Broker to publish to; without it reads stay in the outbox.")
     health: HealthConfig = HealthConfig()
+    clock: ClockConfig = ClockConfig()

@@ -1,62 +1,123 @@
-"""Plate tracker: associates sightings across frames by box overlap and text, ends tracks on a gap
-or a maximum delay, and votes each track into one :class:`VehiclePass`.
+"""Plate tracker: one track per vehicle, one pass per track.
+
+Each frame's sightings are matched to the open tracks by a score of three cues: overlap with the
+box each track predicts for this frame (constant velocity, so a track coasts through a few missed
+detections), distance from that prediction in plate widths, and text similarity with the track's
+reads (so two plates side by side, or crossing, keep their own tracks). Pairs are assigned
+greedily, best score first, at most one sighting per track per frame.
+
+A track ends when unseen for ``max_gap_s``, or sooner (``exit_gap_s``) when its predicted box has
+left the frame. Its pass is published when it ends or ``max_delay_s`` after first seen, whichever
+comes first; a parked or queued vehicle is published once and then kept quiet for as long as it
+is seen. The same plate seen again within ``repeat_gap_s`` of its last sighting is no new pass.
 
 All timing uses frame timestamps, never the wall clock, so a replay gives the same passes every time.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from edge.config import TrackConfig
-from edge.domain import Image, PlateRead, VehiclePass
-from edge.track.vote import vote
+from edge.domain import Box, Image, PlateRead, VehiclePass
+from edge.track.motion import Motion, direction_of, inside, out_of_frame, sharpness
+from edge.track.vote import FormatCheck, read_weight, similarity, vote
+
+log = logging.getLogger(__name__)
+
+MIN_SIZE_RATIO = 0.5  # a sighting's width against the predicted width, for it to join a track
+TEXT_MATCH = 0.7  # text similarity that lets a sighting join from farther away (after a gap)
+VALID_BEST = 1.5  # best-frame score factor for a read that fits a format
+
+
+@dataclass
+class _Recent:
+    """A published pass, kept for ``repeat_gap_s`` after its last sighting to suppress repeats."""
+
+    plate: str
+    last_seen: datetime
+    box: Box
 
 
 @dataclass
 class _Track:
     track_id: int
-    sightings: list[PlateRead] = field(default_factory=list)
+    motion: Motion
+    reads: list[PlateRead] = field(default_factory=list)
+    zones: Counter[str] = field(default_factory=Counter)
     best: PlateRead | None = None
     best_score: float = -1.0
     overview: Image | None = None
-    published: bool = False
+    text: str = ""  # text of the most confident read so far (for matching)
+    text_weight: float = -1.0
+    published: _Recent | None = None  # set once its pass is out (or it was suppressed as a repeat)
+    previewed: bool = False
 
     @property
     def first_seen(self) -> datetime:
-        return self.sightings[0].timestamp
+        return self.reads[0].timestamp
 
     @property
     def last_seen(self) -> datetime:
-        return self.sightings[-1].timestamp
+        return self.reads[-1].timestamp
 
-    def add(self, read: PlateRead, image: Image) -> None:
-        self.sightings.append(read)
-        score = read.detection.box.area * read.confidence * (1.5 if read.valid else 1.0)
+    def add(self, read: PlateRead, image: Image, zone: str | None) -> None:
+        if self.reads:
+            self.motion = self.motion.updated(read.detection.box, read.timestamp)
+        self.reads.append(read)
+        if zone is not None:
+            self.zones[zone] += 1
+        weight = read_weight(read)
+        if weight > self.text_weight:
+            self.text, self.text_weight = read.text, weight
+        score = read.detection.box.area * (0.2 + sharpness(read.crop)) * read.confidence
+        score *= VALID_BEST if read.valid else 1.0
         if score > self.best_score:
             self.best, self.best_score, self.overview = read, score, image
+        if self.published is not None:
+            self.published.last_seen = read.timestamp
+            self.published.box = read.detection.box
 
 
 class PlateTracker:
-    """Feeds on each frame's reads; returns the passes that are complete."""
+    """Feeds on each frame's reads; returns the passes that are complete (and previews, if enabled)."""
 
-    def __init__(self, config: TrackConfig) -> None:
+    def __init__(self, config: TrackConfig, formats: FormatCheck | None = None) -> None:
         self.config = config
+        self.formats = formats
         self._tracks: list[_Track] = []
         self._next_id = 1
-        self._recent: dict[str, datetime] = {}  # plate -> last seen of its last published pass
+        self._recent: list[_Recent] = []
         self.suppressed_repeats = 0
+        self.excluded = 0
+        self._frame_size = (0, 0)
+
+    @property
+    def open_tracks(self) -> int:
+        return len(self._tracks)
 
     def update(self, timestamp: datetime, reads: list[PlateRead], image: Image) -> list[VehiclePass]:
+        height, width = image.shape[:2]
+        self._frame_size = (width, height)
+        kept: list[tuple[PlateRead, str | None]] = []
         for read in reads:
-            track = self._match(read)
+            zone, excluded = self._zone(read.detection.box, width, height)
+            if excluded:
+                self.excluded += 1
+            else:
+                kept.append((read, zone))
+        assigned = self._assign(timestamp, [r for r, _ in kept])
+        for (read, zone), match in zip(kept, assigned, strict=True):
+            track = match
             if track is None:
-                track = _Track(self._next_id)
+                track = _Track(self._next_id, Motion.start(read.detection.box, read.timestamp))
                 self._next_id += 1
                 self._tracks.append(track)
-            track.add(read, image)
+            track.add(read, image, zone)
         return self._collect(timestamp)
 
     def flush(self) -> list[VehiclePass]:
@@ -65,51 +126,139 @@ class PlateTracker:
         self._tracks.clear()
         return done
 
-    @property
-    def open_tracks(self) -> int:
-        return len(self._tracks)
+    # -- association ---------------------------------------------------------------------------
 
-    def _match(self, read: PlateRead) -> _Track | None:
-        best, best_iou = None, self.config.match_iou
-        for track in self._tracks:
-            last = track.sightings[-1]
-            if last.frame_index == read.frame_index:
-                continue  # one sighting per track per frame: side-by-side plates stay apart
-            iou = last.detection.box.iou(read.detection.box)
-            if iou >= best_iou or (read.text == last.text and _near(last, read)):
-                best, best_iou = track, max(iou, best_iou)
-        return best
+    def _assign(self, now: datetime, reads: list[PlateRead]) -> list[_Track | None]:
+        pairs: list[tuple[float, int, int]] = []
+        for ti, track in enumerate(self._tracks):
+            predicted = track.motion.predict(now)
+            gap_s = (now - track.last_seen).total_seconds()
+            for ri, read in enumerate(reads):
+                score = self._score(track, predicted, gap_s, read)
+                if score is not None:
+                    pairs.append((score, ti, ri))
+        pairs.sort(key=lambda p: (-p[0], self._tracks[p[1]].track_id, p[2]))
+        result: list[_Track | None] = [None] * len(reads)
+        taken: set[int] = set()
+        for _, ti, ri in pairs:
+            if ti in taken or result[ri] is not None:
+                continue
+            taken.add(ti)
+            result[ri] = self._tracks[ti]
+        return result
+
+    def _score(self, track: _Track, predicted: Box, gap_s: float, read: PlateRead) -> float | None:
+        """How well ``read`` continues ``track`` (higher is better), or None when it cannot."""
+        if track.reads[-1].frame_index == read.frame_index:
+            return None
+        box = read.detection.box
+        ratio = box.w / max(1, predicted.w)
+        if not MIN_SIZE_RATIO <= ratio <= 1.0 / MIN_SIZE_RATIO:
+            return None
+        iou = predicted.iou(box)
+        (px, py), (bx, by) = predicted.centre, box.centre
+        dist = math.hypot(px - bx, py - by) / max(1, predicted.w, box.w)
+        reach = self.config.max_jump * (1.0 + 2.0 * gap_s)
+        text = similarity(track.text, read.text) if track.text and read.text else 0.0
+        if iou < self.config.match_iou and dist > reach and not (text >= TEXT_MATCH and dist <= 3 * reach):
+            return None
+        return iou + max(0.0, 1.0 - dist / reach) + text
+
+    def _zone(self, box: Box, width: int, height: int) -> tuple[str | None, bool]:
+        if not self.config.zones or width == 0 or height == 0:
+            return None, False
+        cx, cy = box.centre
+        x, y = cx / width, cy / height
+        lane = None
+        for zone in self.config.zones:
+            if inside(zone.polygon, x, y):
+                if zone.kind == "exclude":
+                    return None, True
+                lane = lane or zone.name
+        return lane, False
+
+    # -- ending and publishing -----------------------------------------------------------------
 
     def _collect(self, now: datetime) -> list[VehiclePass]:
-        gap = timedelta(seconds=self.config.max_gap_s)
-        delay = timedelta(seconds=self.config.max_delay_s)
+        cfg = self.config
+        gap, exit_gap = timedelta(seconds=cfg.max_gap_s), timedelta(seconds=cfg.exit_gap_s)
+        delay = timedelta(seconds=cfg.max_delay_s)
+        width, height = self._frame_size
         done: list[VehiclePass] = []
         still: list[_Track] = []
         for track in self._tracks:
-            if now - track.last_seen > gap:
+            unseen = now - track.last_seen
+            left = unseen >= exit_gap and out_of_frame(track.motion.predict(now), width, height)
+            if unseen > gap or left:
                 if (p := self._finish(track)) is not None:
                     done.append(p)
                 continue
-            if not track.published and now - track.first_seen >= delay and (p := self._finish(track)):
-                done.append(p)  # a parked or queued vehicle: published once, then kept quiet
             still.append(track)
+            if track.published is None and now - track.first_seen >= delay:
+                if (p := self._finish(track)) is not None:
+                    done.append(p)  # a parked or queued vehicle: published once, then kept quiet
+            elif self._preview_due(track, now) and (p := self._pass(track, preview=True)) is not None:
+                track.previewed = True
+                done.append(p)
         self._tracks = still
+        self._forget(now)
         return done
 
+    def _preview_due(self, track: _Track, now: datetime) -> bool:
+        after = self.config.preview_after_s
+        return (
+            after is not None
+            and not track.previewed
+            and track.published is None
+            and len(track.reads) >= self.config.min_sightings
+            and now - track.first_seen >= timedelta(seconds=after)
+        )
+
     def _finish(self, track: _Track) -> VehiclePass | None:
-        if track.published or len(track.sightings) < self.config.min_sightings:
+        if track.published is not None or len(track.reads) < self.config.min_sightings:
             return None
-        track.published = True
+        vehicle_pass = self._pass(track, preview=False)
+        if vehicle_pass is None:
+            return None
+        recent = self._repeat_of(vehicle_pass.plate, track)
+        if recent is not None:
+            recent.last_seen = max(recent.last_seen, track.last_seen)
+            track.published = recent
+            self.suppressed_repeats += 1
+            log.debug("track %d is a repeat of a pass already published; not published", track.track_id)
+            return None
+        track.published = _Recent(vehicle_pass.plate, track.last_seen, track.reads[-1].detection.box)
+        self._recent.append(track.published)
+        return vehicle_pass
+
+    def _repeat_of(self, plate: str, track: _Track) -> _Recent | None:
+        window = timedelta(seconds=self.config.repeat_gap_s)
+        first_box = track.reads[0].detection.box
+        for recent in self._recent:
+            if track.first_seen - recent.last_seen >= window:
+                continue
+            same_place = recent.box.iou(first_box) > 0.3
+            if recent.plate == plate or (same_place and similarity(recent.plate, plate) >= TEXT_MATCH):
+                return recent
+        return None
+
+    def _forget(self, now: datetime) -> None:
+        window = timedelta(seconds=self.config.repeat_gap_s)
+        live = {id(t.published) for t in self._tracks if t.published is not None}
+        self._recent = [r for r in self._recent if now - r.last_seen < window or id(r) in live]
+
+    def _pass(self, track: _Track, *, preview: bool) -> VehiclePass | None:
         if track.best is None or track.overview is None:
             return None
-        voted = vote(track.sightings)
-        previous = self._recent.get(voted.text)
-        if previous is not None and track.first_seen - previous < timedelta(seconds=self.config.repeat_gap_s):
-            self._recent[voted.text] = track.last_seen
-            self.suppressed_repeats += 1
+        try:
+            voted = vote(track.reads, self.formats)
+        except ValueError:
             return None
-        self._recent[voted.text] = track.last_seen
-        direction, angle = _direction(track.sightings)
+        t0 = track.first_seen
+        direction, angle = direction_of(
+            [(r.timestamp - t0).total_seconds() for r in track.reads], [r.detection.box for r in track.reads]
+        )
+        zone = min(track.zones, key=lambda z: (-track.zones[z], z)) if track.zones else None
         return VehiclePass(
             track_id=track.track_id,
             plate=voted.text,
@@ -118,29 +267,12 @@ class PlateTracker:
             confidence=voted.confidence,
             first_seen=track.first_seen,
             last_seen=track.last_seen,
-            sightings=len(track.sightings),
+            sightings=len(track.reads),
             best=track.best,
             overview=track.overview,
             direction=direction,
             angle_deg=angle,
+            zone=zone,
             char_confidences=voted.char_confidences,
+            preview=preview,
         )
-
-
-def _near(a: PlateRead, b: PlateRead) -> bool:
-    (ax, ay), (bx, by) = a.detection.box.centre, b.detection.box.centre
-    return math.hypot(ax - bx, ay - by) < 3.0 * max(a.detection.box.w, b.detection.box.w)
-
-
-def _direction(sightings: list[PlateRead]) -> tuple[str | None, float | None]:
-    if len(sightings) < 2:
-        return None, None
-    first, last = sightings[0].detection.box, sightings[-1].detection.box
-    (x0, y0), (x1, y1) = first.centre, last.centre
-    angle = math.degrees(math.atan2(y1 - y0, x1 - x0)) if (x0, y0) != (x1, y1) else None
-    growth = last.w / first.w if first.w else 1.0
-    if growth > 1.1:
-        return "approaching", angle
-    if growth < 0.9:
-        return "receding", angle
-    return None, angle

@@ -1,0 +1,88 @@
+"""Voting: per-character, aligned, confidence- and format-weighted."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from track_builders import sighting
+
+from edge.domain import FormatMatch
+from edge.track.vote import align, levenshtein, similarity, vote
+
+
+def test_every_read_wrong_somewhere_still_votes_the_true_plate() -> None:
+    # no two reads agree, so "the best read of the largest cluster" cannot be right; per-character voting is
+    reads = [sighting(t, i, 100, 100) for i, t in enumerate(["AB12CDF", "AB72CDE", "A812CDE", "AB12C0E", "XB12CDE"])]
+    assert vote(reads).text == "AB12CDE"
+
+
+def test_a_read_that_lost_a_character_is_aligned_not_thrown_away() -> None:
+    reads = [
+        sighting("AB12CDE", 0, 100, 100, conf=0.6),
+        sighting("AB12CD", 1, 100, 100, conf=0.95),  # lost the last character, otherwise confident
+        sighting("AB1CDE", 2, 100, 100, conf=0.95),  # lost a digit
+        sighting("AB12COE", 3, 100, 100, conf=0.5),
+    ]
+    voted = vote(reads)
+    assert voted.text == "AB12CDE"
+    assert len(voted.char_confidences) == 7
+
+
+def test_confident_characters_outvote_more_numerous_unsure_ones() -> None:
+    sure = (0.95,) * 7
+    unsure = (0.95, 0.95, 0.95, 0.95, 0.2, 0.95, 0.95)
+    reads = [sighting("AB12CDE", 0, 100, 100, confs=sure)] + [
+        sighting("AB12ODE", i, 100, 100, confs=unsure) for i in (1, 2)
+    ]
+    assert vote(reads).text == "AB12CDE"
+
+
+def test_reads_that_fit_a_format_weigh_more() -> None:
+    reads = [
+        sighting("AB12CDE", 0, 100, 100, conf=0.8, valid=True),
+        sighting("AB12CD8", 1, 100, 100, conf=0.8, valid=False),
+    ]
+    voted = vote(reads)
+    assert voted.text == "AB12CDE"
+    assert voted.format_name == "uk_current"
+
+
+def test_the_most_supported_length_wins() -> None:
+    reads = [sighting("AB12CDE", i, 100, 100) for i in range(3)] + [sighting("AB12CDEE", 3, 100, 100, conf=0.99)]
+    assert vote(reads).text == "AB12CDE"
+
+
+def test_character_confidence_falls_where_reads_disagree() -> None:
+    reads = [sighting("AB12CDE", 0, 100, 100, conf=0.9), sighting("AB12CDF", 1, 100, 100, conf=0.9)]
+    voted = vote(reads)
+    assert voted.char_confidences[0] == pytest.approx(0.9)
+    assert voted.char_confidences[6] == pytest.approx(0.45)
+    assert voted.confidence == pytest.approx(0.45)
+
+
+class _UkDigits:
+    """A stand-in format checker: AB12CDE shape, O->0 in the digit slots."""
+
+    def match(self, text: str, captured_on: date) -> FormatMatch:
+        fixed = text[:2] + text[2:4].replace("O", "0") + text[4:]
+        ok = len(fixed) == 7 and fixed[:2].isalpha() and fixed[2:4].isdigit() and fixed[4:].isalpha()
+        return FormatMatch(fixed, "uk_current" if ok else None, fixed != text, f"{fixed[:4]} {fixed[4:]}")
+
+
+def test_a_format_checker_corrects_the_vote_by_position() -> None:
+    reads = [sighting("AB1OCDE", i, 100, 100, valid=False) for i in range(3)]
+    voted = vote(reads, _UkDigits())
+    assert (voted.text, voted.display, voted.format_name) == ("AB10CDE", "AB10 CDE", "uk_current")
+
+
+def test_no_reads_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no reads"):
+        vote([])
+
+
+def test_edit_distance_helpers() -> None:
+    assert levenshtein("AB12CDE", "AB1CDE") == 1
+    assert similarity("AB12CDE", "AB12CDE") == 1.0
+    assert align("AB12CDE", "AB1CDE") == [0, 1, 2, None, 3, 4, 5]
+    assert align("ABC", "ABXC") == [0, 1, 3]
