@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -23,8 +24,11 @@ from edge.domain import OutgoingMessage
 from edge.errors import ModelError, StateError
 from edge.outbox.store import Outbox
 from edge.pipeline import PassObserver, Pipeline
+from edge.privacy.audit import AuditLog
 from edge.privacy.faces import RedactorSettings, build_redactor
+from edge.privacy.hotlist import load_hotlist_for
 from edge.privacy.redact import Redactor
+from edge.privacy.retention import Retention
 from edge.privacy.stage import PrivacyStage
 from edge.publish.mqtt import MqttPublisher
 from edge.publish.topics import Topics
@@ -48,6 +52,7 @@ class Node:
     outbox: Outbox
     publisher: MqttPublisher | None
     privacy: PrivacyStage
+    retention: Retention
 
 
 def build_source(config: Config, clock: Clock) -> FrameSource:
@@ -121,10 +126,24 @@ def open_node(
     needs_images = config.privacy.image != "none" or config.privacy.hit_image != "none"
     redactor = node_redactor(config) if needs_images else None
     seq_file = SequenceFile(state / "seq")
+    audit = AuditLog(state / config.privacy.audit_file)
     privacy = PrivacyStage(
-        config.privacy, config.node, topics.reads, redactor=redactor, clock=clock, seq_start=seq_file.load()
+        config.privacy,
+        config.node,
+        topics.reads,
+        redactor=redactor,
+        clock=clock,
+        hotlist=load_hotlist_for(config.privacy, clock.now()),
+        audit=audit,
+        seq_start=seq_file.load(),
     )
+    retention = Retention(config.privacy.retention, {"logs": audit})
     with ExitStack() as stack:
+        stop_retention = threading.Event()
+        stack.callback(stop_retention.set)
+        threading.Thread(
+            target=retention.run, args=(clock, stop_retention), name="retention", daemon=True
+        ).start()
         outbox = stack.enter_context(Outbox(state / "outbox.sqlite", config.outbox, clock))
         publisher = None
         if config.mqtt is not None:
@@ -145,4 +164,5 @@ def open_node(
             queue_size=config.capture.queue_size,
             on_pass=on_pass,
         )
-        yield Node(config=config, pipeline=pipeline, outbox=outbox, publisher=publisher, privacy=privacy)
+        yield Node(config=config, pipeline=pipeline, outbox=outbox, publisher=publisher, privacy=privacy,
+                   retention=retention)
