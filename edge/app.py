@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +18,10 @@ from edge.capture import FrameSource
 from edge.capture.picam import PicameraSource
 from edge.capture.video import ImageFolderSource, StreamSource, VideoFileSource
 from edge.clock import Clock, SystemClock
+from edge.clocksync import ClockGate, ClockStatus
 from edge.config import Config
 from edge.detect.contour import ContourDetectorOptions, ContourPlateDetector
-from edge.domain import OutgoingMessage
+from edge.domain import Frame, OutgoingMessage
 from edge.errors import ModelError, StateError
 from edge.outbox.store import Outbox
 from edge.pipeline import PassObserver, Pipeline
@@ -53,6 +54,7 @@ class Node:
     publisher: MqttPublisher | None
     privacy: PrivacyStage
     retention: Retention
+    clock_gate: ClockGate | None = None  # set when reads are checked against clock synchronisation
 
 
 def build_source(config: Config, clock: Clock) -> FrameSource:
@@ -112,8 +114,14 @@ def open_node(
     source: FrameSource | None = None,
     clock: Clock | None = None,
     on_pass: PassObserver | None = None,
+    on_frame: Callable[[Frame], None] | None = None,
+    clock_status: ClockStatus | None = None,
 ) -> Iterator[Node]:
-    """Build and open every part; close them in reverse order (offline status, outbox) on exit."""
+    """Build and open every part; close them in reverse order (offline status, outbox) on exit.
+
+    ``on_frame`` runs after every processed frame (the service's READY and watchdog pings);
+    ``clock_status`` flags or holds reads stamped while the clock is not synchronised (config.clock).
+    """
     clock = clock or SystemClock()
     state = ensure_state_dir(config.node.state_dir)
     manifest = load_manifest(config.read.manifest)
@@ -150,19 +158,26 @@ def open_node(
             publisher = stack.enter_context(
                 MqttPublisher(config.mqtt, config.node, outbox, clock, software_version=__version__)
             )
+        sequenced = _SequencedOutbox(outbox, privacy, seq_file)
+        gate = None
+        if clock_status is not None:
+            gate = ClockGate(privacy, clock_status, sequenced, mode=config.clock.on_unsynced,
+                             max_held=config.clock.max_held)
+            stack.callback(gate.close)  # held reads reach the outbox before it closes
         pipeline = Pipeline(
             source=source or build_source(config, clock),
             detector=detector,
             reader=reader,
             formats=formats,
             tracker=PlateTracker(config.track),
-            privacy=privacy,
-            outbox=_SequencedOutbox(outbox, privacy, seq_file),
+            privacy=gate or privacy,
+            outbox=sequenced,
             detect_every=config.detect.every_n_frames,
             min_read_confidence=config.read.min_confidence,
             live=source is None and config.capture.source in LIVE_SOURCES,
             queue_size=config.capture.queue_size,
             on_pass=on_pass,
+            on_frame=on_frame,
         )
         yield Node(config=config, pipeline=pipeline, outbox=outbox, publisher=publisher, privacy=privacy,
-                   retention=retention)
+                   retention=retention, clock_gate=gate)

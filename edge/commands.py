@@ -12,11 +12,17 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.config import Config, load_config, parse_config
 from edge.domain import OutgoingMessage, VehiclePass
 from edge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from edge.app import Node
+    from edge.clocksync import ClockMonitor
+    from edge.health import HealthReporter
+    from edge.service import ServiceHooks
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +39,95 @@ def check_config(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.app import open_node
+    """Run the node as the systemd service does: READY after the first frame, watchdog pings from the frame loop.
 
-    config = load_config(args.config)
-    if config.mqtt is None:
-        raise ConfigError(f"{args.config}: 'run' needs an mqtt section (the broker to publish to)")
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    with open_node(config) as node:
-        node.pipeline.run(stop)
-        if node.publisher is not None:
-            node.publisher.flush(FLUSH_TIMEOUT_S)
+    Health is published every ``health.interval_s`` and on ``SIGUSR1``. A live source that stops
+    delivering frames is an error (exit 3), so the service manager restarts the node.
+    """
+    from edge.app import LIVE_SOURCES, open_node
+    from edge.clocksync import ClockMonitor, SystemClockProbe
+    from edge.errors import EdgeError, SourceError
+    from edge.service import ServiceHooks, SocketNotifier, Watchdog, watchdog_interval_s
+
+    notifier = SocketNotifier.from_env()
+    try:
+        config = load_config(args.config)
+        if config.mqtt is None:
+            raise ConfigError(f"{args.config}: 'run' needs an mqtt section (the broker to publish to)")
+        hooks = ServiceHooks(notifier, Watchdog(notifier, watchdog_interval_s()),
+                             describe=lambda: f"site {config.node.site}, camera {config.node.camera}")
+        hooks.status("starting: loading models, opening the camera")
+        clock = ClockMonitor(SystemClockProbe(), config.clock)
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        with open_node(config, on_frame=hooks.on_frame, clock_status=clock) as node:
+            reporter = _health_reporter(node, clock, args.config, hooks)
+            signal.signal(signal.SIGUSR1, lambda *_: reporter.request())
+            with reporter:
+                node.pipeline.run(stop)
+            hooks.stopping()
+            if not stop.is_set() and config.capture.source in LIVE_SOURCES:
+                raise SourceError(f"capture source {config.capture.source!r} stopped delivering frames")
+            if node.publisher is not None:
+                node.publisher.flush(FLUSH_TIMEOUT_S)
+    except EdgeError as exc:
+        notifier.send(f"STATUS=failed: {' '.join(str(exc).split())[:180]}")
+        raise
     return 0
+
+
+def _health_reporter(node: Node, clock: ClockMonitor, config_path: str, hooks: ServiceHooks) -> HealthReporter:
+    """Health for a running node: published retained over MQTT, shown by ``systemctl status``, kept in health.json."""
+    import hashlib
+
+    from edge import __version__
+    from edge.errors import ModelError
+    from edge.health import HealthCollector, HealthReporter, HealthSink, Versions, summary
+    from edge.runtime import load_manifest
+
+    config = node.config
+    manifest = load_manifest(config.read.manifest)
+    models: dict[str, str] = {}
+    for path in (config.read.model, config.privacy.face_model):
+        try:
+            entry = manifest.by_file(path)
+        except ModelError:  # not in the manifest: the model check at start names it
+            continue
+        models[entry.name] = entry.sha256
+    collector = HealthCollector(
+        stats=lambda: node.pipeline.stats,
+        fps_configured=config.capture.fps,
+        state_dir=config.node.state_dir,
+        versions=Versions(__version__, hashlib.sha256(Path(config_path).read_bytes()).hexdigest(), models),
+        outbox=node.outbox,
+        outbox_dropped=lambda: node.outbox.dropped.total,
+        publisher=node.publisher,
+        privacy_stats=node.privacy.stats.snapshot,
+        clock=clock,
+        max_offset_ms=config.clock.max_offset_ms,
+        oldest=lambda: _oldest(node),
+    )
+    sinks: list[HealthSink] = [lambda body: hooks.status(summary(body))]
+    if node.publisher is not None:
+        sinks.append(node.publisher.publish_health)
+    return HealthReporter(
+        collector, interval_s=config.health.interval_s, sinks=sinks, tick_s=config.clock.check_interval_s,
+        clock=clock, max_offset_ms=config.clock.max_offset_ms,
+        on_tick=node.clock_gate.release if node.clock_gate is not None else None,
+        json_path=Path(config.node.state_dir) / "health.json",
+    )
+
+
+def _oldest(node: Node) -> dict[str, float]:
+    """Age of the oldest item per retention class, and of the oldest read held for the clock."""
+    from edge.clock import SystemClock
+
+    ages: dict[str, float] = {str(k): v for k, v in node.retention.oldest(SystemClock().now()).items()}
+    held = node.clock_gate.oldest_held_s() if node.clock_gate is not None else None
+    if held is not None:
+        ages["clock_held"] = held
+    return ages
 
 
 def replay_config(args: argparse.Namespace) -> Config:
