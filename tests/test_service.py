@@ -1,0 +1,219 @@
+"""sd_notify and the frame-loop watchdog, against a real AF_UNIX datagram socket standing in for systemd."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support.fakes import START, FixedReader, JsonPrivacy, ListOutbox, ListSource, PassThroughFormats, ScriptedDetector
+
+from edge.config import TrackConfig
+from edge.domain import Frame
+from edge.pipeline import Pipeline
+from edge.service import (
+    ServiceHooks,
+    SocketNotifier,
+    Watchdog,
+    notify_socket_address,
+    sd_notify,
+    status_line,
+    watchdog_interval_s,
+)
+from edge.track import PlateTracker
+
+
+@dataclass
+class FakeSystemd:
+    """A bound AF_UNIX datagram socket that records every notification with its arrival time."""
+
+    sock: socket.socket
+    name: str
+    received: list[tuple[float, str]] = field(default_factory=list)
+
+    def listen(self, stop: threading.Event) -> threading.Thread:
+        """Record arrivals as they happen (for timing), until ``stop`` is set."""
+
+        def loop() -> None:
+            while not stop.is_set():
+                self.drain(0.01)
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        return thread
+
+    def drain(self, timeout: float = 0.05) -> list[str]:
+        self.sock.settimeout(timeout)
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except (TimeoutError, BlockingIOError):
+                break
+            self.received.append((time.monotonic(), data.decode()))
+        return [m for _, m in self.received]
+
+
+@pytest.fixture
+def systemd(tmp_path: Path) -> Iterator[FakeSystemd]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    path = tmp_path / "notify"
+    sock.bind(str(path))
+    try:
+        yield FakeSystemd(sock, str(path))
+    finally:
+        sock.close()
+
+
+def _pipeline(source: object, hooks: ServiceHooks) -> Pipeline:
+    return Pipeline(
+        source=source,  # type: ignore[arg-type]
+        detector=ScriptedDetector({}),
+        reader=FixedReader("AB12CDE"),
+        formats=PassThroughFormats(),
+        tracker=PlateTracker(TrackConfig()),
+        privacy=JsonPrivacy(),
+        outbox=ListOutbox(),
+        on_frame=hooks.on_frame,
+    )
+
+
+def test_notify_reaches_a_path_socket(systemd: FakeSystemd) -> None:
+    assert sd_notify("READY=1\nSTATUS=ok", systemd.name)
+    assert systemd.drain() == ["READY=1\nSTATUS=ok"]
+
+
+def test_notify_reaches_an_abstract_socket_named_with_at() -> None:
+    name = f"edge-anpr-test-{uuid.uuid4().hex}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("\0" + name)
+        assert SocketNotifier(f"@{name}").send("WATCHDOG=1")
+        sock.settimeout(1)
+        assert sock.recv(100) == b"WATCHDOG=1"
+
+
+def test_without_notify_socket_nothing_is_sent_and_nothing_fails() -> None:
+    notifier = SocketNotifier.from_env({})
+    assert not notifier.enabled
+    assert not notifier.send("READY=1")
+
+
+def test_a_vanished_notify_socket_is_logged_not_raised(tmp_path: Path) -> None:
+    assert not sd_notify("READY=1", str(tmp_path / "gone"))
+    assert not sd_notify("READY=1", "relative/path")
+    with pytest.raises(ValueError, match="absolute path"):
+        notify_socket_address("relative")
+
+
+def test_watchdog_interval_comes_from_watchdog_usec_for_this_pid_only() -> None:
+    assert watchdog_interval_s({"WATCHDOG_USEC": "30000000"}) == 30.0
+    assert watchdog_interval_s({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1234"}, pid=1234) == 30.0
+    assert watchdog_interval_s({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}, pid=1234) is None
+    assert watchdog_interval_s({}) is None
+    assert watchdog_interval_s({"WATCHDOG_USEC": "soon"}) is None
+    assert watchdog_interval_s({"WATCHDOG_USEC": "0"}) is None
+
+
+def test_watchdog_pings_at_most_every_half_interval(systemd: FakeSystemd) -> None:
+    now = [100.0]
+    dog = Watchdog(SocketNotifier(systemd.name), 10.0, monotonic=lambda: now[0])
+    sent = []
+    for t in (100.0, 101.0, 104.9, 105.0, 105.1, 109.0, 110.0):
+        now[0] = t
+        sent.append(dog.kick())
+    assert sent == [True, False, False, True, False, False, True]
+    assert systemd.drain() == ["WATCHDOG=1"] * 3
+    assert dog.period_s == 5.0
+
+
+def test_no_watchdog_configured_means_no_pings(systemd: FakeSystemd) -> None:
+    dog = Watchdog(SocketNotifier(systemd.name), None)
+    assert not dog.kick()
+    assert systemd.drain() == []
+
+
+def test_ready_is_sent_only_after_the_first_frame_went_through_the_pipeline(systemd: FakeSystemd) -> None:
+    notifier = SocketNotifier(systemd.name)
+    hooks = ServiceHooks(notifier, Watchdog(notifier, None), describe=lambda: "site s1, camera c1")
+    pipeline = _pipeline(ListSource(5), hooks)
+    assert systemd.drain() == []  # built, but no frame yet: not ready
+    pipeline.run()
+    messages = systemd.drain()
+    assert len(messages) == 1
+    assert messages[0].startswith("READY=1\nSTATUS=first frame processed; site s1, camera c1")
+
+
+def test_ready_is_never_sent_when_the_camera_fails_before_the_first_frame(systemd: FakeSystemd) -> None:
+    notifier = SocketNotifier(systemd.name)
+    hooks = ServiceHooks(notifier, Watchdog(notifier, 1.0))
+    with pytest.raises(RuntimeError, match="camera vanished"):
+        _pipeline(ListSource(5, fail_after=0), hooks).run()
+    assert systemd.drain() == []
+
+
+def test_stopping_and_status_lines_are_one_bounded_line(systemd: FakeSystemd) -> None:
+    notifier = SocketNotifier(systemd.name)
+    hooks = ServiceHooks(notifier, Watchdog(notifier, None))
+    hooks.status("12 fps,\n outbox 3" + "x" * 500)
+    hooks.stopping()
+    status, stopping = systemd.drain()
+    assert status.startswith("STATUS=12 fps, outbox 3")
+    assert "\n" not in status
+    assert len(status) <= 207
+    assert stopping.startswith("STOPPING=1\nSTATUS=")
+    assert status_line("a\n\tb") == "STATUS=a b"
+
+
+class StallingSource:
+    """Delivers frames every ``period`` seconds until ``stall`` is set, then hangs (a frozen camera)."""
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self.stall = threading.Event()
+        self.release = threading.Event()
+        self.stalled_at: float | None = None
+
+    def frames(self) -> Iterator[Frame]:
+        image = np.zeros((90, 160, 3), np.uint8)
+        i = 0
+        while not self.stall.is_set():
+            yield Frame(i, START + timedelta(seconds=i * self.period), image, image[::2, ::2].copy())
+            i += 1
+            time.sleep(self.period)
+        self.stalled_at = time.monotonic()
+        self.release.wait(10)  # hung: no frame, no error
+
+
+def test_watchdog_pings_stop_when_the_frame_loop_stalls(systemd: FakeSystemd) -> None:
+    notifier = SocketNotifier(systemd.name)
+    watchdog = Watchdog(notifier, 0.2)  # WATCHDOG_USEC=200000: a ping at most every 0.1 s
+    hooks = ServiceHooks(notifier, watchdog)
+    source = StallingSource(period=0.01)
+    pipeline = _pipeline(source, hooks)
+    done = threading.Event()
+    listener = systemd.listen(done)
+    runner = threading.Thread(target=pipeline.run, daemon=True)
+    runner.start()
+    time.sleep(0.6)
+    source.stall.set()
+    time.sleep(0.6)  # six watchdog periods of silence: systemd would have killed the service
+    done.set()
+    listener.join(5)
+    source.release.set()
+    runner.join(5)
+
+    assert source.stalled_at is not None
+    pings = [t for t, m in systemd.received if "WATCHDOG=1" in m]
+    assert systemd.received[0][1].startswith("READY=1")
+    assert len(pings) >= 3, "pings while frames flow"
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
+    assert min(gaps) >= 0.09, "never more often than half the watchdog interval"
+    late = [t for t in pings if t > source.stalled_at + 0.05]
+    assert late == [], "no ping once the loop stopped getting frames"
