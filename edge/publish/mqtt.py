@@ -37,6 +37,7 @@ from edge.publish.schema import InvalidMessageError, Schemas, iso_utc_ms, schema
 from edge.publish.topics import Topics
 
 log = logging.getLogger(__name__)
+_paho_log = logging.getLogger(f"{__name__}.paho")
 
 CONTENT_TYPE = "application/json"
 _MAX_U32 = 0xFFFF_FFFF
@@ -227,7 +228,7 @@ class MqttPublisher:
 
     def _build_client(self) -> paho.Client:
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self._client_id, protocol=paho.MQTTv5)
-        client.enable_logger(logging.getLogger(f"{__name__}.paho"))
+        client.on_log = self._on_log
         client.max_inflight_messages_set(self._max_inflight)
         client.max_queued_messages_set(0)
         client.reconnect_delay_set(1, self._reconnect_max_s)
@@ -310,6 +311,11 @@ class MqttPublisher:
         )
         self._connected.set()
         self._wake.set()
+
+    def _on_log(self, client: paho.Client, userdata: object, level: int, buf: str) -> None:
+        # paho 2.2 logs "Client is not connected" at ERROR after every clean disconnect: not an error.
+        serious = level == paho.MQTT_LOG_ERR and not buf.startswith("Client is not connected")
+        _paho_log.log(logging.WARNING if serious else logging.DEBUG, "paho: %s", buf)
 
     def _on_connect_fail(self, client: paho.Client, userdata: object) -> None:
         self._connect_failures += 1
