@@ -91,6 +91,7 @@ class MqttPublisher:
         self._topics = Topics.for_node(mqtt, node)
         self._client_id = mqtt.client_id or f"{node.site}-{node.camera}"
         self._max_inflight = max_inflight
+        self._window = max_inflight  # lowered to the broker's Receive Maximum on connect
         self._reconnect_max_s = reconnect_max_s
         self._refused_retry_s = refused_retry_s
         self._schemas = Schemas()
@@ -124,6 +125,18 @@ class MqttPublisher:
         """Messages acknowledged by the broker since start."""
         with self._lock:
             return self._published
+
+    def health_fields(self) -> dict[str, int | float]:
+        """Outbox and publishing figures for the health message (``outbox_*``, ``reads_published``)."""
+        fields: dict[str, int | float] = {
+            "outbox_depth": self._outbox.depth(),
+            "outbox_dropped": self._outbox.dropped.total,
+            "reads_published": self.reads_published,
+        }
+        oldest = self._outbox.oldest_age_s()
+        if oldest is not None:
+            fields["outbox_oldest_s"] = round(oldest, 1)
+        return fields
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
@@ -303,6 +316,8 @@ class MqttPublisher:
                       self._cfg.host, self._cfg.port, self._client_id, reason)
             return
         self._connect_failures = 0
+        receive_max = getattr(properties, "ReceiveMaximum", None) if properties is not None else None
+        self._window = min(self._max_inflight, int(receive_max)) if receive_max else self._max_inflight
         log.info("MQTT: connected to %s:%d (session present: %s)", self._cfg.host, self._cfg.port,
                  flags.session_present)
         client.publish(
@@ -381,7 +396,7 @@ class MqttPublisher:
             self._inflight_n = len(self._inflight)
 
     def _send_batch(self) -> int:
-        room = self._max_inflight - len(self._inflight)
+        room = self._window - len(self._inflight)
         if room <= 0:
             return 0
         busy = set(self._inflight.values())

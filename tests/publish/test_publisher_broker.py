@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -157,3 +158,37 @@ def test_unreachable_broker_keeps_reads_and_delivers_once_it_appears(tmp_path: P
             sub.stop()
     finally:
         broker.kill()
+
+
+def _image(size: int) -> dict[str, object]:
+    return {
+        "kind": "plate_patch", "content_type": "image/jpeg", "width": 200, "height": 50,
+        "data": base64.b64encode(b"\xff" * size).decode(),
+        "redaction": {"detector": "blazeface", "model_sha256": "0" * 64, "threshold": 0.5, "regions": 0,
+                      "second_pass_faces": 0},
+    }
+
+
+def test_outbox_bound_in_an_outage_drops_oldest_and_health_reports_it(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    node = node_config()
+    mosquitto.stop()
+    with Outbox(tmp_path / "outbox.sqlite", outbox_config(max_bytes=1_000_000), SystemClock()) as box, MqttPublisher(
+        lab_mqtt(mosquitto.host, mosquitto.port), node, box, SystemClock(), "0.1.0", reconnect_max_s=1
+    ) as pub:
+        for seq in range(12):
+            box.put(make_read(node, seq, extra={"image": _image(75_000)}))  # ~100 kB each
+        kept = box.depth()
+        assert kept < 12
+        mosquitto.start()
+        sub = Subscriber(mosquitto.host, mosquitto.port, "anpr/site1/cam1/reads").start()
+        assert pub.wait_connected(10)
+        assert pub.flush(10)
+        health = pub.health_fields()
+        assert health["outbox_dropped"] == 12 - kept
+        assert health["reads_published"] == kept
+        pub.publish_health(health)
+        got = sub.wait_for(kept, 5)
+        sub.stop()
+    assert seqs_of([m.payload for m in got]) == list(range(12 - kept, 12))  # the oldest went first
