@@ -64,6 +64,12 @@ def _field_of(error: ValidationError) -> str:
         missing = [str(k) for k in error.validator_value if k not in error.instance]
         if missing:
             return "/".join(p for p in (path, missing[0]) if p)
+    deps = error.validator_value
+    if error.validator == "dependentRequired" and isinstance(error.instance, Mapping) and isinstance(deps, Mapping):
+        for present, needs in deps.items():
+            missing = [str(k) for k in needs if present in error.instance and k not in error.instance]
+            if missing:
+                return "/".join(p for p in (path, missing[0]) if p)
     return path or "(message)"
 
 
@@ -75,6 +81,8 @@ def _reason_of(error: ValidationError) -> str:
         return f"not allowed by the schema; allowed fields: {allowed}"
     if rule == "required":
         return "is required"
+    if rule == "dependentRequired":
+        return f"is required together with its partner field: {error.validator_value}"
     if rule == "not":
         return f"fields must not appear together: {error.validator_value}"
     wanted = repr(error.validator_value)
