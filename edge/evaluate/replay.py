@@ -1,0 +1,355 @@
+"""Score a replay's vehicle passes against ground truth, and write the tester's HTML report.
+
+Truth is a CSV with ``plate,first_seen_s,last_seen_s`` and optionally ``direction``: seconds from the
+start of the recording, one row per vehicle pass. A found pass *matches* a truth pass when their
+times overlap (each widened by ``slack_s``) and their texts are similar (1 - edit distance / length
+at least ``min_similarity``); pairs are taken best first, one found pass per truth pass. Then:
+
+- ``exact``: matched with the same text; ``misread``: matched with another text;
+- ``missed``: a truth pass no found pass matched;
+- ``duplicates``: a further found pass that would match an already matched truth pass;
+- ``false_passes``: a found pass that matches no truth pass at all.
+
+Preview reads (``VehiclePass.preview``) are not passes and are left out before scoring.
+
+:class:`TimedSource` and :class:`PassRecorder` wrap a replay to measure it without touching its
+decisions: the wall clock is read only to time frames and passes, never to decide anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from edge.capture import FrameSource
+from edge.domain import Frame, Image, OutgoingMessage, VehiclePass
+from edge.errors import ConfigError
+from edge.read.formats import normalise
+from edge.track.vote import similarity
+
+Kind = Literal["exact", "misread", "missed", "duplicate", "false_pass"]
+DIRECTIONS = ("approaching", "receding")
+COLOURS: dict[str, str] = {
+    "exact": "#2e7d32", "misread": "#ef6c00", "missed": "#c62828", "duplicate": "#6a1b9a", "false_pass": "#ad1457",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TruthPass:
+    plate: str
+    first_s: float
+    last_s: float
+    direction: str | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FoundPass:
+    """A published pass, timed in seconds from the start of the recording."""
+
+    plate: str
+    first_s: float
+    last_s: float
+    direction: str | None = None
+    confidence: float = 0.0
+    track_id: int = 0
+    crop: Image | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: Kind
+    truth: TruthPass | None
+    found: FoundPass | None
+    similarity: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    outcomes: tuple[Outcome, ...]
+    passes_true: int
+    passes_found: int
+
+    def count(self, kind: Kind) -> int:
+        return sum(1 for o in self.outcomes if o.kind == kind)
+
+    @property
+    def matched(self) -> int:
+        return self.count("exact") + self.count("misread")
+
+    @property
+    def errors(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.kind != "exact"]
+
+    def direction_counts(self) -> tuple[int, int]:
+        """(correct, scored): matched passes whose truth gives a direction."""
+        pairs = [(o.truth.direction, o.found.direction) for o in self.outcomes
+                 if o.kind in ("exact", "misread") and o.truth is not None and o.found is not None]
+        scored = [(t, f) for t, f in pairs if t is not None]
+        return sum(1 for t, f in scored if t == f), len(scored)
+
+    def as_dict(self) -> dict[str, Any]:
+        correct, scored = self.direction_counts()
+        return {
+            "passes_true": self.passes_true,
+            "passes_found": self.passes_found,
+            "matched": self.matched,
+            "exact": self.count("exact"),
+            "misread": self.count("misread"),
+            "missed": self.count("missed"),
+            "duplicates": self.count("duplicate"),
+            "false_passes": self.count("false_pass"),
+            "direction_correct": correct,
+            "direction_scored": scored,
+            "recall": round(self.matched / self.passes_true, 4) if self.passes_true else None,
+            "exact_rate": round(self.count("exact") / self.passes_true, 4) if self.passes_true else None,
+        }
+
+
+def load_truth(path: str | Path) -> list[TruthPass]:
+    """Read a truth CSV; errors name the file, the row and the bad value."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError(f"truth file {str(path)!r} cannot be read: {exc.strerror or exc}") from exc
+    rows = list(csv.DictReader(text.splitlines()))
+    needed = {"plate", "first_seen_s", "last_seen_s"}
+    header = set(rows[0]) if rows else set()
+    if rows and not needed <= header:
+        raise ConfigError(f"truth file {str(path)!r} has columns {sorted(header)}; needs {sorted(needed)}"
+                          " (and optionally direction)")
+    out: list[TruthPass] = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            first, last = float(row["first_seen_s"]), float(row["last_seen_s"])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}:{line}: first_seen_s/last_seen_s must be seconds, got "
+                              f"{row.get('first_seen_s')!r}, {row.get('last_seen_s')!r}") from exc
+        if last < first:
+            raise ConfigError(f"{path}:{line}: last_seen_s {last} is before first_seen_s {first}")
+        direction = (row.get("direction") or "").strip().lower() or None
+        if direction is not None and direction not in DIRECTIONS:
+            raise ConfigError(f"{path}:{line}: direction {direction!r} is not one of {list(DIRECTIONS)} (or empty)")
+        plate = normalise(row["plate"] or "")
+        if not plate:
+            raise ConfigError(f"{path}:{line}: plate is empty")
+        out.append(TruthPass(plate, first, last, direction))
+    return out
+
+
+def score(truth: Sequence[TruthPass], found: Sequence[FoundPass], *, slack_s: float = 1.0,
+          min_similarity: float = 0.5) -> Score:
+    """Match found passes to truth passes (see the module docstring) and classify every one."""
+
+    def candidates(t: TruthPass, f: FoundPass) -> tuple[float, float] | None:
+        overlap = min(t.last_s, f.last_s) - max(t.first_s, f.first_s)
+        if overlap < -slack_s:
+            return None
+        sim = similarity(t.plate, f.plate)
+        return (sim, overlap) if sim >= min_similarity else None
+
+    pairs = sorted(
+        ((c[0], c[1], ti, fi) for ti, t in enumerate(truth) for fi, f in enumerate(found)
+         if (c := candidates(t, f)) is not None),
+        key=lambda p: (-p[0], -p[1], p[2], p[3]),
+    )
+    truth_of: dict[int, int] = {}  # found index -> truth index (primary matches)
+    matched_truth: dict[int, tuple[int, float]] = {}
+    for sim, _, ti, fi in pairs:
+        if ti in matched_truth or fi in truth_of:
+            continue
+        matched_truth[ti] = (fi, sim)
+        truth_of[fi] = ti
+    outcomes: list[Outcome] = []
+    for ti, t in enumerate(truth):
+        if ti in matched_truth:
+            fi, sim = matched_truth[ti]
+            f = found[fi]
+            outcomes.append(Outcome("exact" if f.plate == t.plate else "misread", t, f, sim))
+        else:
+            outcomes.append(Outcome("missed", t, None))
+    for fi, f in enumerate(found):
+        if fi in truth_of:
+            continue
+        dup = next(((ti, sim) for sim, _, ti, i in pairs if i == fi and ti in matched_truth), None)
+        if dup is not None:
+            outcomes.append(Outcome("duplicate", truth[dup[0]], f, dup[1]))
+        else:
+            outcomes.append(Outcome("false_pass", None, f))
+    return Score(tuple(outcomes), passes_true=len(truth), passes_found=len(found))
+
+
+def table(result: Score) -> str:
+    """A plain-text table of every pass and the counts, for the terminal."""
+    lines = [f"{'outcome':<11} {'truth':<9} {'read':<9} {'truth s':>13} {'read s':>13} {'dir truth/read':<22}"]
+    for o in sorted(result.outcomes, key=_start):
+        t, f = o.truth, o.found
+        t_span = f"{t.first_s:.1f}-{t.last_s:.1f}" if t else "-"
+        f_span = f"{f.first_s:.1f}-{f.last_s:.1f}" if f else "-"
+        lines.append(
+            f"{o.kind:<11} {t.plate if t else '-':<9} {f.plate if f else '-':<9} {t_span:>13} {f_span:>13} "
+            f"{(t.direction if t else None) or '-'}/{(f.direction if f else None) or '-'}"
+        )
+    d = result.as_dict()
+    lines.append(
+        f"truth {d['passes_true']}, found {d['passes_found']}: matched {d['matched']} (exact {d['exact']}, misread "
+        f"{d['misread']}), missed {d['missed']}, duplicates {d['duplicates']}, false passes {d['false_passes']}, "
+        f"direction {d['direction_correct']}/{d['direction_scored']}"
+    )
+    return "\n".join(lines)
+
+
+def _start(o: Outcome) -> float:
+    return o.truth.first_s if o.truth is not None else (o.found.first_s if o.found is not None else 0.0)
+
+
+def write_report(directory: str | Path, result: Score, summary: dict[str, Any], *, title: str) -> Path:
+    """``index.html`` with a timeline (inline SVG) of truth against reads, and the crop of every error."""
+    out = Path(directory)
+    crops = out / "crops"
+    crops.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for n, o in enumerate(sorted(result.errors, key=_start)):
+        img = ""
+        if o.found is not None and o.found.crop is not None and o.found.crop.size:
+            name = f"crops/{n:03d}-{o.kind}-{o.found.plate}.png"
+            cv2.imwrite(str(out / name), o.found.crop)
+            img = f'<img src="{html.escape(name)}" alt="{html.escape(o.found.plate)}">'
+        rows.append(
+            f"<tr><td style='color:{COLOURS[o.kind]}'>{o.kind}</td><td>{_esc(o.truth.plate if o.truth else '-')}</td>"
+            f"<td>{_esc(o.found.plate if o.found else '-')}</td><td>{_span(o)}</td><td>{img or 'no read'}</td></tr>"
+        )
+    counts = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in summary.items()
+                     if not isinstance(v, (list, dict)))
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:2px 8px;
+text-align:left;border-bottom:1px solid #ddd}}img{{max-height:60px}}</style></head><body>
+<h1>{html.escape(title)}</h1><h2>Summary</h2><table>{counts}</table>
+<h2>Timeline</h2><p>Grey: truth (when the plate is in view). Coloured: published passes
+({", ".join(f"<span style='color:{c}'>{k}</span>" for k, c in COLOURS.items() if k != "missed")}); red: missed.</p>
+{timeline_svg(result)}
+<h2>Errors ({len(rows)})</h2><table><tr><th>outcome</th><th>truth</th><th>read</th><th>time s</th><th>crop</th></tr>
+{"".join(rows)}</table></body></html>"""
+    index = out / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index
+
+
+def timeline_svg(result: Score, width: int = 1000, row_h: int = 16) -> str:
+    """One row per truth pass (grey bar, the read that matched it below) and per unmatched read."""
+    outcomes = sorted(result.outcomes, key=_start)
+    end = max([1.0] + [x for o in outcomes for x in (o.truth.last_s if o.truth else 0.0,
+                                                    o.found.last_s if o.found else 0.0)])
+    left, scale = 110, (width - 120) / end
+    parts = []
+    for row, o in enumerate(outcomes):
+        y = 20 + row * row_h
+        label = o.truth.plate if o.truth else (o.found.plate if o.found else "")
+        parts.append(f'<text x="2" y="{y + 10}" font-size="11">{_esc(label)}</text>')
+        if o.truth is not None:
+            colour = COLOURS["missed"] if o.kind == "missed" else "#9e9e9e"
+            parts.append(_bar(left + o.truth.first_s * scale, y, (o.truth.last_s - o.truth.first_s) * scale, 6, colour))
+        if o.found is not None:
+            parts.append(_bar(left + o.found.first_s * scale, y + 7, (o.found.last_s - o.found.first_s) * scale, 6,
+                              COLOURS[o.kind], tip=f"{o.kind}: {o.found.plate}"))
+    height = 30 + len(outcomes) * row_h
+    ticks = "".join(
+        f'<text x="{left + s * scale:.0f}" y="{height - 2}" font-size="10">{s}s</text>'
+        for s in range(0, int(end) + 1, max(1, int(end) // 10))
+    )
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 10}">'
+            f'{"".join(parts)}{ticks}</svg>')
+
+
+def _bar(x: float, y: float, w: float, h: float, colour: str, *, tip: str = "") -> str:
+    title = f"<title>{_esc(tip)}</title>" if tip else ""
+    return f'<rect x="{x:.1f}" y="{y}" width="{max(2.0, w):.1f}" height="{h}" fill="{colour}">{title}</rect>'
+
+
+def _span(o: Outcome) -> str:
+    p = o.truth or o.found
+    return f"{p.first_s:.1f}-{p.last_s:.1f}" if p is not None else "-"
+
+
+def _esc(text: str) -> str:
+    return html.escape(text)
+
+
+class TimedSource:
+    """Wraps a frame source: notes when each frame arrived (for latency) and counts frames it skipped.
+
+    Skipped frames are gaps in ``Frame.index``: what a realtime replay drops when the node falls behind.
+    """
+
+    def __init__(self, source: FrameSource) -> None:
+        self.source = source
+        self.arrived = 0.0  # time.monotonic() when the latest frame arrived
+        self.frames_seen = 0
+        self.skipped = 0
+        self.first: datetime | None = None
+        self._last_index = -1
+
+    @property
+    def start(self) -> datetime | None:
+        """The recording's start (the source's own, or the first frame's time)."""
+        own = getattr(self.source, "start", None)
+        return own if isinstance(own, datetime) else self.first
+
+    def frames(self) -> Iterator[Frame]:
+        for frame in self.source.frames():
+            self.arrived = time.monotonic()
+            self.frames_seen += 1
+            if self.first is None:
+                self.first = frame.timestamp
+            self.skipped += max(0, frame.index - self._last_index - 1)
+            self._last_index = frame.index
+            yield frame
+
+
+class PassRecorder:
+    """A pipeline ``on_pass`` observer: keeps every final pass, timed from the recording's start, and the
+    latency from the arrival of the frame that completed it to its message being in the outbox."""
+
+    def __init__(
+        self,
+        source: TimedSource | None,
+        then: Callable[[VehiclePass, OutgoingMessage | None], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.then = then
+        self.found: list[FoundPass] = []
+        self.previews = 0
+        self.latency_ms: list[float] = []
+
+    def __call__(self, p: VehiclePass, message: OutgoingMessage | None) -> None:
+        if p.preview:
+            self.previews += 1
+        else:
+            if self.source is not None and self.source.arrived:
+                self.latency_ms.append((time.monotonic() - self.source.arrived) * 1000.0)
+            start = self.source.start if self.source is not None else None
+            start = start or p.first_seen
+            self.found.append(FoundPass(
+                plate=p.plate,
+                first_s=round((p.first_seen - start).total_seconds(), 3),
+                last_s=round((p.last_seen - start).total_seconds(), 3),
+                direction=p.direction,
+                confidence=p.confidence,
+                track_id=p.track_id,
+                crop=p.best.crop,
+            ))
+        if self.then is not None:
+            self.then(p, message)
+
+    @property
+    def latency_p95_ms(self) -> float | None:
+        return round(float(np.percentile(self.latency_ms, 95)), 1) if self.latency_ms else None
