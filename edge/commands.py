@@ -163,32 +163,52 @@ def replay_config(args: argparse.Namespace) -> Config:
 
 
 def replay(args: argparse.Namespace) -> int:
-    from edge.app import open_node
+    from edge.app import LIVE_SOURCES, build_source, open_node
+    from edge.clock import SystemClock
+    from edge.evaluate.replay import PassRecorder, TimedSource, load_truth, score, table, write_report
 
     config = replay_config(args)
+    truth = load_truth(args.truth) if args.truth else None
+    if args.report and truth is None:
+        raise ConfigError("--report needs --truth CSV: the report sets the reads against the truth")
     printer = _PassPrinter(quiet=args.quiet or args.json)
+    # a live stream keeps the node's own threaded capture; files and folders are timed as they are read
+    source = None if config.capture.source in LIVE_SOURCES else TimedSource(build_source(config, SystemClock()))
+    recorder = PassRecorder(source, then=printer)
     started = time.monotonic()
-    with open_node(config, on_pass=printer) as node:
+    with open_node(config, source=source, on_pass=recorder) as node:
         stats = node.pipeline.run()
         elapsed = time.monotonic() - started
         published = node.publisher.flush(FLUSH_TIMEOUT_S) if node.publisher is not None else False
-        summary = {
+        summary: dict[str, Any] = {
             "source": str(args.source),
             "frames": stats.frames,
-            "frames_dropped": stats.frames_dropped,
+            "frames_dropped": stats.frames_dropped + (source.skipped if source is not None else 0),
             "fps": round(stats.frames / elapsed, 2) if elapsed > 0 else None,
-            "passes": stats.passes,
+            "detect_every": config.detect.every_n_frames,
+            "latency_p95_ms": recorder.latency_p95_ms,
+            "passes": stats.passes - recorder.previews,
+            "previews": recorder.previews,
             "messages": stats.messages,
             "outbox_depth": node.outbox.depth(),
             "published_all": bool(published),
-            "reads": printer.reads,
         }
+    if truth is not None:
+        result = score(truth, recorder.found)
+        summary.update(result.as_dict())
+        if args.report:
+            summary["report"] = str(write_report(args.report, result, summary, title=f"Replay of {args.source}"))
+        if not args.json:
+            print(table(result))
+    summary["reads"] = printer.reads
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         where = f"published to {config.mqtt.host}:{config.mqtt.port}" if config.mqtt else "kept in the outbox"
-        print(f"{stats.frames} frames at {summary['fps']} fps, {stats.passes} vehicle passes, "
-              f"{stats.messages} reads {where}; outbox now holds {summary['outbox_depth']}", file=sys.stderr)
+        print(f"{stats.frames} frames at {summary['fps']} fps ({summary['frames_dropped']} dropped), "
+              f"{summary['passes']} vehicle passes, p95 latency {summary['latency_p95_ms']} ms, "
+              f"{stats.messages} reads {where}; outbox now holds {summary['outbox_depth']}"
+              + (f"; report {summary['report']}" if "report" in summary else ""), file=sys.stderr)
     return 0
 
 
@@ -208,6 +228,7 @@ class _PassPrinter:
             "format": p.format_name,
             "direction": p.direction,
             "sightings": p.sightings,
+            "preview": p.preview,
             "message_id": message.message_id if message else None,
         })
         if not self.quiet:
