@@ -64,6 +64,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=MODES, default=d.mode, help=f"redaction mode ({d.mode})")
     p.add_argument("--min-face", type=int, default=d.min_face, help=f"smallest face searched, px ({d.min_face})")
     p.add_argument("--face-px", type=float, default=d.face_px, help=f"its size in the model input ({d.face_px})")
+    p.add_argument("--max-gain", type=float, default=d.max_gain, help=f"contrast stretch limit ({d.max_gain})")
     p.add_argument("--no-second-pass", action="store_true", help="skip the second-pass check")
     p.add_argument("--grey", action="store_true", help="convert images to grey first (as an infrared camera)")
     p.add_argument("--limit", type=int, default=None, help="score only the first N images")
@@ -90,7 +91,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"--threads {args.threads} must be at least 1")
     settings = RedactorSettings(
         model=args.model, manifest=args.manifest, threshold=args.threshold, margin=args.margin, mode=args.mode,
-        min_face=args.min_face, face_px=args.face_px, second_pass=not args.no_second_pass,
+        min_face=args.min_face, face_px=args.face_px, max_gain=args.max_gain, second_pass=not args.no_second_pass,
     )
     redactors = [build_redactor(settings) for _ in range(min(args.threads, max(1, len(files))))]
     report = Path(args.report) if args.report else None
@@ -108,7 +109,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     result["settings"] = {
         "model": settings.model, "detector": redactors[0].detector_name, "threshold": settings.threshold,
         "margin": settings.margin, "mode": settings.mode, "min_face": settings.min_face,
-        "face_px": settings.face_px, "second_pass": settings.second_pass, "grey": bool(args.grey),
+        "face_px": settings.face_px, "max_gain": settings.max_gain, "second_pass": settings.second_pass,
+        "second_pass_threshold": settings.second_pass_threshold, "grey": bool(args.grey),
         "threads": len(redactors),
     }
     if report is not None:

@@ -15,6 +15,7 @@ channels. Cost grows with the finest scale: see :func:`pyramid` and ``edge-anpr 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -156,15 +157,69 @@ def scaled_image(image: Image, scale: float) -> Image:
     return np.asarray(cv2.resize(image, size, interpolation=interp), dtype=np.uint8)
 
 
-def model_input(scaled: Image, x: int, y: int, input_size: int) -> FloatArray:
-    """The ``input_size`` square at (x, y) of a scaled image (black outside it), as RGB in [-1, 1]."""
+def model_input(scaled: Image, x: int, y: int, input_size: int, *, max_gain: float = 1.0) -> FloatArray:
+    """The ``input_size`` square at (x, y) of a scaled image (black outside it), as RGB in [-1, 1].
+
+    With ``max_gain`` above 1, a low-contrast square (a dark cabin, a night-time infrared frame) has
+    its levels stretched (1st-99th percentile of the image part to the full range), by at most that gain.
+    """
     h, w = scaled.shape[:2]
     patch = np.zeros((input_size, input_size, 3), dtype=np.uint8)
     x0, y0, x1, y1 = max(0, x), max(0, y), min(w, x + input_size), min(h, y + input_size)
+    lo, span = 0.0, 255.0
     if x1 > x0 and y1 > y0:
         src = scaled[y0:y1, x0:x1]
         patch[y0 - y:y1 - y, x0 - x:x1 - x] = src[:, :, None] if src.ndim == 2 else src[:, :, ::-1]  # BGR -> RGB
-    return (patch.astype(np.float32) * (2.0 / 255.0) - 1.0)[np.newaxis]
+        if max_gain > 1.0:
+            lo, hi = (float(v) for v in np.percentile(src[::3, ::3], (1.0, 99.0)))
+            span = min(255.0, max(hi - lo, 255.0 / max_gain))
+            lo = min(lo, 255.0 - span)
+    out = (patch.astype(np.float32) - np.float32(lo)) * np.float32(2.0 / span) - np.float32(1.0)
+    if span < 255.0:
+        np.clip(out, -1.0, 1.0, out=out)
+        out[:y0 - y, :] = -1.0  # padding stays black
+        out[y1 - y:, :] = -1.0
+        out[:, :x0 - x] = -1.0
+        out[:, x1 - x:] = -1.0
+    return out[np.newaxis]
+
+
+class TileMemo:
+    """Decoded detections per model input, shared by the first pass and the second-pass check.
+
+    The model is deterministic, so a tile whose pixels redaction did not touch gives the same output
+    again: the check over a redacted image reruns only the tiles that changed, and its result is the
+    same as a full run. Keyed by a digest of the tile's pixels and placement; holds detections scoring
+    above ``floor`` (detectors with a lower threshold bypass it); the oldest entries go beyond ``capacity``.
+    """
+
+    def __init__(self, *, capacity: int = 1024, floor: float = 0.3) -> None:
+        self.capacity = capacity
+        self.floor = floor
+        self.hits = 0
+        self.misses = 0
+        self._entries: dict[bytes, tuple[FloatArray, FloatArray]] = {}
+
+    @staticmethod
+    def key(scaled: Image, x: int, y: int, size: int, max_gain: float) -> bytes:
+        h, w = scaled.shape[:2]
+        crop = scaled[max(0, y):min(h, y + size), max(0, x):min(w, x + size)]
+        digest = hashlib.blake2b(np.ascontiguousarray(crop).data, digest_size=16)
+        digest.update(f"{x},{y},{size},{w},{h},{max_gain},{crop.shape}".encode())
+        return digest.digest()
+
+    def get(self, key: bytes) -> tuple[FloatArray, FloatArray] | None:
+        found = self._entries.get(key)
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return found
+
+    def put(self, key: bytes, value: tuple[FloatArray, FloatArray]) -> None:
+        self._entries[key] = value
+        while len(self._entries) > self.capacity:
+            del self._entries[next(iter(self._entries))]
 
 
 class BlazeFaceDetector:
@@ -176,7 +231,8 @@ class BlazeFaceDetector:
     """
 
     def __init__(self, model: TfliteModel, *, threshold: float, min_face: int = 24, face_px: float = 16.0,
-                 overlap: float = 0.25, nms_iou: float = 0.3) -> None:
+                 overlap: float = 0.25, nms_iou: float = 0.3, max_gain: float = 4.0,
+                 memo: TileMemo | None = None) -> None:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold {threshold} must be between 0 and 1 (exclusive)")
         if min_face < 4 or face_px < 4:
@@ -204,6 +260,8 @@ class BlazeFaceDetector:
         self.face_px = face_px
         self.overlap = overlap
         self.nms_iou = nms_iou
+        self.max_gain = max_gain
+        self._memo = memo if memo is not None and memo.floor <= threshold else None
 
     @property
     def name(self) -> str:
@@ -234,16 +292,31 @@ class BlazeFaceDetector:
             sx, sy = scaled.shape[1] / w, scaled.shape[0] / h
             for tile in (t for t in tiles if t.size == side):
                 x, y = round(tile.x * sx), round(tile.y * sy)
-                raw_boxes, raw_scores = self._split(self._model.run(model_input(scaled, x, y, size)))
-                boxes, scores = decode(raw_boxes, raw_scores, self._anchors, size, self.threshold)
-                if len(boxes):
-                    px = boxes * size + np.array([x, y, x, y], np.float32)
+                boxes, scores = self._tile(scaled, x, y)
+                keep = scores > self.threshold
+                if keep.any():
+                    px = boxes[keep] * size + np.array([x, y, x, y], np.float32)
                     found_boxes.append((px / np.array([sx, sy, sx, sy], np.float32)).astype(np.float32))
-                    found_scores.append(scores)
+                    found_scores.append(scores[keep])
         if not found_boxes:
             return []
         merged, _ = weighted_nms(np.concatenate(found_boxes), np.concatenate(found_scores), self.nms_iou)
         return [_to_box(b, w, h) for b in merged if _to_box(b, w, h).area > 0]
+
+    def _tile(self, scaled: Image, x: int, y: int) -> tuple[FloatArray, FloatArray]:
+        """Detections (normalised to the tile) of one model input, from the memo when it has them."""
+        size = self._opts.input_size
+        key = TileMemo.key(scaled, x, y, size, self.max_gain) if self._memo is not None else b""
+        if self._memo is not None:
+            found = self._memo.get(key)
+            if found is not None:
+                return found
+        raw_boxes, raw_scores = self._split(self._model.run(model_input(scaled, x, y, size, max_gain=self.max_gain)))
+        floor = self._memo.floor if self._memo is not None else self.threshold
+        result = decode(raw_boxes, raw_scores, self._anchors, size, floor)
+        if self._memo is not None:
+            self._memo.put(key, result)
+        return result
 
     def _split(self, outputs: Sequence[FloatArray]) -> tuple[FloatArray, FloatArray]:
         by_width = sorted(outputs, key=lambda o: o.shape[-1])
@@ -262,14 +335,18 @@ class RedactorSettings:
 
     model: str = "models/fetched/face_detection_full_range.tflite"
     manifest: str = "models/manifest.json"
-    threshold: float = 0.5
+    threshold: float = 0.4
     margin: float = 0.25
     mode: Mode = "fill"  # a mosaic keeps a face-like layout that detectors (and the second pass) react to
     min_face: int = 24
     face_px: float = 16.0
+    max_gain: float = 4.0  # contrast stretch of dark, flat tiles (night, cabins); 1: off
     budget_ms: float | None = None
     second_pass: bool = True
-    rechecks: int = 1
+    # the check runs the same model a little stricter: at the first pass's threshold it fires on the
+    # edges of redacted blocks (a chin under a fill) and would drop good images
+    second_pass_threshold: float = 0.6
+    rechecks: int = 2
 
 
 def build_redactor(settings: RedactorSettings, *, threads: int = 1) -> Redactor:
@@ -279,10 +356,13 @@ def build_redactor(settings: RedactorSettings, *, threads: int = 1) -> Redactor:
     a node that cannot redact must not send images.
     """
     model = open_model(Path(settings.model), load_manifest(settings.manifest), threads=threads)
+    memo = TileMemo(floor=min(settings.threshold, settings.second_pass_threshold))
     detector = BlazeFaceDetector(model, threshold=settings.threshold, min_face=settings.min_face,
-                                 face_px=settings.face_px)
+                                 face_px=settings.face_px, max_gain=settings.max_gain, memo=memo)
+    check = BlazeFaceDetector(model, threshold=settings.second_pass_threshold, min_face=settings.min_face,
+                              face_px=settings.face_px, max_gain=settings.max_gain, memo=memo)
     return Redactor(
-        detector, margin=settings.margin, second_pass=detector if settings.second_pass else None,
+        detector, margin=settings.margin, second_pass=check if settings.second_pass else None,
         detector_name=detector.name, model_sha256=detector.model_sha256, threshold=settings.threshold,
         mode=settings.mode, budget_ms=settings.budget_ms, rechecks=settings.rechecks,
     )
