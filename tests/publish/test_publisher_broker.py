@@ -192,3 +192,30 @@ def test_outbox_bound_in_an_outage_drops_oldest_and_health_reports_it(
         got = sub.wait_for(kept, 5)
         sub.stop()
     assert seqs_of([m.payload for m in got]) == list(range(12 - kept, 12))  # the oldest went first
+
+
+def test_broker_outage_during_replay_of_a_backlog_loses_nothing_and_keeps_order(
+    mosquitto_factory: object, tmp_path: Path
+) -> None:
+    broker: MosquittoBroker = mosquitto_factory(persistence=True)  # type: ignore[operator]
+    node = node_config()
+    sub = Subscriber(broker.host, broker.port, "anpr/+/+/reads", client_id="central", persistent=True).start()
+    with Outbox(tmp_path / "outbox.sqlite", outbox_config(), SystemClock()) as box:
+        for seq in range(3000):  # the backlog a node restarts with
+            box.put(make_read(node, seq))
+        with MqttPublisher(
+            lab_mqtt(broker.host, broker.port), node, box, SystemClock(), "0.1.0", reconnect_max_s=1
+        ) as pub:
+            deadline = time.monotonic() + 20
+            while pub.reads_published < 500 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            broker.stop()
+            stopped_at = box.depth()
+            time.sleep(1.0)
+            assert not pub.connected
+            broker.start()
+            assert pub.flush(30)
+        assert 0 < stopped_at < 3000  # the outage really hit the replay
+    got = sub.wait_for(3000, 20)
+    sub.stop()
+    assert first_arrivals([m.payload for m in got]) == list(range(3000))
