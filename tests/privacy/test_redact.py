@@ -7,7 +7,15 @@ import pytest
 
 from edge.domain import Box, Image
 from edge.privacy.faces import FailingFaceDetector, StaticFaceDetector
-from edge.privacy.redact import FILL_VALUE, RedactionFailed, Redactor, redact, redaction_regions, share_inside
+from edge.privacy.redact import (
+    FILL_VALUE,
+    RedactionFailed,
+    Redactor,
+    cabin_region,
+    redact,
+    redaction_regions,
+    share_inside,
+)
 
 
 def _texture(h: int = 120, w: int = 160, seed: int = 1) -> Image:
@@ -157,3 +165,9 @@ def test_a_second_pass_hit_inside_redacted_pixels_is_the_mosaic_not_a_face() -> 
     assert record.second_pass_faces == 0
     assert share_inside(Box(12, 12, 30, 30), [face], width=160, height=120) == 1.0
     assert share_inside(Box(40, 10, 20, 10), [face], width=160, height=120) == 0.5
+
+
+def test_cabin_region_sits_above_the_plate_and_is_clipped() -> None:
+    cabin = cabin_region(Box(900, 900, 100, 22), width=1920, height=1080)
+    assert cabin == Box(700, 550, 500, 320)  # 2.5 plate widths either side, 3.5 to 0.3 above the plate
+    assert cabin_region(Box(0, 100, 100, 22), width=1920, height=1080) == Box(0, 0, 300, 70)
