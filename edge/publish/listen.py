@@ -179,7 +179,9 @@ def run_listen(
     store = open_store(out_path, fmt)
     listener = Listener(store, max_reads)
     stop = stop or threading.Event()
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    # manual_ack: PUBACK only after the read is stored (or judged invalid/duplicate), so a read the
+    # store could not write is delivered again after a reconnect instead of being lost.
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5, manual_ack=True)
     if tls is not None:
         client.tls_set(ca_certs=tls.ca_file, certfile=tls.cert_file, keyfile=tls.key_file,
                        cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
@@ -194,7 +196,13 @@ def run_listen(
         c.subscribe(topic, qos=1)
 
     def on_message(c: paho.Client, u: object, msg: paho.MQTTMessage) -> None:
-        listener.handle(msg.topic, bytes(msg.payload))
+        try:
+            listener.handle(msg.topic, bytes(msg.payload))
+        except (sqlite3.Error, OSError):
+            log.exception("listen: cannot store the message on %s; not acknowledged, the broker resends it",
+                          msg.topic)
+            return
+        c.ack(msg.mid, msg.qos)
 
     client.on_connect = on_connect
     client.on_message = on_message

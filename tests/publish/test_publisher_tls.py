@@ -131,3 +131,27 @@ def test_key_file_readable_by_others_refuses_to_start(tls: TlsSetup, tmp_path: P
         publisher = MqttPublisher(tls.mqtt(tls.node1), node, box, SystemClock(), "1.0")
         with pytest.raises(ConfigError, match="chmod 600"), publisher:
             pass
+
+
+def test_listen_over_tls_stores_the_nodes_reads(tls: TlsSetup, tmp_path: Path) -> None:
+    import threading
+
+    from edge.publish.listen import ListenStats, ListenTls, run_listen
+
+    out = tmp_path / "central.jsonl"
+    stats: list[ListenStats] = []
+    creds = ListenTls(tls.pki.ca_file, tls.central.cert_file, tls.central.key_file)
+    listener = threading.Thread(target=lambda: stats.append(run_listen(
+        tls.broker.host, tls.broker.port, tls=creds, topic="anpr/+/+/reads", out_path=out, client_id="central",
+        max_reads=3, timeout_s=15)))
+    listener.start()
+    time.sleep(0.5)
+    node = node_config("site1", "cam1")
+    with Outbox(tmp_path / "o.sqlite", outbox_config(), SystemClock()) as box:
+        for seq in range(3):
+            box.put(make_read(node, seq))
+        with MqttPublisher(tls.mqtt(tls.node1), node, box, SystemClock(), "1.0") as pub:
+            assert pub.flush(10)
+    listener.join(20)
+    assert stats[0].stored == 3
+    assert [json.loads(line)["seq"] for line in out.read_text().splitlines()] == [0, 1, 2]
