@@ -1,0 +1,164 @@
+"""Replay scoring: matching passes to truth, the report, and whole replays of generated scenes with known truth."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scene_reader import SceneTemplateReader
+
+from edge.capture.video import VideoFileSource
+from edge.cli import main
+from edge.config.model import NodeConfig, OutboxConfig, PrivacyConfig, ReadConfig, TrackConfig
+from edge.detect.contour import ContourPlateDetector
+from edge.errors import ConfigError
+from edge.evaluate.replay import FoundPass, PassRecorder, TimedSource, TruthPass, load_truth, score, write_report
+from edge.outbox.store import Outbox
+from edge.pipeline import Pipeline
+from edge.privacy.stage import PrivacyStage
+from edge.read.formats import FormatSet
+from edge.sample.scene import scenario, write_scene
+from edge.track import PlateTracker
+
+ROOT = Path(__file__).resolve().parents[2]
+OCR_MODEL = ROOT / "models" / "plate_ocr.tflite"
+
+
+class _SceneClock:
+    """The outbox's clock, set to the scene's day (so its age limit keeps the reads)."""
+
+    def now(self) -> datetime:
+        return datetime(2026, 3, 14, 8, 0, 30, tzinfo=UTC)
+
+
+# -- scoring -------------------------------------------------------------------------------------
+
+def test_score_counts_exact_misread_missed_duplicate_and_false_passes() -> None:
+    truth = [TruthPass("AB12CDE", 1.0, 3.0, "approaching"), TruthPass("XY63KLM", 2.0, 4.0, "receding"),
+             TruthPass("LL26NOO", 6.0, 8.0)]
+    found = [
+        FoundPass("AB12CDE", 1.1, 2.9, "approaching"),
+        FoundPass("AB12CDF", 2.5, 3.5),  # the same vehicle again, misread: a duplicate (the exact one matched)
+        FoundPass("XY63KLN", 2.2, 4.1, "approaching"),  # misread, wrong direction
+        FoundPass("QQ99QQQ", 10.0, 11.0),  # nothing was there
+    ]
+    result = score(truth, found)
+    assert result.as_dict() == {
+        "passes_true": 3, "passes_found": 4, "matched": 2, "exact": 1, "misread": 1, "missed": 1,
+        "duplicates": 1, "false_passes": 1, "direction_correct": 1, "direction_scored": 2,
+        "recall": round(2 / 3, 4), "exact_rate": round(1 / 3, 4),
+    }
+
+
+def test_the_better_text_takes_the_match_and_the_other_is_the_duplicate() -> None:
+    truth = [TruthPass("AB12CDE", 1.0, 3.0)]
+    result = score(truth, [FoundPass("AB12CDF", 1.0, 2.0), FoundPass("AB12CDE", 2.0, 3.0)])
+    assert [(o.kind, o.found.plate if o.found else None) for o in result.outcomes] == [
+        ("exact", "AB12CDE"), ("duplicate", "AB12CDF")]
+
+
+def test_a_read_far_off_in_time_or_text_does_not_match() -> None:
+    truth = [TruthPass("AB12CDE", 1.0, 3.0)]
+    result = score(truth, [FoundPass("AB12CDE", 6.0, 7.0), FoundPass("ZZ99XYW", 1.0, 3.0)])
+    assert (result.count("missed"), result.count("false_pass")) == (1, 2)
+
+
+def test_truth_csv_errors_name_the_row_and_value(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("plate,first_seen_s,last_seen_s,direction\nAB12 CDE,1.0,2.0,approaching\nXY63KLM,3,x,\n")
+    with pytest.raises(ConfigError, match=r"t.csv:3: .*'x'"):
+        load_truth(path)
+    path.write_text("plate,first_seen_s,last_seen_s,direction\nab12 cde,1.0,2.0,sideways\n")
+    with pytest.raises(ConfigError, match="'sideways' is not one of"):
+        load_truth(path)
+    path.write_text("plate,first_seen_s,last_seen_s\nab12-cde,1.0,2.5\n")
+    assert load_truth(path) == [TruthPass("AB12CDE", 1.0, 2.5, None)]
+
+
+def test_report_has_a_timeline_and_the_crop_of_every_error(tmp_path: Path) -> None:
+    crop = np.full((20, 90, 3), 220, np.uint8)
+    result = score([TruthPass("AB12CDE", 1.0, 3.0), TruthPass("XY63KLM", 5.0, 6.0)],
+                   [FoundPass("AB12CDF", 1.0, 3.0, crop=crop), FoundPass("QQ99QQQ", 8.0, 9.0, crop=crop)])
+    index = write_report(tmp_path / "r", result, result.as_dict(), title="test")
+    page = index.read_text(encoding="utf-8")
+    assert "<svg" in page
+    assert page.count("<img") == 2  # the misread and the false pass; the missed one has no read
+    assert len(list((tmp_path / "r" / "crops").glob("*.png"))) == 2
+
+
+# -- whole replays on generated scenes -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("scenes")
+    return {name: write_scene(scenario(name), out / f"{name}.mp4")[0] for name in ("overtake", "stop")}
+
+
+def _replay_with_template_reader(video: Path, state: Path) -> tuple[list[FoundPass], list[bytes]]:
+    spec = json.loads(video.with_suffix(".json").read_text(encoding="utf-8"))
+    source = TimedSource(VideoFileSource(video, lores_size=(640, 360)))
+    recorder = PassRecorder(source)
+    with Outbox(state / "outbox.sqlite", OutboxConfig(), _SceneClock()) as outbox:
+        Pipeline(
+            source=source,
+            detector=ContourPlateDetector(),
+            reader=SceneTemplateReader([v["plate"] for v in spec["vehicles"]], misread_one_in=4),
+            formats=FormatSet.load(ReadConfig().formats),
+            tracker=PlateTracker(TrackConfig()),
+            privacy=PrivacyStage(PrivacyConfig(), NodeConfig(site="s", camera="c"), "anpr/s/c/reads",
+                                 redactor=None, clock=_SceneClock()),
+            outbox=outbox,
+            on_pass=recorder,
+        ).run()
+        payloads = [m.payload for m in outbox.pending(100)]
+    return recorder.found, payloads
+
+
+@pytest.mark.parametrize("name", ["overtake", "stop"])
+def test_every_vehicle_of_a_generated_scene_is_one_exact_pass(scenes: dict[str, Path], name: str,
+                                                                tmp_path: Path) -> None:
+    video = scenes[name]
+    truth = load_truth(video.with_name(video.stem + ".truth.csv"))
+    found, _ = _replay_with_template_reader(video, tmp_path)
+    result = score(truth, found).as_dict()
+    assert (result["matched"], result["exact"]) == (len(truth), len(truth))
+    assert (result["duplicates"], result["false_passes"]) == (0, 0)
+    assert result["direction_correct"] == len(truth)
+
+
+def test_two_replays_of_the_same_scene_give_identical_output(scenes: dict[str, Path], tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _replay_with_template_reader(scenes["overtake"], tmp_path / "a")
+    second = _replay_with_template_reader(scenes["overtake"], tmp_path / "b")
+
+    def key(found: list[FoundPass]) -> list[tuple[object, ...]]:
+        return [(f.plate, f.first_s, f.last_s, f.direction, f.confidence, f.track_id) for f in found]
+
+    assert key(first[0]) == key(second[0])
+    assert first[1] == second[1]  # the messages in the outbox, byte for byte
+
+
+# -- the real command with the real OCR model ---------------------------------------------------
+
+def test_replay_command_scores_the_default_scene_against_its_truth(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    if not OCR_MODEL.is_file():
+        pytest.skip(f"{OCR_MODEL} is not there yet (the OCR model is trained by tools/train_plate_ocr.py)")
+    video, _, truth = write_scene(scenario("default"), tmp_path / "default.mp4")
+    outputs = []
+    for run in ("a", "b"):
+        code = main(["replay", str(video), "--truth", str(truth), "--json", "--state-dir", str(tmp_path / run),
+                     "--report", str(tmp_path / f"report-{run}")])
+        assert code == 0
+        outputs.append(json.loads(capsys.readouterr().out))
+    result = outputs[0]
+    assert (result["passes_true"], result["passes_found"], result["matched"]) == (4, 4, 4)
+    assert (result["duplicates"], result["false_passes"]) == (0, 0)
+    assert result["exact"] == 4
+    assert {"fps", "latency_p95_ms"} <= set(result)
+    assert (tmp_path / "report-a" / "index.html").is_file()
+    assert outputs[0]["reads"] == outputs[1]["reads"]  # same video, same config: same output
