@@ -1,0 +1,348 @@
+"""``edge-anpr selftest``: check a unit before leaving the pole, and print what to fix.
+
+Checks, in order: config, state directory, disk, models (sha256 and load), camera (one frame),
+broker (connect with the node's own credentials and publish one health message), clock. Prints a
+pass/fail table and, for each failure, the fix. The exit code is that of the first failure:
+
+  2 config   3 camera   4 models   5 broker   6 state directory   7 clock   8 disk
+
+Run it as the service user, with the service stopped (it holds the camera):
+``sudo systemctl stop edge-anpr; sudo -u edge-anpr /opt/edge-anpr/venv/bin/edge-anpr selftest``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import ssl
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from edge.config import Config, load_config
+from edge.errors import ConfigError, EdgeError, StateError
+
+if TYPE_CHECKING:
+    from edge.clocksync import ClockProbe
+
+log = logging.getLogger(__name__)
+
+EXIT_CONFIG, EXIT_CAMERA, EXIT_MODEL, EXIT_BROKER, EXIT_STATE, EXIT_CLOCK, EXIT_DISK = 2, 3, 4, 5, 6, 7, 8
+CHECKS = ("config", "state", "disk", "models", "camera", "broker", "clock")
+DEFAULT_MIN_FREE_MB = 200.0
+
+Status = Literal["pass", "fail", "skip"]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One line of the table: what was checked, the outcome, and for a failure the fix and exit code."""
+
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+    exit_code: int = 0
+
+
+def _pass(name: str, detail: str) -> Check:
+    return Check(name, "pass", detail)
+
+
+def _skip(name: str, detail: str) -> Check:
+    return Check(name, "skip", detail)
+
+
+def _fail(name: str, detail: str, fix: str, code: int) -> Check:
+    return Check(name, "fail", " ".join(detail.split()), fix, code)
+
+
+# -- the checks ---------------------------------------------------------------------------------
+
+
+def check_state(config: Config) -> Check:
+    path = config.node.state_dir
+    try:
+        from edge.app import ensure_state_dir
+
+        state = ensure_state_dir(path)
+        with tempfile.NamedTemporaryFile(dir=state, prefix=".selftest-") as probe:
+            probe.write(b"ok")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except (StateError, OSError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return _fail("state", f"{path}: cannot write: {reason}",
+                     f"the service creates it (StateDirectory=edge-anpr); by hand: sudo install -d -o edge-anpr "
+                     f"-m 0700 {path}; a read-only file system needs fsck or a new SD card", EXIT_STATE)
+    return _pass("state", f"{path} is writable")
+
+
+def check_disk(config: Config, min_free_mb: float) -> Check:
+    from edge.health import disk_free_mb
+
+    free = disk_free_mb(config.node.state_dir)
+    if free is None:
+        return _skip("disk", f"cannot measure free space of {config.node.state_dir}")
+    if free < min_free_mb:
+        return _fail("disk", f"{free:.0f} MiB free on {config.node.state_dir}, need {min_free_mb:.0f} MiB",
+                     "free space (journalctl --vacuum-size=100M, apt clean) or lower outbox.max_bytes", EXIT_DISK)
+    return _pass("disk", f"{free:.0f} MiB free on {config.node.state_dir}")
+
+
+def check_models(config: Config) -> Check:
+    from edge.runtime import load_manifest, open_model
+
+    wanted = [config.read.model]
+    if config.privacy.image != "none" or config.privacy.hit_image != "none":
+        wanted.append(config.privacy.face_model)
+    loaded = []
+    try:
+        manifest = load_manifest(config.read.manifest)
+        for path in wanted:
+            model = open_model(path, manifest, threads=1)
+            loaded.append(f"{model.entry.name} {model.entry.sha256[:12]}")
+    except EdgeError as exc:
+        return _fail("models", str(exc), "reinstall the models: sudo /opt/edge-anpr/venv/bin/python -m "
+                     "edge.runtime.fetch (or re-run scripts/install-node.sh); never edit a model file", EXIT_MODEL)
+    return _pass("models", "sha256 ok and loaded: " + ", ".join(loaded))
+
+
+def check_camera(config: Config, timeout_s: float) -> Check:
+    """One frame from the configured source, in a thread so a hung camera cannot hang the self-test."""
+    from edge.app import build_source
+    from edge.clock import SystemClock
+
+    result: dict[str, object] = {}
+
+    def grab() -> None:
+        try:
+            frames = build_source(config, SystemClock()).frames()
+            try:
+                frame = next(frames)
+                result["shape"] = frame.image.shape
+            finally:
+                close = getattr(frames, "close", None)
+                if callable(close):
+                    close()  # a generator's finally releases the camera
+        except StopIteration:
+            result["error"] = "the source ended before its first frame"
+        except Exception as exc:  # any camera failure is this check's answer  # noqa: BLE001
+            result["error"] = f"{type(exc).__name__}: {exc}"
+
+    thread = threading.Thread(target=grab, name="selftest-camera", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    where = config.capture.path or "the Pi camera"
+    fix = ("check the ribbon cable and that `rpicam-hello --list-cameras` lists the camera (stop the service first: "
+           "it holds the camera)" if config.capture.source == "picamera"
+           else f"check capture.path ({config.capture.path}) exists and is readable, or the stream URL answers")
+    if thread.is_alive():
+        return _fail("camera", f"no frame from {where} within {timeout_s:.0f} s", fix, EXIT_CAMERA)
+    if "error" in result:
+        return _fail("camera", f"{config.capture.source} {where}: {result['error']}", fix, EXIT_CAMERA)
+    shape = result["shape"]
+    assert isinstance(shape, tuple)
+    return _pass("camera", f"one {shape[1]}x{shape[0]} frame from {config.capture.source} {where}")
+
+
+def check_broker(config: Config, timeout_s: float) -> Check:
+    if config.mqtt is None:
+        return _skip("broker", "no mqtt section: reads stay in the outbox")
+    return probe_broker(config, timeout_s)
+
+
+class _BrokerProbe:
+    """One connection with the node's credentials, its own client id + "-selftest" (the running service's
+    session is untouched), and one minimal, schema-valid, non-retained health message at QoS 1: a
+    successful PUBACK shows the broker's ACL lets this node write its topics."""
+
+    def __init__(self, config: Config, timeout_s: float) -> None:
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        assert config.mqtt is not None
+        self.config, self.mqtt, self.timeout_s = config, config.mqtt, timeout_s
+        self.where = f"{self.mqtt.host}:{self.mqtt.port}"
+        client_id = (self.mqtt.client_id or f"{config.node.site}-{config.node.camera}") + "-selftest"
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+        self.client.connect_timeout = timeout_s
+        self.connected, self.acked = threading.Event(), threading.Event()
+        self.outcome: dict[str, str] = {}
+        self.failed: dict[str, bool] = {}
+        self.client.on_connect = lambda c, u, f, reason, p: self._record("connack", reason, self.connected)
+        self.client.on_publish = lambda c, u, mid, reason, p: self._record("puback", reason, self.acked)
+        self.tls_fix = (f"check mqtt.tls: the CA file must be the one that signed the broker's certificate, whose "
+                        f"name must match mqtt.host ({self.mqtt.host}); the node's certificate must be signed by "
+                        f"the broker's CA")
+
+    def _record(self, key: str, reason: object, event: threading.Event) -> None:
+        self.outcome[key] = str(reason)
+        self.failed[key] = bool(getattr(reason, "is_failure", True))  # "No matching subscribers" is a success
+        event.set()
+
+    def credentials(self) -> Check | None:
+        from edge.publish.mqtt import check_key_file
+
+        mqtt = self.mqtt
+        try:
+            if mqtt.tls is not None:
+                check_key_file(mqtt.tls.key_file)
+                self.client.tls_set(ca_certs=mqtt.tls.ca_file, certfile=mqtt.tls.cert_file,
+                                    keyfile=mqtt.tls.key_file, cert_reqs=ssl.CERT_REQUIRED,
+                                    tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            if mqtt.username:
+                password = Path(mqtt.password_file).read_text().strip() if mqtt.password_file else None
+                self.client.username_pw_set(mqtt.username, password)
+        except ConfigError as exc:
+            return _fail("broker", str(exc), "fix the file named above (chmod 600 for a key)", EXIT_BROKER)
+        except (OSError, ValueError) as exc:
+            return _fail("broker", f"cannot load the node's TLS files or password: {exc}", self.tls_fix, EXIT_BROKER)
+        return None
+
+    def connect(self) -> Check | None:
+        try:
+            self.client.connect(self.mqtt.host, self.mqtt.port, keepalive=max(5, int(self.timeout_s) + 5))
+        except ssl.SSLError as exc:
+            return _fail("broker", f"TLS handshake with {self.where} failed: {exc.reason or exc}", self.tls_fix,
+                         EXIT_BROKER)
+        except OSError as exc:
+            return _fail("broker", f"cannot reach {self.where}: {exc.strerror or exc}",
+                         f"check the network, that the broker runs, and mqtt.host/mqtt.port (try: nc -vz "
+                         f"{self.mqtt.host} {self.mqtt.port})", EXIT_BROKER)
+        return None
+
+    def exchange(self) -> Check:
+        from edge import __version__
+        from edge.clock import SystemClock
+        from edge.publish.schema import Schemas, iso_utc_ms, schema_id
+        from edge.publish.topics import Topics
+
+        node, t = self.config.node, self.timeout_s
+        if not self.connected.wait(t):
+            return _fail("broker", f"{self.where} accepted TCP but sent no CONNACK in {t:.0f} s", self.tls_fix,
+                         EXIT_BROKER)
+        if self.failed["connack"]:
+            return _fail("broker", f"{self.where} refused the node: {self.outcome['connack']}",
+                         f"the broker must accept this node's certificate (CN '{node.site}/{node.camera}') or "
+                         f"username; check its CA and ACL", EXIT_BROKER)
+        body = {"schema": schema_id("health"), "site": node.site, "camera": node.camera,
+                "time": iso_utc_ms(SystemClock().now()), "versions": {"software": __version__}}
+        Schemas().validate("health", body)
+        topic = Topics.for_node(self.mqtt, node).health
+        self.client.publish(topic, json.dumps(body, separators=(",", ":")).encode(), qos=1, retain=False)
+        if not self.acked.wait(t):
+            return _fail("broker", f"no PUBACK from {self.where} for {topic} in {t:.0f} s",
+                         "check the broker's log and its queue limits", EXIT_BROKER)
+        if self.failed["puback"]:
+            return _fail("broker", f"{self.where} refused a publish to {topic}: {self.outcome['puback']}",
+                         f"the broker ACL must let '{node.site}/{node.camera}' write "
+                         f"{self.mqtt.topic_prefix}/{node.site}/{node.camera}/#", EXIT_BROKER)
+        tls = "TLS, client certificate" if self.mqtt.tls is not None else "PLAIN TCP (lab mode)"
+        return _pass("broker", f"{self.where} accepted the node ({tls}) and acknowledged a publish to {topic}")
+
+    def run(self) -> Check:
+        failed = self.credentials() or self.connect()
+        if failed is not None:
+            return failed
+        self.client.loop_start()
+        try:
+            return self.exchange()
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+
+
+def probe_broker(config: Config, timeout_s: float) -> Check:
+    return _BrokerProbe(config, timeout_s).run()
+
+
+def check_clock(config: Config, probe: ClockProbe | None = None) -> Check:
+    from edge.clocksync import ClockMonitor, SystemClockProbe, state_is_bad
+
+    state = ClockMonitor(probe or SystemClockProbe(), config.clock).refresh()
+    offset = "unknown" if state.offset_ms is None else f"{state.offset_ms:+.1f} ms"
+    if state.synced is None:
+        return _skip("clock", "this platform cannot tell whether the clock is synchronised")
+    if state_is_bad(state, config.clock.max_offset_ms):
+        return _fail("clock", f"not synchronised within {config.clock.max_offset_ms:.0f} ms ({state.source}: "
+                     f"{state.detail}, offset {offset})",
+                     "give the unit NTP: check the network, `timedatectl timesync-status` or `chronyc sources`; "
+                     f"until then reads are {'held back' if config.clock.on_unsynced == 'hold' else 'flagged'}",
+                     EXIT_CLOCK)
+    return _pass("clock", f"synchronised ({state.source}, offset {offset})")
+
+
+# -- the command --------------------------------------------------------------------------------
+
+
+def run_checks(config: Config, *, skip: frozenset[str] = frozenset(), camera_timeout_s: float = 15.0,
+               broker_timeout_s: float = 10.0, min_free_mb: float = DEFAULT_MIN_FREE_MB,
+               clock_probe: ClockProbe | None = None) -> list[Check]:
+    steps: dict[str, Callable[[], Check]] = {
+        "state": lambda: check_state(config),
+        "disk": lambda: check_disk(config, min_free_mb),
+        "models": lambda: check_models(config),
+        "camera": lambda: check_camera(config, camera_timeout_s),
+        "broker": lambda: check_broker(config, broker_timeout_s),
+        "clock": lambda: check_clock(config, clock_probe),
+    }
+    results = [_pass("config", f"valid (site {config.node.site}, camera {config.node.camera})")]
+    for name, step in steps.items():
+        results.append(_skip(name, "skipped (--skip)") if name in skip else step())
+    return results
+
+
+def exit_code(results: list[Check]) -> int:
+    return next((c.exit_code for c in results if c.status == "fail"), 0)
+
+
+def render(results: list[Check]) -> str:
+    width = max(len(c.name) for c in results)
+    lines = [f"{'CHECK':<{width}}  RESULT  DETAIL"]
+    lines += [f"{c.name:<{width}}  {c.status.upper():<6}  {c.detail}" for c in results]
+    failed = [c for c in results if c.status == "fail"]
+    if failed:
+        lines.append("")
+        lines += [f"FIX {c.name} (exit {c.exit_code}): {c.fix}" for c in failed]
+        lines.append(f"selftest FAILED: {', '.join(c.name for c in failed)}")
+    else:
+        lines.append("selftest passed")
+    return "\n".join(lines)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "exit codes: 0 all passed, 2 config, 3 camera, 4 models, 5 broker, 6 state dir, 7 clock, 8 disk"
+    parser.add_argument("--config", "-c", default="/etc/edge-anpr/config.yaml",
+                        help="config file (default: %(default)s)")
+    parser.add_argument("--skip", action="append", default=[], choices=CHECKS[1:], help="skip a check (repeatable)")
+    parser.add_argument("--camera-timeout", type=float, default=15.0, help="seconds to wait for a frame")
+    parser.add_argument("--broker-timeout", type=float, default=10.0, help="seconds to wait for the broker")
+    parser.add_argument("--min-free-mb", type=float, default=DEFAULT_MIN_FREE_MB, help="least free disk (MiB)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        results = [_fail("config", str(exc).splitlines()[0] + (" ..." if "\n" in str(exc) else ""),
+                         f"run: edge-anpr check-config {args.config}  (it lists every bad key)", EXIT_CONFIG)]
+    else:
+        results = run_checks(config, skip=frozenset(args.skip), camera_timeout_s=args.camera_timeout,
+                             broker_timeout_s=args.broker_timeout, min_free_mb=args.min_free_mb)
+    if args.json:
+        print(json.dumps({"config": args.config, "exit_code": exit_code(results),
+                          "checks": [asdict(c) for c in results]}, indent=2))
+    else:
+        print(f"edge-anpr selftest: {args.config}")
+        print(render(results))
+    sys.stdout.flush()
+    return exit_code(results)
