@@ -41,6 +41,7 @@ _paho_log = logging.getLogger(f"{__name__}.paho")
 
 CONTENT_TYPE = "application/json"
 _MAX_U32 = 0xFFFF_FFFF
+_PACKET_OVERHEAD = 128  # fixed header, packet id and our properties, rounded up
 
 
 def check_key_file(path: str) -> None:
@@ -92,6 +93,7 @@ class MqttPublisher:
         self._client_id = mqtt.client_id or f"{node.site}-{node.camera}"
         self._max_inflight = max_inflight
         self._window = max_inflight  # lowered to the broker's Receive Maximum on connect
+        self._max_packet: int | None = None  # the broker's Maximum Packet Size, from CONNACK
         self._reconnect_max_s = reconnect_max_s
         self._refused_retry_s = refused_retry_s
         self._schemas = Schemas()
@@ -318,6 +320,8 @@ class MqttPublisher:
         self._connect_failures = 0
         receive_max = getattr(properties, "ReceiveMaximum", None) if properties is not None else None
         self._window = min(self._max_inflight, int(receive_max)) if receive_max else self._max_inflight
+        max_packet = getattr(properties, "MaximumPacketSize", None) if properties is not None else None
+        self._max_packet = int(max_packet) if max_packet else None
         log.info("MQTT: connected to %s:%d (session present: %s)", self._cfg.host, self._cfg.port,
                  flags.session_present)
         client.publish(
@@ -419,7 +423,11 @@ class MqttPublisher:
         """Schema and topic check; a message that fails is rejected from the outbox (counted)."""
         reason = None
         expected = self._topics.for_kind(msg.kind)
-        if msg.topic != expected:
+        packet = len(msg.payload) + len(msg.topic.encode()) + _PACKET_OVERHEAD
+        if self._max_packet is not None and packet > self._max_packet:
+            # The broker would drop the connection on it and it would block the queue for ever.
+            reason = f"{packet} bytes exceed the broker's maximum packet size of {self._max_packet} bytes"
+        elif msg.topic != expected:
             reason = f"topic {msg.topic!r} is not this node's topic for {msg.kind!r} messages ({expected})"
         else:
             try:

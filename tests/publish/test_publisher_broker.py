@@ -219,3 +219,24 @@ def test_broker_outage_during_replay_of_a_backlog_loses_nothing_and_keeps_order(
     got = sub.wait_for(3000, 20)
     sub.stop()
     assert first_arrivals([m.payload for m in got]) == list(range(3000))
+
+
+def test_read_larger_than_the_brokers_packet_limit_is_rejected_not_blocking(
+    mosquitto_factory: object, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="edge")
+    broker: MosquittoBroker = mosquitto_factory(extra_lines=("max_packet_size 20000",))  # type: ignore[operator]
+    node = node_config()
+    sub = Subscriber(broker.host, broker.port, "anpr/+/+/reads").start()
+    with Outbox(tmp_path / "outbox.sqlite", outbox_config(), SystemClock()) as box, MqttPublisher(
+        lab_mqtt(broker.host, broker.port), node, box, SystemClock(), "0.1.0"
+    ) as pub:
+        box.put(make_read(node, 0))
+        box.put(make_read(node, 1, extra={"image": _image(30_000)}))
+        box.put(make_read(node, 2))
+        assert pub.flush(10)
+        assert box.dropped.rejected == 1
+    got = sub.wait_for(2, 5)
+    sub.stop()
+    assert seqs_of([m.payload for m in got]) == [0, 2]
+    assert "maximum packet size of 20000" in caplog.text
