@@ -240,3 +240,18 @@ def test_read_larger_than_the_brokers_packet_limit_is_rejected_not_blocking(
     sub.stop()
     assert seqs_of([m.payload for m in got]) == [0, 2]
     assert "maximum packet size of 20000" in caplog.text
+
+
+def test_connected_stays_false_when_the_broker_refuses_the_connection(
+    mosquitto_factory: object, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="edge")
+    broker: MosquittoBroker = mosquitto_factory(listener_lines=("allow_anonymous false",))  # type: ignore[operator]
+    node = node_config()
+    with Outbox(tmp_path / "outbox.sqlite", outbox_config(), SystemClock()) as box, MqttPublisher(
+        lab_mqtt(broker.host, broker.port), node, box, SystemClock(), "0.1.0"
+    ) as pub:
+        box.put(make_read(node, 0))
+        assert not pub.wait_connected(2)
+        assert box.depth() == 1
+    assert "refused the connection" in caplog.text
