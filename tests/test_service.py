@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -14,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.broker import MosquittoBroker, Subscriber, free_port
 from support.fakes import START, FixedReader, JsonPrivacy, ListOutbox, ListSource, PassThroughFormats, ScriptedDetector
+from support.field import make_node, run_cli, unwritable_dir, write_camera
 
 from edge.config import TrackConfig
 from edge.domain import Frame
@@ -217,3 +221,79 @@ def test_watchdog_pings_stop_when_the_frame_loop_stalls(systemd: FakeSystemd) ->
     assert min(gaps) >= 0.09, "never more often than half the watchdog interval"
     late = [t for t in pings if t > source.stalled_at + 0.05]
     assert late == [], "no ping once the loop stopped getting frames"
+
+
+# -- the `run` command as systemd starts it (a subprocess with NOTIFY_SOCKET and WATCHDOG_USEC) --------------
+
+
+def _run_service(node_config: Path, systemd: FakeSystemd, *, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    env = {"NOTIFY_SOCKET": systemd.name, "WATCHDOG_USEC": "100000"}  # ping at most every 50 ms
+    return run_cli("run", "--config", str(node_config), env=env, timeout=timeout)
+
+
+@pytest.mark.integration
+def test_run_becomes_ready_pings_the_watchdog_publishes_health_and_stops_cleanly(
+    mosquitto: MosquittoBroker, systemd: FakeSystemd, tmp_path: Path
+) -> None:
+    node = make_node(tmp_path, broker_port=mosquitto.port, camera=write_camera(tmp_path / "camera", frames=120),
+                     extra="health: {interval_s: 60}\n")
+    done = _run_service(node.config, systemd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    messages = systemd.drain()
+    kinds = [m.split("=", 1)[0] for m in messages]
+    ready = kinds.index("READY")
+    assert "STATUS" in kinds[:ready]  # "starting: ..." before READY
+    assert "WATCHDOG" in kinds[ready:], messages
+    assert "WATCHDOG" not in kinds[:ready]
+    assert kinds.index("STOPPING") > ready
+    health = json.loads((node.state / "health.json").read_text())
+    assert health["fps_configured"] == 25.0
+    assert health["versions"]["models"]["tiny_ocr"]
+    late = Subscriber(mosquitto.host, mosquitto.port, "anpr/site1/cam1/health").start()
+    try:
+        got = late.wait_for(1, 5)
+    finally:
+        late.stop()
+    assert got, "health is retained on the broker"
+    assert got[0].retain
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "needle"),
+    [
+        ("missing camera", 3, "does not exist"),
+        ("wrong model hash", 4, "but the manifest expects"),
+        ("unwritable state directory", 6, "state directory"),
+        ("bad config", 2, "invalid configuration"),
+    ],
+)
+def test_run_fails_fast_with_one_message_and_its_exit_code(
+    case: str, code: int, needle: str, systemd: FakeSystemd, tmp_path: Path
+) -> None:
+    port = free_port()  # nothing listens: an unreachable broker alone is not fatal (the outbox keeps reads)
+    node = {
+        "missing camera": lambda: make_node(tmp_path, broker_port=port, camera=tmp_path / "unplugged"),
+        "wrong model hash": lambda: make_node(tmp_path, broker_port=port, wrong_hash=True),
+        "unwritable state directory": lambda: make_node(tmp_path, broker_port=port, state=unwritable_dir(tmp_path)),
+        "bad config": lambda: make_node(tmp_path, broker_port=port, extra="capture: {fps: -1}\n"),
+    }[case]()
+    started = time.monotonic()
+    done = _run_service(node.config, systemd, timeout=30)
+    assert done.returncode == code, done.stderr[-3000:]
+    assert time.monotonic() - started < 30, "a failure, not a hang"
+    errors = [line for line in done.stderr.splitlines() if line.startswith("edge-anpr: error:")]
+    assert len(errors) == 1, done.stderr
+    assert needle in done.stderr
+    assert "Traceback" not in done.stderr
+    messages = systemd.drain()
+    assert not any(m.startswith("READY=1") for m in messages), "never ready"
+    assert any(m.startswith("STATUS=failed: ") for m in messages), messages
+
+
+@pytest.mark.integration
+def test_run_with_an_unreachable_broker_keeps_reading_into_the_outbox(systemd: FakeSystemd, tmp_path: Path) -> None:
+    node = make_node(tmp_path, broker_port=free_port())
+    done = _run_service(node.config, systemd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert any(m.startswith("READY=1") for m in systemd.drain())
+    assert "cannot connect to 127.0.0.1" in done.stderr
