@@ -12,6 +12,7 @@ free 127.0.0.1 port with a throw-away config. The outbox lives in a temporary di
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import shutil
@@ -47,13 +48,19 @@ class BenchResult:
     payload_bytes: int
 
 
-def _read(node: NodeConfig, topics: Topics, seq: int, clock: SystemClock) -> OutgoingMessage:
+def _read(node: NodeConfig, topics: Topics, seq: int, clock: SystemClock, image: str = "") -> OutgoingMessage:
     now = clock.now()
     rid = f"{node.site}.{node.camera}.{seq}.{seq & 0xFFFFFFFF:08x}"
-    payload = {
+    payload: dict[str, object] = {
         "id": rid, "schema": "anpr.read/1", "seq": seq, "time": iso_utc_ms(now), "site": node.site,
         "camera": node.camera, "plate": "AB12CDE", "confidence": 0.93, "direction": "approaching",
     }
+    if image:
+        payload["image"] = {
+            "kind": "plate_patch", "content_type": "image/jpeg", "width": 240, "height": 52, "data": image,
+            "redaction": {"detector": "bench", "model_sha256": "0" * 64, "threshold": 0.5, "regions": 0,
+                          "second_pass_faces": 0},
+        }
     return OutgoingMessage(rid, topics.reads, json.dumps(payload, separators=(",", ":")).encode(), now, "read")
 
 
@@ -93,8 +100,12 @@ def loopback_broker(workdir: Path) -> Iterator[tuple[str, int]]:
             proc.wait()
 
 
-def run_bench(host: str, port: int, workdir: Path, reads: int = 3000, backlog: int = 10_000) -> BenchResult:
+def run_bench(
+    host: str, port: int, workdir: Path, *, reads: int = 3000, backlog: int = 10_000, image_bytes: int = 0
+) -> BenchResult:
+    """Measure on a fresh outbox in ``workdir``; ``image_bytes`` adds a plate patch of that size to each read."""
     clock = SystemClock()
+    image = base64.b64encode(bytes(image_bytes)).decode() if image_bytes else ""
     node = NodeConfig(site="bench", camera="cam1", state_dir=str(workdir))
     mqtt = MqttConfig(host=host, port=port, insecure_lab_mode=True, client_id="edge-anpr-bench")
     cfg = OutboxConfig(max_bytes=500_000_000, max_age_s=timedelta(days=1).total_seconds())
@@ -108,17 +119,17 @@ def run_bench(host: str, port: int, workdir: Path, reads: int = 3000, backlog: i
             put_time = 0.0
             for seq in range(reads):
                 t = time.perf_counter()
-                box.put(_read(node, topics, seq, clock))
+                box.put(_read(node, topics, seq, clock, image))
                 put_time += time.perf_counter() - t
                 pub.notify()
             if not pub.flush(300):
                 raise BrokerError(f"bench: {box.depth()} reads still pending after 300 s")
             steady_s = time.perf_counter() - start
-        size = len(_read(node, topics, 0, clock).payload)
+        size = len(_read(node, topics, 0, clock, image).payload)
         # 2. outage: a backlog builds up with no publisher, then drains
         start = time.perf_counter()
         for seq in range(reads, reads + backlog):
-            box.put(_read(node, topics, seq, clock))
+            box.put(_read(node, topics, seq, clock, image))
         fill_s = time.perf_counter() - start
         start = time.perf_counter()
         with MqttPublisher(mqtt, node, box, clock, "bench") as pub:
@@ -138,6 +149,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=1883, help="Lab broker port.")
     p.add_argument("--reads", type=int, default=3000, help="Reads for the steady-state rate.")
     p.add_argument("--backlog", type=int, default=10_000, help="Backlog size for the drain time.")
+    p.add_argument("--image-bytes", type=int, default=0, help="Add a plate-patch image of this size to each read.")
     p.add_argument("--json", action="store_true", help="Print one JSON object.")
 
 
@@ -145,10 +157,14 @@ def main(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="edge-anpr-bench-"))
     try:
         if args.host:
-            result = run_bench(args.host, args.port, workdir, args.reads, args.backlog)
+            result = run_bench(
+                args.host, args.port, workdir, reads=args.reads, backlog=args.backlog, image_bytes=args.image_bytes
+            )
         else:
             with loopback_broker(workdir) as (host, port):
-                result = run_bench(host, port, workdir, args.reads, args.backlog)
+                result = run_bench(
+                    host, port, workdir, reads=args.reads, backlog=args.backlog, image_bytes=args.image_bytes
+                )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if args.json:
