@@ -1,0 +1,177 @@
+"""``edge-anpr bench pipeline``: whole-pipeline throughput, pass latency and memory on one core.
+
+Replays a 1920x1080 recording (by default the generated ``mixed`` scene, rendered at 1920x1080 and
+30 fps) through the production pipeline built by :func:`edge.app.open_node`: detection on the
+640x360 stream every ``detect.every_n_frames`` frames, OCR of each plate on the full frame,
+tracking and voting, the privacy stage, the durable outbox. The process is pinned to one core
+(``os.sched_setaffinity``; every thread, OpenCV's and LiteRT's included, shares it).
+
+Figures:
+
+- ``fps``: frames of camera input handled per second of wall time, decoding the file included
+  (a camera delivers decoded frames, so ``fps_without_decode`` leaves the decoding out);
+- ``latency_p95_ms``: from the arrival of the frame that ends a track (or reaches ``max_delay_s``)
+  to its message being durable in the outbox;
+- ``rss_mb``: peak resident memory of the process (``ru_maxrss``);
+- with ``--realtime`` the file is paced at its frame rate and frames the node cannot keep up with
+  are dropped, as a live camera would (``frames_dropped``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.capture import FrameSource
+from edge.config import Config, parse_config
+from edge.domain import Frame
+from edge.errors import ConfigError, SourceError
+
+log = logging.getLogger(__name__)
+
+BENCH_SIZE = (1920, 1080)
+BENCH_FPS = 30.0
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--video", metavar="FILE", help="recording to replay (default: render --scene at 1920x1080, 30 fps)")
+    p.add_argument("--scene", default="mixed", help="generated scene to render when no --video (default: %(default)s)")
+    p.add_argument("--save", metavar="FILE", help="keep the rendered scene here (reused when it exists)")
+    p.add_argument("--config", "-c", help="node config (default: the replay lab config)")
+    p.add_argument("--detect-every", type=int, metavar="N", help="run detection on every N-th frame (1..30)")
+    p.add_argument("--image", choices=("none", "plate_patch", "redacted_overview"),
+                   help="image policy to bench with (default: the config's)")
+    p.add_argument("--realtime", action="store_true", help="pace at the recording's rate, dropping like a camera")
+    p.add_argument("--cpu", type=int, default=None,
+                   help="core to pin the process to (default: the last allowed core; -1: do not pin)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def main(args: argparse.Namespace) -> int:
+    from edge.app import build_source, open_node
+    from edge.clock import SystemClock
+    from edge.evaluate.replay import PassRecorder, TimedSource, load_truth, score
+
+    cpu = _pin(args.cpu)
+    with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
+        video = _video(args, Path(tmp))
+        config = _config(args, video, Path(tmp) / "state")
+        source = TimedSource(build_source(config, SystemClock()))
+        timed = _SourceTimer(source)
+        recorder = PassRecorder(source)
+        with open_node(config, source=timed, on_pass=recorder) as node:
+            started = time.monotonic()
+            stats = node.pipeline.run()
+            elapsed = time.monotonic() - started
+        truth_file = video.with_name(video.stem + ".truth.csv")
+        scored = score(load_truth(truth_file), recorder.found).as_dict() if truth_file.is_file() else {}
+    frames = stats.frames
+    result: dict[str, Any] = {
+        "video": str(video),
+        "size": list(config.capture.main_size) if args.video else list(BENCH_SIZE),
+        "frames": frames,
+        "frames_dropped": source.skipped + stats.frames_dropped,
+        "detect_every": config.detect.every_n_frames,
+        "fps": round(frames / elapsed, 1) if elapsed > 0 else None,
+        "fps_without_decode": round(frames / max(1e-9, elapsed - timed.seconds), 1) if frames else None,
+        "decode_ms_mean": round(1000.0 * timed.seconds / frames, 2) if frames else None,
+        "detect_ms_mean": _mean(stats.detect_ms),
+        "ocr_ms_mean": _mean(stats.ocr_ms),
+        "passes": len(recorder.found),
+        "latency_p95_ms": recorder.latency_p95_ms,
+        "latency_max_ms": round(max(recorder.latency_ms), 1) if recorder.latency_ms else None,
+        "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+        "cpu": cpu,
+        "realtime": bool(args.realtime),
+        "image": config.privacy.image,
+    }
+    result.update({k: scored[k] for k in ("passes_true", "matched", "exact", "duplicates", "false_passes")
+                   if k in scored})
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for key, value in result.items():
+            print(f"{key:<20} {value}")
+    return 0
+
+
+class _SourceTimer:
+    """Adds up the time spent inside the source (reading and decoding the file, making the lores frame)."""
+
+    def __init__(self, source: FrameSource) -> None:
+        self.source = source
+        self.seconds = 0.0
+
+    def frames(self) -> Iterator[Frame]:
+        it = iter(self.source.frames())
+        while True:
+            t0 = time.perf_counter()
+            try:
+                frame = next(it)
+            except StopIteration:
+                return
+            finally:
+                self.seconds += time.perf_counter() - t0
+            yield frame
+
+
+def _pin(cpu: int | None) -> int | None:
+    allowed = sorted(os.sched_getaffinity(0))
+    if cpu == -1:
+        return None
+    chosen = allowed[-1] if cpu is None else cpu
+    if chosen not in allowed:
+        raise ConfigError(f"--cpu {chosen}: this process may run on cores {allowed}")
+    os.sched_setaffinity(0, {chosen})
+    return chosen
+
+
+def _video(args: argparse.Namespace, tmp: Path) -> Path:
+    if args.video:
+        video = Path(args.video)
+        if not video.is_file():
+            raise SourceError(f"--video {args.video!r} does not exist")
+        return video
+    from dataclasses import replace
+
+    from edge.sample.scene import scenario, write_scene
+
+    target = Path(args.save) if args.save else tmp / f"{args.scene}-1080p.mp4"
+    if target.is_file():
+        return target
+    try:
+        spec = scenario(args.scene)
+    except ValueError as exc:
+        raise ConfigError(f"--scene: {exc}") from exc
+    log.info("rendering scene %r at %dx%d, %.0f fps into %s", args.scene, *BENCH_SIZE, BENCH_FPS, target)
+    write_scene(replace(spec, width=BENCH_SIZE[0], height=BENCH_SIZE[1], fps=BENCH_FPS), target)
+    return target
+
+
+def _config(args: argparse.Namespace, video: Path, state: Path) -> Config:
+    from edge.commands import replay_config
+
+    ns = argparse.Namespace(source=str(video), config=args.config, start=None, fps=None, realtime=args.realtime,
+                            state_dir=str(state), broker=None)
+    data = replay_config(ns).model_dump(mode="json", exclude_none=True)
+    if args.detect_every is not None:
+        data["detect"] = {**data.get("detect", {}), "every_n_frames": args.detect_every}
+    if args.image is not None:
+        data["privacy"] = {**data.get("privacy", {}), "image": args.image}
+    data.pop("mqtt", None)  # the bench measures the node up to the outbox; publishing runs beside it
+    return parse_config(data, origin="bench")
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    listed = list(values)
+    return round(float(np.mean(listed)), 2) if listed else None
