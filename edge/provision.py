@@ -1,0 +1,250 @@
+"""``edge-anpr provision``: a site config from the template, and this node's private key and CSR.
+
+The key and the certificate signing request are made with the ``openssl`` command: it is part of
+Raspberry Pi OS (and installed by scripts/setup.sh), so provisioning adds no compiled Python dependency
+(``cryptography``) to the image; the key is generated on the node, goes straight from openssl's stdout
+into a file created 0600, and never leaves the unit. The CSR's CN is ``<site>/<camera>``: with
+Mosquitto's ``use_identity_as_username`` it becomes the username that config/mosquitto/acl.example
+confines to ``anpr/<site>/<camera>/#``.
+
+Layout written under ``--out`` (default /etc/edge-anpr):
+  config.yaml        the template with node.site, node.camera, mqtt.host/port and the TLS paths set (0640)
+  tls/node.key       EC P-256 private key (0600; owned by the service user when run as root)
+  tls/node.csr       the signing request to send to the PKI; its signed certificate goes to tls/node.crt
+  tls/ca.crt         the CA that signed the broker's certificate (copied from --ca when given)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from edge.config import parse_config
+from edge.config.model import NodeConfig
+from edge.errors import ConfigError, EdgeError
+
+SERVICE_USER = "edge-anpr"
+TEMPLATES = (
+    Path(__file__).resolve().parent.parent / "config" / "example.yaml",
+    Path("/opt/edge-anpr/share/config.example.yaml"),
+)
+OPENSSL_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    site: str
+    camera: str
+    host: str
+    port: int
+
+    @property
+    def common_name(self) -> str:
+        """The certificate CN the broker ACL expects: ``<site>/<camera>``."""
+        return f"{self.site}/{self.camera}"
+
+
+def parse_broker(text: str) -> tuple[str, int]:
+    host, sep, port = text.strip().rpartition(":")
+    if not sep:
+        return text.strip(), 8883
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--broker {text!r}: expected HOST or HOST:PORT, for example broker.example.net:8883")
+    return host, int(port)
+
+
+def site_from(site: str, camera: str, broker: str) -> Site:
+    try:
+        NodeConfig(site=site, camera=camera)
+    except ValueError as exc:
+        raise ConfigError(f"site {site!r} / camera {camera!r}: lowercase letters, digits, - and _ only, starting "
+                          f"with a letter or digit, at most 63 characters ({exc.__class__.__name__})") from None
+    host, port = parse_broker(broker)
+    return Site(site, camera, host, port)
+
+
+# -- the config ---------------------------------------------------------------------------------
+
+
+def set_in_section(text: str, section: str, key: str, value: str) -> str:
+    """Replace ``key: <value>`` inside the top-level ``section:`` block (comments and layout kept)."""
+    block = re.search(rf"^{re.escape(section)}:[^\n]*\n((?:[ \t]+[^\n]*\n|\n)*)", text, re.M)
+    if block is None:
+        raise ConfigError(f"the template has no top-level '{section}:' section")
+    body = block.group(1)
+    pattern = re.compile(rf"^([ \t]+{re.escape(key)}:[ \t]*)([^#\n]*?)([ \t]*(?:#[^\n]*)?)$", re.M)
+    if not pattern.search(body):
+        raise ConfigError(f"the template's '{section}:' section has no '{key}:' line")
+    new_body = pattern.sub(lambda m: f"{m.group(1)}{value}{m.group(3)}", body, count=1)
+    return text[: block.start(1)] + new_body + text[block.end(1):]
+
+
+def render_config(template: str, site: Site, out: Path) -> str:
+    tls = out / "tls"
+    text = template
+    for section, key, value in (
+        ("node", "site", site.site), ("node", "camera", site.camera), ("mqtt", "host", site.host),
+        ("mqtt", "port", str(site.port)), ("mqtt", "ca_file", str(tls / "ca.crt")),
+        ("mqtt", "cert_file", str(tls / "node.crt")), ("mqtt", "key_file", str(tls / "node.key")),
+    ):
+        text = set_in_section(text, section, key, value)
+    parse_config(yaml.safe_load(text), origin="provisioned config")  # refuse to write an invalid config
+    return text
+
+
+def find_template(given: str | None) -> Path:
+    candidates = [Path(given)] if given else list(TEMPLATES)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ConfigError(f"no config template found (looked at {', '.join(str(p) for p in candidates)}); "
+                      f"pass --template config/example.yaml")
+
+
+# -- key and CSR --------------------------------------------------------------------------------
+
+
+def _openssl(*args: str, stdin: bytes | None = None) -> bytes:
+    exe = shutil.which("openssl")
+    if exe is None:
+        raise ConfigError("the 'openssl' command is missing: sudo apt install openssl")
+    try:
+        done = subprocess.run([exe, *args], input=stdin, capture_output=True, timeout=OPENSSL_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigError(f"openssl {args[0]} failed: {exc}") from exc
+    if done.returncode != 0:
+        raise ConfigError(f"openssl {args[0]} failed: {done.stderr.decode(errors='replace').strip()[:300]}")
+    return done.stdout
+
+
+def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Create ``path`` with ``mode`` from the start (never briefly world-readable); refuse to overwrite."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(path, mode)  # whatever the umask
+
+
+def make_key(path: Path) -> None:
+    pem = _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256")
+    write_private(path, pem)
+
+
+def make_csr(key: Path, csr: Path, common_name: str) -> None:
+    """A CSR for ``common_name`` (a config file, so '/' in the CN needs no escaping) asking for clientAuth."""
+    conf = (
+        "[req]\nprompt = no\ndistinguished_name = dn\nreq_extensions = ext\n"
+        f"[dn]\nCN = {common_name}\n"
+        "[ext]\nextendedKeyUsage = clientAuth\nkeyUsage = critical, digitalSignature\n"
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".cnf", delete=False) as fh:
+        fh.write(conf)
+    try:
+        pem = _openssl("req", "-new", "-key", str(key), "-config", fh.name, "-sha256")
+    finally:
+        os.unlink(fh.name)
+    csr.unlink(missing_ok=True)
+    write_private(csr, pem, 0o644)
+
+
+# -- the command --------------------------------------------------------------------------------
+
+
+def _ask(label: str, value: str | None, interactive: bool) -> str:
+    if value:
+        return value
+    if not interactive:
+        raise ConfigError(f"missing --{label} (or run without --no-input to be asked)")
+    try:
+        answer = input(f"{label}: ").strip()
+    except EOFError:
+        answer = ""
+    if not answer:
+        raise ConfigError(f"no {label} given: pass --{label}")
+    return answer
+
+
+def _service_ids() -> tuple[int, int] | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        return None
+    return entry.pw_uid, entry.pw_gid
+
+
+def provision(site: Site, out: Path, template: Path, *, ca: Path | None, force: bool) -> list[str]:
+    """Write config, key and CSR; returns what was done (one line each)."""
+    tls = out / "tls"
+    config_path, key, csr = out / "config.yaml", tls / "node.key", tls / "node.csr"
+    if config_path.exists() and not force:
+        raise ConfigError(f"{config_path} exists; pass --force to replace it (the key is kept either way)")
+    text = render_config(template.read_text(encoding="utf-8"), site, out)
+    try:
+        tls.mkdir(parents=True, exist_ok=True, mode=0o750)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {tls}: {exc.strerror}") from exc
+    done = []
+    if key.exists():
+        done.append(f"kept the existing key {key} (delete it to make a new one; the certificate must then be renewed)")
+    else:
+        make_key(key)
+        done.append(f"created {key} (EC P-256, mode 0600)")
+    make_csr(key, csr, site.common_name)
+    done.append(f"created {csr} (CN={site.common_name}): send it to the PKI, put the certificate at {tls / 'node.crt'}")
+    if ca is not None:
+        shutil.copyfile(ca, tls / "ca.crt")
+        done.append(f"copied the broker's CA to {tls / 'ca.crt'}")
+    tmp = config_path.with_name(".config.yaml.tmp")
+    tmp.unlink(missing_ok=True)
+    write_private(tmp, text.encode(), 0o640)
+    os.replace(tmp, config_path)
+    done.append(f"wrote {config_path} (site {site.site}, camera {site.camera}, broker {site.host}:{site.port})")
+    ids = _service_ids()
+    if ids is not None:
+        for path in (tls, key, csr):
+            os.chown(path, *ids)
+        os.chown(config_path, 0, ids[1])
+        done.append(f"gave {tls} and the key to {SERVICE_USER}")
+    return done
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--site", help="site id (lowercase, digits, - and _), e.g. london-a40")
+    parser.add_argument("--camera", help="camera id at the site, e.g. cam01")
+    parser.add_argument("--broker", help="broker HOST[:PORT] (default port 8883)")
+    parser.add_argument("--out", default="/etc/edge-anpr", help="where config.yaml and tls/ go (default: %(default)s)")
+    parser.add_argument("--template", help="config template (default: config/example.yaml)")
+    parser.add_argument("--ca", help="CA certificate of the broker, copied to OUT/tls/ca.crt")
+    parser.add_argument("--force", action="store_true", help="replace an existing config.yaml")
+    parser.add_argument("--no-input", action="store_true", help="never prompt; fail on a missing flag")
+
+
+def main(args: argparse.Namespace) -> int:
+    interactive = not args.no_input
+    site = site_from(_ask("site", args.site, interactive), _ask("camera", args.camera, interactive),
+                     _ask("broker", args.broker, interactive))
+    ca = Path(args.ca) if args.ca else None
+    if ca is not None and not ca.is_file():
+        raise ConfigError(f"--ca {args.ca}: no such file")
+    try:
+        done = provision(site, Path(args.out), find_template(args.template), ca=ca, force=args.force)
+    except OSError as exc:
+        raise EdgeError(f"provisioning failed: {exc}") from exc
+    for line in done:
+        print(line)
+    config_path = Path(args.out) / "config.yaml"
+    print(f"next: install the signed certificate, then run: edge-anpr selftest --config {config_path}")
+    sys.stdout.flush()
+    return 0
