@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 MIN_SIZE_RATIO = 0.5  # a sighting's width against the predicted width, for it to join a track
 TEXT_MATCH = 0.7  # text similarity that lets a sighting join from farther away (after a gap)
 VALID_BEST = 1.5  # best-frame score factor for a read that fits a format
+MAX_READS = 128  # reads a track keeps for voting (a long wait keeps every other one)
 
 
 @dataclass
@@ -47,7 +48,10 @@ class _Recent:
 class _Track:
     track_id: int
     motion: Motion
-    reads: list[PlateRead] = field(default_factory=list)
+    first: PlateRead
+    last: PlateRead
+    reads: list[PlateRead] = field(default_factory=list)  # kept for voting: at most MAX_READS
+    sightings: int = 0
     zones: Counter[str] = field(default_factory=Counter)
     best: PlateRead | None = None
     best_score: float = -1.0
@@ -59,16 +63,24 @@ class _Track:
 
     @property
     def first_seen(self) -> datetime:
-        return self.reads[0].timestamp
+        return self.first.timestamp
 
     @property
     def last_seen(self) -> datetime:
-        return self.reads[-1].timestamp
+        return self.last.timestamp
 
     def add(self, read: PlateRead, image: Image, zone: str | None) -> None:
-        if self.reads:
+        if self.sightings:
             self.motion = self.motion.updated(read.detection.box, read.timestamp)
+        self.sightings += 1
+        self.last = read
+        if self.published is not None:  # a parked or queued vehicle: follow it, keep nothing more
+            self.published.last_seen = read.timestamp
+            self.published.box = read.detection.box
+            return
         self.reads.append(read)
+        if len(self.reads) > MAX_READS:  # bounded memory: thin out the middle, keep the first read
+            del self.reads[1::2]
         if zone is not None:
             self.zones[zone] += 1
         weight = read_weight(read)
@@ -78,9 +90,6 @@ class _Track:
         score *= VALID_BEST if read.valid else 1.0
         if score > self.best_score:
             self.best, self.best_score, self.overview = read, score, image
-        if self.published is not None:
-            self.published.last_seen = read.timestamp
-            self.published.box = read.detection.box
 
 
 class PlateTracker:
@@ -114,7 +123,7 @@ class PlateTracker:
         for (read, zone), match in zip(kept, assigned, strict=True):
             track = match
             if track is None:
-                track = _Track(self._next_id, Motion.start(read.detection.box, read.timestamp))
+                track = _Track(self._next_id, Motion.start(read.detection.box, read.timestamp), read, read)
                 self._next_id += 1
                 self._tracks.append(track)
             track.add(read, image, zone)
@@ -149,7 +158,7 @@ class PlateTracker:
 
     def _score(self, track: _Track, predicted: Box, gap_s: float, read: PlateRead) -> float | None:
         """How well ``read`` continues ``track`` (higher is better), or None when it cannot."""
-        if track.reads[-1].frame_index == read.frame_index:
+        if track.last.frame_index == read.frame_index:
             return None
         box = read.detection.box
         ratio = box.w / max(1, predicted.w)
@@ -210,12 +219,12 @@ class PlateTracker:
             after is not None
             and not track.previewed
             and track.published is None
-            and len(track.reads) >= self.config.min_sightings
+            and track.sightings >= self.config.min_sightings
             and now - track.first_seen >= timedelta(seconds=after)
         )
 
     def _finish(self, track: _Track) -> VehiclePass | None:
-        if track.published is not None or len(track.reads) < self.config.min_sightings:
+        if track.published is not None or track.sightings < self.config.min_sightings:
             return None
         vehicle_pass = self._pass(track, preview=False)
         if vehicle_pass is None:
@@ -227,13 +236,13 @@ class PlateTracker:
             self.suppressed_repeats += 1
             log.debug("track %d is a repeat of a pass already published; not published", track.track_id)
             return None
-        track.published = _Recent(vehicle_pass.plate, track.last_seen, track.reads[-1].detection.box)
+        track.published = _Recent(vehicle_pass.plate, track.last_seen, track.last.detection.box)
         self._recent.append(track.published)
         return vehicle_pass
 
     def _repeat_of(self, plate: str, track: _Track) -> _Recent | None:
         window = timedelta(seconds=self.config.repeat_gap_s)
-        first_box = track.reads[0].detection.box
+        first_box = track.first.detection.box
         for recent in self._recent:
             if track.first_seen - recent.last_seen >= window:
                 continue
@@ -267,7 +276,7 @@ class PlateTracker:
             confidence=voted.confidence,
             first_seen=track.first_seen,
             last_seen=track.last_seen,
-            sightings=len(track.reads),
+            sightings=track.sightings,
             best=track.best,
             overview=track.overview,
             direction=direction,

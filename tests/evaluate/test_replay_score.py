@@ -162,3 +162,22 @@ def test_replay_command_scores_the_default_scene_against_its_truth(tmp_path: Pat
     assert {"fps", "latency_p95_ms"} <= set(result)
     assert (tmp_path / "report-a" / "index.html").is_file()
     assert outputs[0]["reads"] == outputs[1]["reads"]  # same video, same config: same output
+
+
+def test_a_realtime_replay_drops_frames_a_slow_node_cannot_take_and_counts_them(tmp_path: Path) -> None:
+    import time
+    from dataclasses import replace
+
+    spec = replace(scenario("overtake"), width=320, height=180, duration_s=1.2)
+    video, _, _ = write_scene(spec, tmp_path / "small.mp4")
+    source = TimedSource(VideoFileSource(video, lores_size=(160, 90), realtime=True))
+    frames = []
+    for frame in source.frames():
+        frames.append(frame)
+        time.sleep(2.5 / spec.fps)  # the node takes 2.5 frame periods per frame
+    total = round(spec.duration_s * spec.fps)
+    assert source.skipped == frames[-1].index + 1 - len(frames)  # every frame not delivered is counted
+    assert source.skipped >= total // 3  # like a live camera: the node sees the newest frames, not a backlog
+    # frames keep the recording's own times, so a replay's passes do not depend on the wall clock
+    assert all((f.timestamp - frames[0].timestamp).total_seconds() == pytest.approx(f.index / spec.fps)
+               for f in frames)
