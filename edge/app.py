@@ -96,15 +96,20 @@ def node_redactor(config: Config) -> Redactor | None:
         return None
 
 
-class _SequencedOutbox:
-    """Puts into the outbox, then records the next sequence number, so seq never repeats after a restart."""
+class _Queue:
+    """Puts a read into the durable outbox, records the next sequence number (so seq never repeats after a
+    restart), then wakes the publisher."""
 
-    def __init__(self, outbox: Outbox, privacy: PrivacyStage, seq_file: SequenceFile) -> None:
-        self._outbox, self._privacy, self._seq_file = outbox, privacy, seq_file
+    def __init__(
+        self, outbox: Outbox, privacy: PrivacyStage, seq_file: SequenceFile, publisher: MqttPublisher | None
+    ) -> None:
+        self._outbox, self._privacy, self._seq_file, self._publisher = outbox, privacy, seq_file, publisher
 
     def put(self, message: OutgoingMessage) -> None:
         self._outbox.put(message)
         self._seq_file.save(self._privacy.next_seq)
+        if self._publisher is not None:
+            self._publisher.notify()
 
 
 @contextmanager
@@ -158,7 +163,7 @@ def open_node(
             publisher = stack.enter_context(
                 MqttPublisher(config.mqtt, config.node, outbox, clock, software_version=__version__)
             )
-        sequenced = _SequencedOutbox(outbox, privacy, seq_file)
+        sequenced = _Queue(outbox, privacy, seq_file, publisher)
         gate = None
         if clock_status is not None:
             gate = ClockGate(privacy, clock_status, sequenced, mode=config.clock.on_unsynced,

@@ -9,6 +9,7 @@ to JSON lines or a SQLite file. Status and health messages are validated and log
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
 import signal
@@ -16,6 +17,7 @@ import sqlite3
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -121,8 +123,11 @@ def open_store(path: Path, fmt: OutFormat) -> _ReadStore:
 class Listener:
     """Validates and stores what arrives; paho's network thread calls ``handle``."""
 
-    def __init__(self, store: _ReadStore, max_reads: int | None = None) -> None:
+    def __init__(
+        self, store: _ReadStore, max_reads: int | None = None, on_read: Callable[[dict[str, Any]], None] | None = None
+    ) -> None:
         self.stats = ListenStats()
+        self._on_read = on_read
         self.done = threading.Event()
         self._store = store
         self._schemas = Schemas()
@@ -155,6 +160,8 @@ class Listener:
                 return
             if self._store.add(message, topic):
                 self.stats.stored += 1
+                if self._on_read is not None:
+                    self._on_read(message)
             else:
                 self.stats.duplicates += 1
                 log.debug("listen: duplicate read %s dropped", message["id"])
@@ -174,10 +181,14 @@ def run_listen(
     max_reads: int | None = None,
     stop: threading.Event | None = None,
     timeout_s: float | None = None,
+    on_read: Callable[[dict[str, Any]], None] | None = None,
 ) -> ListenStats:
-    """Listen until ``stop`` is set, ``max_reads`` new reads were stored, or ``timeout_s`` passed."""
+    """Listen until ``stop`` is set, ``max_reads`` new reads were stored, or ``timeout_s`` passed.
+
+    ``on_read`` is called with each new (validated, de-duplicated) read after it is stored.
+    """
     store = open_store(out_path, fmt)
-    listener = Listener(store, max_reads)
+    listener = Listener(store, max_reads, on_read)
     stop = stop or threading.Event()
     # manual_ack: PUBACK only after the read is stored (or judged invalid/duplicate), so a read the
     # store could not write is delivered again after a reconnect instead of being lost.
@@ -235,8 +246,33 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="Output file (JSON lines or SQLite).")
     p.add_argument("--format", choices=("jsonl", "sqlite"), default="jsonl", help="Output format.")
     p.add_argument("--client-id", default="edge-anpr-listen", help="Fixed client id (persistent session).")
+    p.add_argument("--print", action="store_true", help="Print one line per new read as it arrives.")
+    p.add_argument("--images", type=Path, help="Save the image of each read that carries one into this folder.")
     p.add_argument("--count", type=int, default=None, help="Exit after this many new reads.")
     p.add_argument("--timeout", type=float, default=None, help="Exit after this many seconds.")
+
+
+class ReadShower:
+    """Shows reads as they arrive: a line each on stdout, and any image saved as ``<id>.jpg``."""
+
+    def __init__(self, *, print_lines: bool, images: Path | None) -> None:
+        self.print_lines = print_lines
+        self.images = images
+        if images is not None:
+            images.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, read: dict[str, Any]) -> None:
+        saved = ""
+        image = read.get("image")
+        if self.images is not None and isinstance(image, dict):
+            path = self.images / f"{read['id']}.jpg"
+            path.write_bytes(base64.b64decode(image["data"]))
+            saved = f"  image {path} ({image['kind']}, {image['redaction']['regions']} face regions redacted)"
+        if self.print_lines:
+            plate = read.get("plate") or read.get("plate_hash", "")[:12] or "-"
+            conf = f"{read['confidence']:.2f}" if "confidence" in read else "-"
+            print(f"received seq {read['seq']:>4}  {read['time']}  {plate:<10} conf {conf}"
+                  f"  {read.get('direction') or ''}{saved}", flush=True)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -252,8 +288,10 @@ def main(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGTERM, on_signal)
     try:
+        shower = ReadShower(print_lines=args.print, images=args.images)
         stats = run_listen(args.host, args.port, tls=tls, topic=args.topic, out_path=args.out, fmt=args.format,
-                           client_id=args.client_id, max_reads=args.count, stop=stop, timeout_s=args.timeout)
+                           client_id=args.client_id, max_reads=args.count, stop=stop, timeout_s=args.timeout,
+                           on_read=shower)
     except KeyboardInterrupt:
         return 130
     except (OSError, ssl.SSLError) as exc:

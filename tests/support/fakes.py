@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
-from edge.domain import Box, Frame, FormatMatch, Image, OutgoingMessage, PlateDetection, PlateText, VehiclePass
+from edge.domain import Box, FormatMatch, Frame, Image, OutgoingMessage, PlateDetection, PlateText, VehiclePass
 
 START = datetime(2026, 3, 14, 8, 0, tzinfo=UTC)
 
