@@ -1,0 +1,55 @@
+"""Build the configured plate reader (the composition root and ``eval plates`` both use this).
+
+The reader backend follows the model: the manifest's ``task`` of ``read.model`` names it, so a
+config that points ``read.model`` at another listed model switches backend without a code change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge.config.model import ReadConfig
+from edge.errors import ConfigError
+from edge.read import PlateReader
+from edge.read.ocr import TflitePlateReader
+from edge.runtime import load_manifest, open_model
+
+# manifest task -> reader backend name
+TASK_BACKENDS = {"plate-ocr": "ctc", "plate_ocr": "ctc"}
+READERS = ("ctc",)
+
+
+def reader_backend(config: ReadConfig) -> str:
+    """The backend the manifest entry of ``config.model`` calls for."""
+    entry = load_manifest(config.manifest).by_file(config.model)
+    try:
+        return TASK_BACKENDS[entry.task]
+    except KeyError:
+        raise ConfigError(
+            f"model {config.model!r} has task {entry.task!r}, which no plate reader serves "
+            f"(reader tasks: {', '.join(TASK_BACKENDS)})"
+        ) from None
+
+
+def default_model(backend: str, config: ReadConfig) -> str:
+    """The model a backend reads with: ``config.model`` when its task is that backend's, else the first
+    model of the manifest whose task is."""
+    if backend not in READERS:
+        raise ConfigError(f"unknown plate reader {backend!r}; known: {', '.join(READERS)}")
+    manifest = load_manifest(config.manifest)
+    own = [e for e in manifest.entries if TASK_BACKENDS.get(e.task) == backend]
+    if not own:
+        raise ConfigError(f"no model for the {backend!r} reader in {config.manifest!r}")
+    configured = Path(config.model).resolve()
+    if any(manifest.path_of(e).resolve() == configured for e in own):
+        return config.model
+    return str(manifest.path_of(own[0]))
+
+
+def build_reader(config: ReadConfig, backend: str | None = None) -> PlateReader:
+    """The reader named by ``backend`` (default: the one ``config.model``'s manifest task calls for)."""
+    name = backend or reader_backend(config)
+    manifest = load_manifest(config.manifest)
+    if name == "ctc":
+        return TflitePlateReader(open_model(config.model, manifest, threads=config.threads))
+    raise ConfigError(f"unknown plate reader {name!r}; known: {', '.join(READERS)}")
