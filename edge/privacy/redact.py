@@ -20,6 +20,7 @@ from typing import Literal
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from edge.clock import monotonic_ns
 from edge.domain import Box, Image, Redaction
@@ -29,7 +30,8 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["fill", "mosaic"]
 MODES: tuple[Mode, ...] = ("fill", "mosaic")
-FILL_VALUE = 128  # mid grey: carries nothing of the region it covers
+FILL_VALUE = 128  # mid grey, for a region with no surroundings (it covers the whole image)
+RING = 3  # pixels around a region whose mean colour fills it
 INSIDE_SHARE = 0.9  # a second-pass box this much inside redacted pixels shows nothing of a face
 
 
@@ -90,7 +92,9 @@ def redact(image: Image, boxes: Sequence[Box], *, margin: float, mode: Mode = "m
 
     ``mosaic``: the region is averaged into at most ``cells`` blocks along its longer side (each
     block at least 4 pixels), uniform noise in [-noise, noise] is added to every block, and the blocks
-    are painted flat. ``fill``: the region is painted mid grey. The input is never modified.
+    are painted flat. ``fill``: the region is painted one flat colour, the mean of a thin ring around
+    it (taken from the output so far, so an earlier redacted face is not sampled). The input is never
+    modified.
     """
     if mode not in MODES:
         raise ValueError(f"redaction mode {mode!r} is not one of {list(MODES)}")
@@ -101,10 +105,27 @@ def redact(image: Image, boxes: Sequence[Box], *, margin: float, mode: Mode = "m
     for r in redaction_regions(boxes, margin=margin, width=width, height=height):
         view = out[r.y:r.y + r.h, r.x:r.x + r.w]
         if mode == "fill":
-            view[...] = FILL_VALUE
+            view[...] = _surround_colour(out, r)
         else:
             view[...] = _mosaic(view, cells=cells, noise=noise, rng=rng)
     return out
+
+
+def _surround_colour(image: Image, r: Box) -> npt.NDArray[np.uint8]:
+    """Mean colour of a thin ring just outside ``r`` (background only, nothing of the face inside).
+
+    A flat patch in the colour of its surroundings is less salient than a grey block: it leaves no
+    face-like blob for a second look (or another detector) to fire on, e.g. on a dark night frame.
+    """
+    height, width = image.shape[:2]
+    outer = Box(r.x - RING, r.y - RING, r.w + 2 * RING, r.h + 2 * RING).clipped(width, height)
+    block = image[outer.y:outer.y + outer.h, outer.x:outer.x + outer.w].astype(np.float64)
+    inner = block[r.y - outer.y:r.y - outer.y + r.h, r.x - outer.x:r.x - outer.x + r.w]
+    count = outer.area - r.area
+    if count <= 0:
+        return np.full(image.shape[2:], FILL_VALUE, dtype=np.uint8)
+    total = block.sum(axis=(0, 1)) - inner.sum(axis=(0, 1))
+    return np.asarray(np.round(total / count), dtype=np.uint8)
 
 
 def _mosaic(region: Image, *, cells: int, noise: int, rng: np.random.Generator) -> Image:
