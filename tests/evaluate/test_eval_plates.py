@@ -98,7 +98,8 @@ def test_writes_errors_csv_and_report_with_crops(tmp_path: Path, capsys: pytest.
     assert "AB12CDE" in page and "XY51ABC" in page
     crops = sorted(p.name for p in report.glob("*.png"))
     assert crops == ["miss0000_read.png", "miss0000_truth.png"]
-    assert cv2.imread(str(report / crops[1])).shape[1] > 100
+    truth_crop = cv2.imread(str(report / crops[1]))
+    assert truth_crop is not None and truth_crop.shape[1] > 100
 
 
 def test_low_confidence_reads_count_as_no_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
