@@ -165,7 +165,15 @@ def replay_config(args: argparse.Namespace) -> Config:
 def replay(args: argparse.Namespace) -> int:
     from edge.app import LIVE_SOURCES, build_source, open_node
     from edge.clock import SystemClock
-    from edge.evaluate.replay import PassRecorder, TimedSource, load_truth, score, table, write_report
+    from edge.evaluate.replay import (
+        PassRecorder,
+        TimedSource,
+        load_truth,
+        score,
+        table,
+        video_frame_at,
+        write_report,
+    )
 
     config = replay_config(args)
     truth = load_truth(args.truth) if args.truth else None
@@ -197,7 +205,9 @@ def replay(args: argparse.Namespace) -> int:
         result = score(truth, recorder.found)
         summary.update(result.as_dict())
         if args.report:
-            summary["report"] = str(write_report(args.report, result, summary, title=f"Replay of {args.source}"))
+            frame_at = video_frame_at(args.source) if config.capture.source == "video" else None
+            summary["report"] = str(write_report(args.report, result, summary, title=f"Replay of {args.source}",
+                                                 frame_at=frame_at))
         if not args.json:
             print(table(result))
     summary["reads"] = printer.reads

@@ -212,8 +212,19 @@ def _start(o: Outcome) -> float:
     return o.truth.first_s if o.truth is not None else (o.found.first_s if o.found is not None else 0.0)
 
 
-def write_report(directory: str | Path, result: Score, summary: dict[str, Any], *, title: str) -> Path:
-    """``index.html`` with a timeline (inline SVG) of truth against reads, and the crop of every error."""
+def write_report(
+    directory: str | Path,
+    result: Score,
+    summary: dict[str, Any],
+    *,
+    title: str,
+    frame_at: Callable[[float], Image | None] | None = None,
+) -> Path:
+    """``index.html`` with a timeline (inline SVG) of truth against reads, and the crop of every error.
+
+    A missed pass has no crop; given ``frame_at`` (seconds -> frame), a small still from the middle of
+    its truth interval stands in, so a tester can see what the node missed.
+    """
     out = Path(directory)
     crops = out / "crops"
     crops.mkdir(parents=True, exist_ok=True)
@@ -224,6 +235,15 @@ def write_report(directory: str | Path, result: Score, summary: dict[str, Any], 
             name = f"crops/{n:03d}-{o.kind}-{o.found.plate}.png"
             cv2.imwrite(str(out / name), o.found.crop)
             img = f'<img src="{html.escape(name)}" alt="{html.escape(o.found.plate)}">'
+        elif o.truth is not None and frame_at is not None:
+            still = frame_at((o.truth.first_s + o.truth.last_s) / 2.0)
+            if still is not None:
+                name = f"crops/{n:03d}-{o.kind}-{o.truth.plate}.jpg"
+                width = 320
+                small = cv2.resize(still, (width, max(1, round(still.shape[0] * width / still.shape[1]))),
+                                   interpolation=cv2.INTER_AREA)
+                cv2.imwrite(str(out / name), small)
+                img = f'<img class="still" src="{html.escape(name)}" alt="frame at the middle of the missed pass">'
         rows.append(
             f"<tr><td style='color:{COLOURS[o.kind]}'>{o.kind}</td><td>{_esc(o.truth.plate if o.truth else '-')}</td>"
             f"<td>{_esc(o.found.plate if o.found else '-')}</td><td>{_span(o)}</td><td>{img or 'no read'}</td></tr>"
@@ -232,7 +252,7 @@ def write_report(directory: str | Path, result: Score, summary: dict[str, Any], 
                      if not isinstance(v, (list, dict)))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:2px 8px;
-text-align:left;border-bottom:1px solid #ddd}}img{{max-height:60px}}</style></head><body>
+text-align:left;border-bottom:1px solid #ddd}}img{{max-height:60px}}img.still{{max-height:180px}}</style></head><body>
 <h1>{html.escape(title)}</h1><h2>Summary</h2><table>{counts}</table>
 <h2>Timeline</h2><p>Grey: truth (when the plate is in view). Coloured: published passes
 ({", ".join(f"<span style='color:{c}'>{k}</span>" for k, c in COLOURS.items() if k != "missed")}); red: missed.</p>
@@ -353,3 +373,18 @@ class PassRecorder:
     @property
     def latency_p95_ms(self) -> float | None:
         return round(float(np.percentile(self.latency_ms, 95)), 1) if self.latency_ms else None
+
+
+def video_frame_at(path: str | Path) -> Callable[[float], Image | None]:
+    """A function that returns the frame of video ``path`` at a time in seconds (None past its end)."""
+
+    def frame_at(seconds: float) -> Image | None:
+        cap = cv2.VideoCapture(str(path))
+        try:
+            cap.set(cv2.CAP_PROP_POS_MSEC, max(0.0, seconds) * 1000.0)
+            ok, image = cap.read()
+            return np.asarray(image, dtype=np.uint8) if ok and image is not None else None
+        finally:
+            cap.release()
+
+    return frame_at
