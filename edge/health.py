@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -41,9 +41,16 @@ class PlatformPaths:
     """Where the platform measures are read; tests point these at a temporary tree."""
 
     thermal_root: Path = Path("/sys/class/thermal")
-    throttled_file: Path = Path("/sys/devices/platform/soc/soc:firmware/get_throttled")
+    throttled_file: Path = field(default_factory=lambda: firmware_throttled_file(Path("/sys/devices/platform")))
     proc_status: Path = Path("/proc/self/status")
     vcgencmd: str | None = "vcgencmd"  # looked up on PATH; None: never run it
+
+
+def firmware_throttled_file(platform: Path) -> Path:
+    """The Pi firmware's ``get_throttled`` sysfs file (``soc/soc:firmware`` on a Pi 4, ``soc@.../...`` on a Pi 5)."""
+    for found in sorted(platform.glob("soc*/*firmware/get_throttled")):
+        return found
+    return platform / "soc" / "soc:firmware" / "get_throttled"
 
 
 def cpu_temp_c(thermal_root: Path) -> float | None:

@@ -227,3 +227,14 @@ def test_health_is_published_retained_and_valid_on_a_real_broker(mosquitto: Mosq
     message = Schemas().validate_bytes("health", got[0].payload)
     assert message["clock_synced"] is False
     assert datetime.fromisoformat(message["time"].replace("Z", "+00:00")).tzinfo == UTC
+
+
+def test_the_firmware_throttled_file_is_found_on_a_pi_4_and_a_pi_5_layout(tmp_path: Path) -> None:
+    from edge.health import firmware_throttled_file
+
+    pi5 = tmp_path / "pi5"
+    (pi5 / "soc@107c000000" / "soc@107c000000:firmware").mkdir(parents=True)
+    (pi5 / "soc@107c000000" / "soc@107c000000:firmware" / "get_throttled").write_text("0\n")
+    assert throttled(firmware_throttled_file(pi5), None) == 0
+    assert firmware_throttled_file(tmp_path / "laptop").name == "get_throttled"
+    assert throttled(firmware_throttled_file(tmp_path / "laptop"), None) is None
