@@ -163,3 +163,25 @@ def test_same_input_gives_the_same_passes() -> None:
                 for p in run(PlateTracker(TrackConfig()), frames, 70)]
 
     assert summary() == summary()
+
+
+def test_three_vehicles_with_dropouts_jitter_and_misreads_give_three_exact_passes() -> None:
+    rng = np.random.default_rng(11)
+    plates = {"AB12CDE": (420, 3.0), "XY63KLM": (860, -2.0), "LL26NOO": (640, 5.0)}
+    confusable = {"0": "O", "1": "I", "8": "B", "B": "8", "O": "0", "E": "F"}
+    frames: dict[int, list[PlateRead]] = {}
+    for i in range(60):
+        reads = []
+        for k, (plate, (x, dx)) in enumerate(plates.items()):
+            if rng.random() < 0.3:  # missed detection
+                continue
+            text = plate
+            if rng.random() < 0.25:  # one character misread
+                j = int(rng.integers(0, len(plate)))
+                text = plate[:j] + confusable.get(plate[j], "X") + plate[j + 1 :]
+            y = 150 + 7 * i + 40 * k
+            reads.append(sighting(text, i, x + dx * i + rng.normal(0, 3), y + rng.normal(0, 3), w=90 + i,
+                                  conf=float(rng.uniform(0.6, 0.95))))
+        frames[i] = reads
+    passes = run(PlateTracker(TrackConfig()), frames, 100)
+    assert sorted(p.plate for p in passes) == sorted(plates)
