@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             if not stop.is_set() and config.capture.source in LIVE_SOURCES:
                 raise SourceError(f"capture source {config.capture.source!r} stopped delivering frames")
             if node.publisher is not None:
-                node.publisher.flush(FLUSH_TIMEOUT_S)
+                node.publisher.flush(hooks.last_ping_budget_s(FLUSH_TIMEOUT_S))
     except EdgeError as exc:
         notifier.send(f"STATUS=failed: {' '.join(str(exc).split())[:180]}")
         raise

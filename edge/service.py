@@ -162,6 +162,14 @@ class ServiceHooks:
             log.info("service ready: first frame (index %d) went through the pipeline", frame.index)
         self._watchdog.kick()
 
+    def last_ping_budget_s(self, wanted_s: float) -> float:
+        """Ping once more and return how long a final step (the outbox flush) may take without the watchdog firing."""
+        period = self._watchdog.period_s
+        if period is None:
+            return wanted_s
+        self._notifier.send("WATCHDOG=1")
+        return min(wanted_s, period * 1.5)  # under the full WATCHDOG_USEC (2 periods) since this ping
+
     def status(self, text: str) -> None:
         self._notifier.send(status_line(text))
 

@@ -297,3 +297,10 @@ def test_run_with_an_unreachable_broker_keeps_reading_into_the_outbox(systemd: F
     assert done.returncode == 0, done.stderr[-3000:]
     assert any(m.startswith("READY=1") for m in systemd.drain())
     assert "cannot connect to 127.0.0.1" in done.stderr
+
+
+def test_the_final_flush_fits_inside_the_watchdog_interval(systemd: FakeSystemd) -> None:
+    notifier = SocketNotifier(systemd.name)
+    assert ServiceHooks(notifier, Watchdog(notifier, 30.0)).last_ping_budget_s(60.0) == 22.5
+    assert systemd.drain() == ["WATCHDOG=1"]
+    assert ServiceHooks(notifier, Watchdog(notifier, None)).last_ping_budget_s(60.0) == 60.0
