@@ -15,7 +15,6 @@ channels. Cost grows with the finest scale: see :func:`pyramid` and ``edge-anpr 
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -149,12 +148,26 @@ def _starts(length: int, side: float, overlap: float) -> list[float]:
     return [i * (length - side) / (n - 1) for i in range(n)]
 
 
-def scaled_image(image: Image, scale: float) -> Image:
-    """The image resized by ``scale`` (area-averaged when shrinking), grey or BGR as given."""
+def pyramid_images(image: Image, sides: Sequence[float], input_size: int) -> list[tuple[float, Image]]:
+    """The image scaled so that a tile of each side (image pixels) becomes ``input_size`` pixels.
+
+    Finest level first; each coarser level is resized from the previous one (area-averaged when it
+    shrinks by more than half, so nothing aliases; linear otherwise): far cheaper than resizing the
+    full frame for every level.
+    """
+    levels: list[tuple[float, Image]] = []
+    src, src_scale = image, 1.0
     h, w = image.shape[:2]
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-    return np.asarray(cv2.resize(image, size, interpolation=interp), dtype=np.uint8)
+    for side in sorted(sides):
+        scale = input_size / side
+        factor = scale / src_scale
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        interp = cv2.INTER_AREA if factor < 0.5 else cv2.INTER_LINEAR
+        scaled = np.asarray(cv2.resize(src, size, interpolation=interp), dtype=np.uint8)
+        if scale < 1.0:
+            src, src_scale = scaled, scale
+        levels.append((side, scaled))
+    return levels
 
 
 def model_input(scaled: Image, x: int, y: int, input_size: int, *, max_gain: float = 1.0) -> FloatArray:
@@ -171,7 +184,8 @@ def model_input(scaled: Image, x: int, y: int, input_size: int, *, max_gain: flo
         src = scaled[y0:y1, x0:x1]
         patch[y0 - y:y1 - y, x0 - x:x1 - x] = src[:, :, None] if src.ndim == 2 else src[:, :, ::-1]  # BGR -> RGB
         if max_gain > 1.0:
-            lo, hi = (float(v) for v in np.percentile(src[::3, ::3], (1.0, 99.0)))
+            counts = np.cumsum(np.bincount(src[::3, ::3].ravel(), minlength=256))
+            lo, hi = (float(np.searchsorted(counts, q * counts[-1])) for q in (0.01, 0.99))
             span = min(255.0, max(hi - lo, 255.0 / max_gain))
             lo = min(lo, 255.0 - span)
     out = (patch.astype(np.float32) - np.float32(lo)) * np.float32(2.0 / span) - np.float32(1.0)
@@ -189,35 +203,29 @@ class TileMemo:
 
     The model is deterministic, so a tile whose pixels redaction did not touch gives the same output
     again: the check over a redacted image reruns only the tiles that changed, and its result is the
-    same as a full run. Keyed by a digest of the tile's pixels and placement; holds detections scoring
-    above ``floor`` (detectors with a lower threshold bypass it); the oldest entries go beyond ``capacity``.
+    same as a full run. An entry is found by the tile's placement and used only when the tile's pixels
+    are identical; it holds detections scoring above ``floor`` (detectors with a lower threshold
+    bypass the memo); the oldest entries go beyond ``capacity`` (each holds one tile's pixels).
     """
 
-    def __init__(self, *, capacity: int = 1024, floor: float = 0.3) -> None:
+    def __init__(self, *, capacity: int = 256, floor: float = 0.3) -> None:
         self.capacity = capacity
         self.floor = floor
         self.hits = 0
         self.misses = 0
-        self._entries: dict[bytes, tuple[FloatArray, FloatArray]] = {}
+        self._entries: dict[tuple[object, ...], tuple[Image, tuple[FloatArray, FloatArray]]] = {}
 
-    @staticmethod
-    def key(scaled: Image, x: int, y: int, size: int, max_gain: float) -> bytes:
-        h, w = scaled.shape[:2]
-        crop = scaled[max(0, y):min(h, y + size), max(0, x):min(w, x + size)]
-        digest = hashlib.blake2b(np.ascontiguousarray(crop).data, digest_size=16)
-        digest.update(f"{x},{y},{size},{w},{h},{max_gain},{crop.shape}".encode())
-        return digest.digest()
-
-    def get(self, key: bytes) -> tuple[FloatArray, FloatArray] | None:
+    def get(self, key: tuple[object, ...], pixels: Image) -> tuple[FloatArray, FloatArray] | None:
         found = self._entries.get(key)
-        if found is None:
-            self.misses += 1
-        else:
+        if found is not None and np.array_equal(found[0], pixels):
             self.hits += 1
-        return found
+            return found[1]
+        self.misses += 1
+        return None
 
-    def put(self, key: bytes, value: tuple[FloatArray, FloatArray]) -> None:
-        self._entries[key] = value
+    def put(self, key: tuple[object, ...], pixels: Image, value: tuple[FloatArray, FloatArray]) -> None:
+        self._entries.pop(key, None)
+        self._entries[key] = (pixels.copy(), value)
         while len(self._entries) > self.capacity:
             del self._entries[next(iter(self._entries))]
 
@@ -287,8 +295,7 @@ class BlazeFaceDetector:
         found_boxes: list[FloatArray] = []
         found_scores: list[FloatArray] = []
         tiles = self.tiles(w, h)
-        for side in sorted({t.size for t in tiles}, reverse=True):
-            scaled = scaled_image(image, size / side)
+        for side, scaled in pyramid_images(image, sorted({t.size for t in tiles}), size):
             sx, sy = scaled.shape[1] / w, scaled.shape[0] / h
             for tile in (t for t in tiles if t.size == side):
                 x, y = round(tile.x * sx), round(tile.y * sy)
@@ -306,16 +313,18 @@ class BlazeFaceDetector:
     def _tile(self, scaled: Image, x: int, y: int) -> tuple[FloatArray, FloatArray]:
         """Detections (normalised to the tile) of one model input, from the memo when it has them."""
         size = self._opts.input_size
-        key = TileMemo.key(scaled, x, y, size, self.max_gain) if self._memo is not None else b""
+        h, w = scaled.shape[:2]
+        pixels = scaled[max(0, y):min(h, y + size), max(0, x):min(w, x + size)]
+        key = (x, y, size, w, h, self.max_gain)
         if self._memo is not None:
-            found = self._memo.get(key)
+            found = self._memo.get(key, pixels)
             if found is not None:
                 return found
         raw_boxes, raw_scores = self._split(self._model.run(model_input(scaled, x, y, size, max_gain=self.max_gain)))
         floor = self._memo.floor if self._memo is not None else self.threshold
         result = decode(raw_boxes, raw_scores, self._anchors, size, floor)
         if self._memo is not None:
-            self._memo.put(key, result)
+            self._memo.put(key, pixels, result)
         return result
 
     def _split(self, outputs: Sequence[FloatArray]) -> tuple[FloatArray, FloatArray]:
