@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import html
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -232,13 +233,13 @@ def write_report(
     for n, o in enumerate(sorted(result.errors, key=_start)):
         img = ""
         if o.found is not None and o.found.crop is not None and o.found.crop.size:
-            name = f"crops/{n:03d}-{o.kind}-{o.found.plate}.png"
+            name = f"crops/{n:03d}-{o.kind}-{_safe(o.found.plate)}.png"
             cv2.imwrite(str(out / name), o.found.crop)
             img = f'<img src="{html.escape(name)}" alt="{html.escape(o.found.plate)}">'
         elif o.truth is not None and frame_at is not None:
             still = frame_at((o.truth.first_s + o.truth.last_s) / 2.0)
             if still is not None:
-                name = f"crops/{n:03d}-{o.kind}-{o.truth.plate}.jpg"
+                name = f"crops/{n:03d}-{o.kind}-{_safe(o.truth.plate)}.jpg"
                 width = 320
                 small = cv2.resize(still, (width, max(1, round(still.shape[0] * width / still.shape[1]))),
                                    interpolation=cv2.INTER_AREA)
@@ -275,7 +276,7 @@ def timeline_svg(result: Score, width: int = 1000, row_h: int = 16) -> str:
         y = 20 + row * row_h
         label = o.truth.plate if o.truth else (o.found.plate if o.found else "")
         parts.append(f'<text x="2" y="{y + 10}" font-size="11">{_esc(label)}</text>')
-        if o.truth is not None:
+        if o.truth is not None and o.kind != "duplicate":  # a duplicate's truth bar is already drawn
             colour = COLOURS["missed"] if o.kind == "missed" else "#9e9e9e"
             parts.append(_bar(left + o.truth.first_s * scale, y, (o.truth.last_s - o.truth.first_s) * scale, 6, colour))
         if o.found is not None:
@@ -298,6 +299,10 @@ def _bar(x: float, y: float, w: float, h: float, colour: str, *, tip: str = "") 
 def _span(o: Outcome) -> str:
     p = o.truth or o.found
     return f"{p.first_s:.1f}-{p.last_s:.1f}" if p is not None else "-"
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text)[:20]
 
 
 def _esc(text: str) -> str:
