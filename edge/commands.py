@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         with open_node(config, on_frame=hooks.on_frame, clock_status=clock) as node:
             reporter = _health_reporter(node, clock, args.config, hooks)
             signal.signal(signal.SIGUSR1, lambda *_: reporter.request())
+            hooks.on_ready.append(reporter.request)  # first health with real fps and latencies
             with reporter:
                 node.pipeline.run(stop)
             hooks.stopping()

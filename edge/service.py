@@ -154,12 +154,15 @@ class ServiceHooks:
         self._watchdog = watchdog
         self._describe = describe
         self.ready = False
+        self.on_ready: list[Callable[[], object]] = []  # run once, right after READY=1 (e.g. publish health)
 
     def on_frame(self, frame: Frame) -> None:
         if not self.ready:
             self.ready = True
             self._notifier.send("READY=1\n" + status_line(f"first frame processed; {self._describe()}"))
             log.info("service ready: first frame (index %d) went through the pipeline", frame.index)
+            for callback in self.on_ready:
+                callback()
         self._watchdog.kick()
 
     def last_ping_budget_s(self, wanted_s: float) -> float:

@@ -146,11 +146,14 @@ def test_no_watchdog_configured_means_no_pings(systemd: FakeSystemd) -> None:
 def test_ready_is_sent_only_after_the_first_frame_went_through_the_pipeline(systemd: FakeSystemd) -> None:
     notifier = SocketNotifier(systemd.name)
     hooks = ServiceHooks(notifier, Watchdog(notifier, None), describe=lambda: "site s1, camera c1")
+    readied: list[int] = []
+    hooks.on_ready.append(lambda: readied.append(1))
     pipeline = _pipeline(ListSource(5), hooks)
     assert systemd.drain() == []  # built, but no frame yet: not ready
     pipeline.run()
     messages = systemd.drain()
     assert len(messages) == 1
+    assert readied == [1]  # once, not per frame
     assert messages[0].startswith("READY=1\nSTATUS=first frame processed; site s1, camera c1")
 
 
