@@ -26,7 +26,8 @@ examples:
   edge-anpr replay recording.mp4 --broker 127.0.0.1:1883 replay a recording through the same pipeline
   edge-anpr sample-scene out/scene.mp4                  render a synthetic scene with ground truth
 
-exit codes: 0 ok, 2 bad config or usage, 3 camera/source, 4 model, 5 broker, 6 state directory
+exit codes: 0 ok, 2 bad config or usage, 3 camera/source, 4 model, 5 broker, 6 state directory,
+            7 clock (selftest), 8 disk (selftest)
 """
 
 # Subcommands that live beside their stage: (name(s), module, help). Each module exposes
