@@ -10,7 +10,9 @@ tile are mapped back to image pixels and merged by weighted non-maximum suppress
 ``TensorsToDetectionsCalculator`` (as ported in face-detection-tflite 0.6.0), with fixed-size anchors.
 
 Colour frames are BGR; grey (infrared) frames, 2-D or 3-channel, are fed as grey on all three
-channels. Cost grows with the finest scale: see :func:`pyramid` and ``edge-anpr eval faces``.
+channels, and a dark, flat tile has its levels stretched (``max_gain``). Cost is one model run per
+tile, so it grows with the square of 1/``min_face``: see :func:`pyramid` and ``edge-anpr eval faces``.
+A :class:`TileMemo` shared with the second-pass check lets it rerun only the tiles redaction changed.
 """
 
 from __future__ import annotations
@@ -315,7 +317,7 @@ class BlazeFaceDetector:
         size = self._opts.input_size
         h, w = scaled.shape[:2]
         pixels = scaled[max(0, y):min(h, y + size), max(0, x):min(w, x + size)]
-        key = (x, y, size, w, h, self.max_gain)
+        key = (self._model.entry.sha256, x, y, size, w, h, self.max_gain)
         if self._memo is not None:
             found = self._memo.get(key, pixels)
             if found is not None:
