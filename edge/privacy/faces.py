@@ -17,6 +17,7 @@ A :class:`TileMemo` shared with the second-pass check lets it rerun only the til
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from edge.domain import Box, Image
 from edge.errors import ModelError
 from edge.privacy.redact import Mode, Redactor
 from edge.runtime import TfliteModel, load_manifest, open_model
+
+log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -377,6 +380,22 @@ def build_redactor(settings: RedactorSettings, *, threads: int = 1) -> Redactor:
         detector_name=detector.name, model_sha256=detector.model_sha256, threshold=settings.threshold,
         mode=settings.mode, budget_ms=settings.budget_ms, rechecks=settings.rechecks,
     )
+
+
+def build_redactor_fail_closed(settings: RedactorSettings, *, threads: int = 1) -> Redactor:
+    """:func:`build_redactor`, or, when the model is missing or wrong, a Redactor that refuses every image.
+
+    For the node: a missing face model must not stop plate reads, but no image may leave unredacted.
+    Each ``redact_image`` then raises :class:`~edge.privacy.redact.RedactionFailed` naming the model error.
+    """
+    try:
+        return build_redactor(settings, threads=threads)
+    except ModelError as exc:
+        log.error("face redaction unavailable, every image will be dropped: %s", exc)
+        return Redactor(
+            FailingFaceDetector(exc), margin=settings.margin, second_pass=None, detector_name="unavailable",
+            model_sha256="", threshold=settings.threshold, mode=settings.mode,
+        )
 
 
 class StaticFaceDetector:
