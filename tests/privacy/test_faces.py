@@ -208,7 +208,7 @@ def test_the_tile_memo_reruns_only_changed_tiles_and_changes_no_result() -> None
     assert memo.misses - first_misses < first_misses
 
 
-def test_a_missing_face_model_gives_a_redactor_that_drops_every_image(tmp_path: Path) -> None:
+def test_a_missing_face_model_gives_a_redactor_that_drops_every_image() -> None:
     settings = RedactorSettings(model=str(ROOT / "models" / "fetched" / "absent.tflite"), manifest=str(MANIFEST))
     with pytest.raises(ModelError):
         build_redactor(settings)
