@@ -154,9 +154,13 @@ class PrivacyConfig(_Section):
     )
     image_when: Literal["always", "hotlist_hit"] = Field("always", description="When the image may be sent.")
     face_model: str = Field(
-        "models/face_detector.tflite", description="Face detector used to redact every image that may leave."
+        "models/fetched/face_detection_full_range.tflite",
+        description="Face detector used to redact every image that may leave.",
     )
-    face_threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Face score above which a region is redacted.")
+    face_threshold: float = Field(0.3, gt=0.0, lt=1.0, description="Face score above which a region is redacted.")
+    redact_cabin: bool = Field(
+        False, description="Also redact the whole windscreen/cabin above each plate (second line of defence)."
+    )
     redaction_margin: float = Field(0.25, ge=0.0, le=2.0, description="Extra margin around each face, as a share.")
     jpeg_quality: int = Field(80, ge=30, le=95, description="JPEG quality of published images.")
     pseudonym_rotation: Literal["daily", "weekly", "monthly"] = Field(

@@ -33,6 +33,7 @@ from edge.privacy.policy import (
     policy_version,
 )
 from edge.privacy.pseudonym import Pseudonymiser, RotatingPseudonymiser
+from edge.privacy.redact import cabin_region
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +190,12 @@ class PrivacyStage:
         if self._redactor is None:
             self._drop(read_id, "no redactor is configured")
             return None
+        extra: tuple[Box, ...] = ()
+        if kind == "redacted_overview" and self._policy.redact_cabin:
+            height, width = source.shape[:2]
+            extra = (cabin_region(p.best.detection.box, width=width, height=height),)
         try:
-            redacted, record = self._redactor.redact_image(source)
+            redacted, record = self._redactor.redact_image(source, extra)
             faces_left = int(record.second_pass_faces)
         except Exception as exc:  # noqa: BLE001 - fail closed on ANY redactor error: the image is dropped
             self._drop(read_id, f"redaction failed: {type(exc).__name__}: {exc}")

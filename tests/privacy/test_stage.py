@@ -313,3 +313,25 @@ def test_a_plate_that_cannot_be_normalised_is_withheld_without_logging_it(caplog
     assert s.prepare(make_pass("AB12;CDE")) is None
     assert s.stats.policy_violations == 1
     assert all("AB12" not in r.getMessage() for r in caplog.records)
+
+
+def test_cabin_redaction_passes_the_windscreen_box_to_the_redactor() -> None:
+    seen: list[tuple[Box, ...]] = []
+
+    class Recording:
+        def redact_image(self, image: Image, extra_boxes: Sequence[Box] = ()) -> tuple[Image, Redaction]:
+            seen.append(tuple(extra_boxes))
+            return image, Redaction("rec", "0" * 64, 0.3, len(extra_boxes), 0)
+
+    from dataclasses import replace
+
+    base = make_pass()
+    plate = Box(600, 600, 110, 24)
+    big = replace(base, overview=np.zeros((720, 1280, 3), np.uint8),
+                  best=replace(base.best, detection=PlateDetection(plate, 0.9)))
+    policy = PrivacyConfig(image="redacted_overview", redact_cabin=True)
+    stage(policy, redactor=Recording()).prepare(big)
+    assert len(seen) == 1
+    (cabin,) = seen[0]
+    assert cabin.h > 0 and cabin.w > plate.w  # a real region, wider than the plate
+    assert cabin.y + cabin.h <= plate.y  # the windscreen is above the plate
