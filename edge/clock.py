@@ -25,3 +25,24 @@ def monotonic_ns_to_utc(sensor_ns: int, *, now: datetime, monotonic_now_ns: int)
 
 def monotonic_ns() -> int:
     return time.monotonic_ns()
+
+
+class ReplayClock:
+    """Time as the recording sees it: the timestamp of the latest frame processed.
+
+    A replay of an old recording then ages, expires and stamps its data as the live node would
+    have, and the same recording gives the same output whenever it is replayed.
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime.now(UTC)  # until the first frame
+        self._seen = False
+
+    def now(self) -> datetime:
+        return self._now
+
+    def observe(self, timestamp: datetime) -> None:
+        """Follow the recording (never backwards once it has started)."""
+        if not self._seen or timestamp > self._now:
+            self._now = timestamp
+            self._seen = True

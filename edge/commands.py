@@ -165,7 +165,7 @@ def replay_config(args: argparse.Namespace) -> Config:
 
 def replay(args: argparse.Namespace) -> int:
     from edge.app import LIVE_SOURCES, build_source, open_node
-    from edge.clock import SystemClock
+    from edge.clock import ReplayClock, SystemClock
     from edge.evaluate.replay import (
         PassRecorder,
         TimedSource,
@@ -185,7 +185,10 @@ def replay(args: argparse.Namespace) -> int:
     source = None if config.capture.source in LIVE_SOURCES else TimedSource(build_source(config, SystemClock()))
     recorder = PassRecorder(source, then=printer)
     started = time.monotonic()
-    with open_node(config, source=source, on_pass=recorder) as node:
+    # a recording is aged, expired and stamped by its own time, so old recordings replay like live ones
+    replay_clock = ReplayClock() if source is not None else None
+    with open_node(config, source=source, on_pass=recorder, clock=replay_clock,
+                   on_frame=(lambda f: replay_clock.observe(f.timestamp)) if replay_clock else None) as node:
         stats = node.pipeline.run()
         elapsed = time.monotonic() - started
         published = node.publisher.flush(FLUSH_TIMEOUT_S) if node.publisher is not None else False
