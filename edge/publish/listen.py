@@ -271,7 +271,7 @@ class ReadShower:
         if self.print_lines:
             plate = read.get("plate") or read.get("plate_hash", "")[:12] or "-"
             conf = f"{read['confidence']:.2f}" if "confidence" in read else "-"
-            print(f"received seq {read['seq']:>4}  {read['time']}  {plate:<10} conf {conf}"
+            print(f"central: received seq {read['seq']:>4}  {read['time']}  {plate:<10} conf {conf}"
                   f"  {read.get('direction') or ''}{saved}", flush=True)
 
 
