@@ -183,6 +183,7 @@ def open_node(
             queue_size=config.capture.queue_size,
             on_pass=on_pass,
             on_frame=on_frame,
+            privacy_thread=True,  # redaction must not stall the camera
         )
         yield Node(config=config, pipeline=pipeline, outbox=outbox, publisher=publisher, privacy=privacy,
                    retention=retention, clock_gate=gate)

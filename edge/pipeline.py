@@ -87,6 +87,8 @@ class Pipeline:
         queue_size: int = 4,
         on_pass: PassObserver | None = None,
         on_frame: Callable[[Frame], None] | None = None,
+        privacy_thread: bool = False,
+        privacy_queue_size: int = 16,
     ) -> None:
         self.source = source
         self.detector = detector
@@ -101,13 +103,18 @@ class Pipeline:
         self.queue_size = queue_size
         self.on_pass = on_pass
         self.on_frame = on_frame
+        self.privacy_thread = privacy_thread
+        self.privacy_queue_size = privacy_queue_size
         self.stats = PipelineStats()
+        self._worker: _PassWorker | None = None
 
     def run(self, stop: threading.Event | None = None) -> PipelineStats:
         """Process frames until the source ends or ``stop`` is set; then end every open track."""
         stop = stop or threading.Event()
         self.stats = PipelineStats()
         frames = self._live_frames(stop) if self.live else self.source.frames()
+        if self.privacy_thread:
+            self._worker = _PassWorker(self._finish, self.privacy_queue_size)
         try:
             for frame in frames:
                 self.process(frame)
@@ -115,6 +122,9 @@ class Pipeline:
                     break
         finally:
             self._emit(self.tracker.flush())
+            worker, self._worker = self._worker, None
+            if worker is not None:
+                worker.close()  # every pass reaches the outbox before run() returns
         return self.stats
 
     def process(self, frame: Frame) -> list[VehiclePass]:
@@ -163,12 +173,19 @@ class Pipeline:
     def _emit(self, passes: list[VehiclePass]) -> None:
         for vehicle_pass in passes:
             self.stats.passes += 1
-            message = self.privacy.prepare(vehicle_pass)
-            if message is not None:
-                self.outbox.put(message)  # durable before anything is published
-                self.stats.messages += 1
-            if self.on_pass is not None:
-                self.on_pass(vehicle_pass, message)
+            if self._worker is not None:
+                self._worker.submit(vehicle_pass)  # blocks when full: back-pressure, never a lost pass
+            else:
+                self._finish(vehicle_pass)
+
+    def _finish(self, vehicle_pass: VehiclePass) -> None:
+        """Privacy (redaction, allow-list payload), then the durable outbox."""
+        message = self.privacy.prepare(vehicle_pass)
+        if message is not None:
+            self.outbox.put(message)  # durable before anything is published
+            self.stats.messages += 1
+        if self.on_pass is not None:
+            self.on_pass(vehicle_pass, message)
 
     def _live_frames(self, stop: threading.Event) -> Iterator[Frame]:
         """Capture in a thread; a full queue drops the newest frame and counts it (capture never waits)."""
@@ -197,3 +214,43 @@ class Pipeline:
             if isinstance(item, BaseException):
                 raise item
             yield item
+
+
+class _PassWorker:
+    """Runs the privacy stage and the outbox put beside the frame loop, in pass order.
+
+    Redacting an image takes far longer than a frame; on a multi-core Pi this keeps the frame loop
+    (and the camera) going meanwhile. The queue is bounded: when it is full the loop waits, so a
+    pass is never dropped (frames are, at capture, and counted). A failure in the worker is raised
+    in the frame loop at the next submit, or at close.
+    """
+
+    def __init__(self, finish: Callable[[VehiclePass], None], size: int) -> None:
+        self._finish = finish
+        self._queue: queue.Queue[VehiclePass | None] = queue.Queue(maxsize=size)
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._loop, name="privacy", daemon=True)
+        self._thread.start()
+
+    def submit(self, vehicle_pass: VehiclePass) -> None:
+        self._raise_if_failed()
+        self._queue.put(vehicle_pass)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._raise_if_failed()
+
+    def _loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # keep draining so the frame loop never blocks on a dead worker
+            try:
+                self._finish(item)
+            except Exception as exc:
+                log.exception("privacy/outbox worker failed")
+                self._error = exc
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error

@@ -86,3 +86,34 @@ def test_a_slow_loop_drops_live_frames_and_counts_every_drop() -> None:
     stats = pipe.run()
     assert stats.frames_dropped > 0
     assert stats.frames + stats.frames_dropped == 200
+
+
+def test_privacy_worker_keeps_pass_order_and_drains_before_run_returns() -> None:
+    import time
+
+    class SlowPrivacy(JsonPrivacy):
+        def prepare(self, vehicle_pass):  # type: ignore[no-untyped-def]
+            time.sleep(0.02)  # a redaction takes much longer than a frame
+            return super().prepare(vehicle_pass)
+
+    # three vehicles one after another, each seen in 5 frames, with gaps that end their tracks
+    script = {i: [Box(20, 40, 40, 9)] for i in [*range(0, 5), *range(20, 25), *range(40, 45)]}
+    outbox = ListOutbox()
+    pipe = _pipeline(ListSource(60), ScriptedDetector(script), outbox, privacy_thread=True)
+    pipe.privacy = SlowPrivacy()
+    pipe.tracker.config = TrackConfig(max_gap_s=0.2, min_sightings=2, repeat_gap_s=0)
+    stats = pipe.run()
+    assert stats.passes == 3
+    assert [json.loads(m.payload)["seq"] for m in outbox.messages] == [1, 2, 3]
+
+
+def test_a_failing_privacy_worker_stops_the_loop_with_its_error() -> None:
+    class Broken(JsonPrivacy):
+        def prepare(self, vehicle_pass):  # type: ignore[no-untyped-def]
+            raise RuntimeError("policy bug")
+
+    script = {i: [Box(20, 40, 40, 9)] for i in range(5)}
+    pipe = _pipeline(ListSource(30), ScriptedDetector(script), ListOutbox(), privacy_thread=True)
+    pipe.privacy = Broken()
+    with pytest.raises(RuntimeError, match="policy bug"):
+        pipe.run()
