@@ -80,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
         "video": str(video),
         "size": list(config.capture.main_size) if args.video else list(BENCH_SIZE),
         "frames": frames,
-        "frames_dropped": source.skipped + stats.frames_dropped,
+        "frames_dropped": max(source.skipped + stats.frames_dropped, _frame_count(video) - frames),
         "detect_every": config.detect.every_n_frames,
         "fps": round(frames / elapsed, 1) if elapsed > 0 else None,
         "fps_without_decode": round(frames / max(1e-9, elapsed - timed.seconds), 1) if frames else None,
@@ -170,6 +170,16 @@ def _config(args: argparse.Namespace, video: Path, state: Path) -> Config:
         data["privacy"] = {**data.get("privacy", {}), "image": args.image}
     data.pop("mqtt", None)  # the bench measures the node up to the outbox; publishing runs beside it
     return parse_config(data, origin="bench")
+
+
+def _frame_count(video: Path) -> int:
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    try:
+        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    finally:
+        cap.release()
 
 
 def _mean(values: Iterable[float]) -> float | None:

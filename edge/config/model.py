@@ -110,6 +110,10 @@ class TrackConfig(_Section):
     exit_gap_s: float = Field(
         0.3, gt=0, le=60, description="A track whose predicted box has left the frame ends when unseen this long."
     )
+    min_chars: int = Field(2, ge=1, le=10, description="A pass's voted read needs at least this many characters.")
+    min_confidence: float = Field(
+        0.3, ge=0.0, le=1.0, description="Least voted confidence (weakest character) for a track to be a pass."
+    )
     preview_after_s: float | None = Field(
         None, gt=0, le=600, description="Send an early preview read this long after first seen (None: no preview)."
     )

@@ -60,6 +60,7 @@ class _Track:
     text_weight: float = -1.0
     published: _Recent | None = None  # set once its pass is out (or it was suppressed as a repeat)
     previewed: bool = False
+    deferred: bool = False  # its read was too weak at max_delay_s: tried again when it ends
 
     @property
     def first_seen(self) -> datetime:
@@ -102,6 +103,7 @@ class PlateTracker:
         self._next_id = 1
         self._recent: list[_Recent] = []
         self.suppressed_repeats = 0
+        self.weak_passes = 0  # tracks dropped for too short or too unsure a read
         self.excluded = 0
         self._frame_size = (0, 0)
 
@@ -203,8 +205,8 @@ class PlateTracker:
                     done.append(p)
                 continue
             still.append(track)
-            if track.published is None and now - track.first_seen >= delay:
-                if (p := self._finish(track)) is not None:
+            if track.published is None and not track.deferred and now - track.first_seen >= delay:
+                if (p := self._finish(track, final=False)) is not None:
                     done.append(p)  # a parked or queued vehicle: published once, then kept quiet
             elif self._preview_due(track, now) and (p := self._pass(track, preview=True)) is not None:
                 track.previewed = True
@@ -223,11 +225,22 @@ class PlateTracker:
             and now - track.first_seen >= timedelta(seconds=after)
         )
 
-    def _finish(self, track: _Track) -> VehiclePass | None:
+    def _finish(self, track: _Track, *, final: bool = True) -> VehiclePass | None:
+        """The track's pass, or None (too few sightings, too weak a read, a repeat, already published).
+
+        A read too weak at ``max_delay_s`` (``final`` False) is tried once more when the track ends.
+        """
         if track.published is not None or track.sightings < self.config.min_sightings:
             return None
         vehicle_pass = self._pass(track, preview=False)
         if vehicle_pass is None:
+            return None
+        if len(vehicle_pass.plate) < self.config.min_chars or vehicle_pass.confidence < self.config.min_confidence:
+            if final:
+                self.weak_passes += 1
+                log.debug("track %d read too weakly to be a pass (%d characters, confidence %.2f)",
+                          track.track_id, len(vehicle_pass.plate), vehicle_pass.confidence)
+            track.deferred = True
             return None
         recent = self._repeat_of(vehicle_pass.plate, track)
         if recent is not None:

@@ -185,3 +185,20 @@ def test_three_vehicles_with_dropouts_jitter_and_misreads_give_three_exact_passe
         frames[i] = reads
     passes = run(PlateTracker(TrackConfig()), frames, 100)
     assert sorted(p.plate for p in passes) == sorted(plates)
+
+
+def test_one_character_and_very_unsure_reads_make_no_pass() -> None:
+    frames = {i: [sighting("7", i, 300, 300), sighting("AB12CDE" if i % 2 else "XY63KLM", i, 900, 300, conf=0.5)]
+              for i in range(20)}
+    tracker = PlateTracker(TrackConfig(min_chars=2, min_confidence=0.3))
+    assert run(tracker, frames, 60) == []
+    assert tracker.weak_passes == 2
+
+
+def test_a_read_too_weak_at_max_delay_is_published_when_the_track_ends_if_it_firmed_up() -> None:
+    texts = {i: ("AB12CDE" if i % 2 else "XY63KLM") if i < 30 else "AB12CDE" for i in range(200)}
+    frames = {i: [sighting(texts[i], i, 640, 400)] for i in range(200)}  # parked, unsure for 1.2 s
+    tracker = PlateTracker(TrackConfig(max_delay_s=1.0, min_confidence=0.6))
+    out = {i: tracker.update(at(i), frames.get(i, []), FRAME) for i in range(260)}
+    published = [(i, p.plate) for i, ps in out.items() for p in ps]
+    assert published == [(225, "AB12CDE")]  # not at 1 s (too unsure), but when it left
