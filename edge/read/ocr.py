@@ -2,8 +2,11 @@
 
 The model (``tools/train_plate_ocr.py``) takes one grey crop of height x width (from the
 manifest's ``input_size``) normalised per crop, and gives per-column probabilities over
-``ALPHABET`` plus a final CTC blank. Two-line plates (crops much squarer than a one-line
-plate) are cut into their top and bottom halves, placed side by side, then read as one line.
+``ALPHABET`` plus a final CTC blank. Two-line plates are cut into their top and bottom halves,
+placed side by side, then read as one line. A crop squarer than ``TWO_LINE_BELOW`` is taken for
+a two-line plate, one wider than ``ONE_LINE_ABOVE`` for a one-line plate; in between (a tilted
+one-line plate in a loose box looks as square as a two-line one) both readings are made and the
+more confident one is kept.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ log = logging.getLogger(__name__)
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 BLANK = len(ALPHABET)
-TWO_LINE_MAX_ASPECT = 2.0  # width / height below which a crop is taken for a two-line plate
+TWO_LINE_BELOW = 1.5  # width / height of a crop below which it is read as a two-line plate only
+ONE_LINE_ABOVE = 2.6  # ... above which as a one-line plate only
 _TWO_LINE_OVERLAP = 0.06  # each half keeps this fraction of the other half, so no line is cut
 
 
@@ -35,20 +39,30 @@ def to_grey(crop: Image) -> npt.NDArray[np.uint8]:
 
 
 def unfold_two_line(grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """Put the top and bottom halves of a squarish crop side by side; leave a one-line crop as it is."""
-    h, w = grey.shape
-    if h < 4 or w / h >= TWO_LINE_MAX_ASPECT:
-        return grey
-    cut = round(h * (0.5 + _TWO_LINE_OVERLAP))
-    top, bottom = grey[:cut], grey[h - cut :]
-    return np.hstack([top, bottom])
+    """The top and bottom halves of a two-line plate crop side by side (each keeps a little overlap)."""
+    h = grey.shape[0]
+    cut = max(1, round(h * (0.5 + _TWO_LINE_OVERLAP)))
+    return np.hstack([grey[:cut], grey[h - cut :]])
 
 
-def preprocess(crop: Image, height: int, width: int) -> npt.NDArray[np.float32]:
-    """A crop as the model sees it: grey, two-line unfolded, resized, zero mean and unit spread."""
-    if crop.size == 0:
+def layouts_to_try(crop: Image) -> tuple[bool, ...]:
+    """Whether to read the crop as two-line (True), one-line (False), or both, from its aspect ratio."""
+    h, w = crop.shape[:2]
+    aspect = w / max(h, 1)
+    if aspect < TWO_LINE_BELOW:
+        return (True,)
+    if aspect > ONE_LINE_ABOVE:
+        return (False,)
+    return (False, True)
+
+
+def preprocess(crop: Image, height: int, width: int, *, two_line: bool) -> npt.NDArray[np.float32]:
+    """A crop as the model sees it: grey, unfolded if two-line, resized, zero mean and unit spread."""
+    if crop.size == 0 or crop.shape[0] < 2:
         raise ValueError(f"plate crop is empty (shape {crop.shape})")
-    grey = unfold_two_line(to_grey(crop))
+    grey = to_grey(crop)
+    if two_line:
+        grey = unfold_two_line(grey)
     shrinking = grey.shape[0] > height or grey.shape[1] > width
     resized = cv2.resize(grey, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
     x = resized.astype(np.float32)
@@ -88,9 +102,12 @@ class TflitePlateReader:
         self._height, self._width = int(shape[1]), int(shape[2])
 
     def read(self, crop: Image) -> PlateText:
-        tensor = preprocess(crop, self._height, self._width)[None, :, :, None]
-        outputs = self._model.run(tensor)
-        probs = np.asarray(outputs[0], dtype=np.float32)
+        readings = [self._read_as(crop, two_line=t) for t in layouts_to_try(crop)]
+        return max(readings, key=lambda r: (r.confidence, len(r.text)))
+
+    def _read_as(self, crop: Image, *, two_line: bool) -> PlateText:
+        tensor = preprocess(crop, self._height, self._width, two_line=two_line)[None, :, :, None]
+        probs = np.asarray(self._model.run(tensor)[0], dtype=np.float32)
         if probs.ndim == 3:
             probs = probs[0]
         return ctc_greedy(probs)

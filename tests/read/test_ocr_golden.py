@@ -15,7 +15,15 @@ import numpy as np
 import pytest
 
 from edge.domain import Image
-from edge.read.ocr import ALPHABET, BLANK, TflitePlateReader, ctc_greedy, preprocess, unfold_two_line
+from edge.read.ocr import (
+    ALPHABET,
+    BLANK,
+    TflitePlateReader,
+    ctc_greedy,
+    layouts_to_try,
+    preprocess,
+    unfold_two_line,
+)
 from edge.runtime import load_manifest, open_model
 from edge.sample.plates import random_registration, render_plate
 
@@ -116,17 +124,21 @@ def test_greedy_ctc_collapses_repeats_drops_blanks_and_keeps_the_best_frame() ->
     assert got.confidence == pytest.approx(0.7)
 
 
-def test_squarish_crops_are_unfolded_into_one_line_and_wide_ones_left_alone() -> None:
+def test_two_line_crops_are_unfolded_into_one_line() -> None:
     two = cv2.cvtColor(render_plate("LJ13 ABC", two_line=True), cv2.COLOR_BGR2GRAY)
-    one = cv2.cvtColor(render_plate("LJ13 ABC"), cv2.COLOR_BGR2GRAY)
     unfolded = unfold_two_line(two)
     assert unfolded.shape[1] == 2 * two.shape[1]
     assert unfolded.shape[1] / unfolded.shape[0] > 4
-    assert unfold_two_line(one) is one
+
+
+def test_square_crops_are_read_as_two_line_wide_ones_as_one_line_and_between_both_ways() -> None:
+    assert layouts_to_try(render_plate("LJ13 ABC", two_line=True)) == (True,)
+    assert layouts_to_try(render_plate("LJ13 ABC")) == (False,)
+    assert set(layouts_to_try(np.zeros((50, 100, 3), np.uint8))) == {False, True}
 
 
 def test_preprocess_gives_the_model_input_with_zero_mean() -> None:
-    x = preprocess(render_plate("AB12 CDE"), 32, 128)
+    x = preprocess(render_plate("AB12 CDE"), 32, 128, two_line=False)
     assert x.shape == (32, 128)
     assert x.dtype == np.float32
     assert abs(float(x.mean())) < 1e-3
