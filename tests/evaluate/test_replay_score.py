@@ -181,3 +181,13 @@ def test_a_realtime_replay_drops_frames_a_slow_node_cannot_take_and_counts_them(
     # frames keep the recording's own times, so a replay's passes do not depend on the wall clock
     assert all((f.timestamp - frames[0].timestamp).total_seconds() == pytest.approx(f.index / spec.fps)
                for f in frames)
+
+
+def test_replay_command_reads_the_night_ir_scene_exactly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if not OCR_MODEL.is_file():
+        pytest.skip(f"{OCR_MODEL} is not there yet (the OCR model is trained by tools/train_plate_ocr.py)")
+    video, _, truth = write_scene(scenario("night"), tmp_path / "night.mp4")
+    assert main(["replay", str(video), "--truth", str(truth), "--json", "--state-dir", str(tmp_path / "s")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["matched"], result["exact"], result["duplicates"], result["false_passes"]) == (4, 4, 0, 0)
+    assert result["direction_correct"] == 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pytest
 from track_builders import sighting
 
@@ -86,3 +87,41 @@ def test_edit_distance_helpers() -> None:
     assert similarity("AB12CDE", "AB12CDE") == 1.0
     assert align("AB12CDE", "AB1CDE") == [0, 1, 2, None, 3, 4, 5]
     assert align("ABC", "ABXC") == [0, 1, 3]
+
+
+def _largest_cluster_best(reads: list[tuple[str, float]]) -> str:
+    """Frigate's way: cluster reads by similarity, keep the most confident read of the largest cluster."""
+    clusters: list[list[tuple[str, float]]] = []
+    for text, conf in reads:
+        for cluster in clusters:
+            if similarity(cluster[0][0], text) >= 0.8:
+                cluster.append((text, conf))
+                break
+        else:
+            clusters.append([(text, conf)])
+    return max(max(clusters, key=len), key=lambda r: r[1])[0]
+
+
+def test_voting_beats_the_largest_cluster_on_noisy_simulated_tracks() -> None:
+    rng = np.random.default_rng(0)
+    alphabet = "ABCDEFGHJKLMNOPRSTUVWXYZ0123456789"
+    voted_ok = cluster_ok = 0
+    trials = 150
+    for _ in range(trials):
+        plate = "".join(alphabet[i] for i in rng.integers(0, 24, 2)) + "".join(
+            str(i) for i in rng.integers(0, 10, 2)) + "".join(alphabet[i] for i in rng.integers(0, 24, 3))
+        reads = []
+        for i in range(8):  # 15% of characters misread, 3% lost
+            chars, confs = [], []
+            for c in plate:
+                r = rng.random()
+                if r < 0.03:
+                    continue
+                wrong = r < 0.18
+                chars.append(alphabet[rng.integers(len(alphabet))] if wrong else c)
+                confs.append(float(rng.uniform(0.4, 0.9) if wrong else rng.uniform(0.85, 0.99)))
+            reads.append(sighting("".join(chars), i, 100, 100, confs=tuple(confs), valid=len(chars) == 7))
+        voted_ok += vote(reads).text == plate
+        cluster_ok += _largest_cluster_best([(r.text, r.confidence) for r in reads]) == plate
+    assert voted_ok / trials >= 0.95
+    assert voted_ok - cluster_ok >= 0.1 * trials
