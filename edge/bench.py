@@ -70,7 +70,7 @@ def main(args: argparse.Namespace) -> int:
         _reset_peak_rss()  # the figure is the node's, not the scene rendering's
         source = TimedSource(build_source(config, SystemClock()))
         timed = _SourceTimer(source)
-        recorder = PassRecorder(source)
+        recorder = PassRecorder(source, keep_crops=False)
         with open_node(config, source=timed, on_pass=recorder) as node:
             started = time.monotonic()
             stats = node.pipeline.run()

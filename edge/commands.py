@@ -183,7 +183,7 @@ def replay(args: argparse.Namespace) -> int:
     printer = _PassPrinter(quiet=args.quiet or args.json)
     # a live stream keeps the node's own threaded capture; files and folders are timed as they are read
     source = None if config.capture.source in LIVE_SOURCES else TimedSource(build_source(config, SystemClock()))
-    recorder = PassRecorder(source, then=printer)
+    recorder = PassRecorder(source, then=printer, keep_crops=bool(args.report))
     started = time.monotonic()
     # a recording is aged, expired and stamped by its own time, so old recordings replay like live ones
     replay_clock = ReplayClock() if source is not None else None

@@ -348,9 +348,12 @@ class PassRecorder:
         self,
         source: TimedSource | None,
         then: Callable[[VehiclePass, OutgoingMessage | None], None] | None = None,
+        *,
+        keep_crops: bool = True,
     ) -> None:
         self.source = source
         self.then = then
+        self.keep_crops = keep_crops  # the report shows them; a long run without one keeps no images
         self.found: list[FoundPass] = []
         self.previews = 0
         self.latency_ms: list[float] = []
@@ -370,7 +373,7 @@ class PassRecorder:
                 direction=p.direction,
                 confidence=p.confidence,
                 track_id=p.track_id,
-                crop=p.best.crop,
+                crop=p.best.crop if self.keep_crops else None,
             ))
         if self.then is not None:
             self.then(p, message)
