@@ -12,11 +12,12 @@ from edge.config.model import ReadConfig
 from edge.errors import ConfigError
 from edge.read import PlateReader
 from edge.read.ocr import TflitePlateReader
+from edge.read.ppocr import PpocrPlateReader
 from edge.runtime import load_manifest, open_model
 
 # manifest task -> reader backend name
-TASK_BACKENDS = {"plate-ocr": "ctc", "plate_ocr": "ctc"}
-READERS = ("ctc",)
+TASK_BACKENDS = {"plate-ocr": "ctc", "plate_ocr": "ctc", "plate-ocr-ppocr": "ppocr"}
+READERS = ("ctc", "ppocr")
 
 
 def reader_backend(config: ReadConfig) -> str:
@@ -52,4 +53,6 @@ def build_reader(config: ReadConfig, backend: str | None = None) -> PlateReader:
     manifest = load_manifest(config.manifest)
     if name == "ctc":
         return TflitePlateReader(open_model(config.model, manifest, threads=config.threads))
+    if name == "ppocr":
+        return PpocrPlateReader(open_model(config.model, manifest, threads=config.threads))
     raise ConfigError(f"unknown plate reader {name!r}; known: {', '.join(READERS)}")

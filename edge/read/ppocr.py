@@ -1,0 +1,96 @@
+"""The plate reader on PP-OCR's recogniser, converted to LiteRT (``tools/convert_ppocr_rec.py``).
+
+PP-OCRv6's recogniser was trained on real photographed text, so it reads real plates far better than a
+model trained on drawn ones. The converted model keeps only the plate classes
+(:data:`edge.read.charsets.PPOCR_PLATE_CLASSES`): input 1x48xWx3, BGR scaled to -1..1, the crop resized
+to the model height keeping its aspect (squeezed when wider than W) and padded on the right with 0;
+output per column probabilities over the CTC blank and those classes. Lower-case letters are read
+as upper case, separators (``- . : ·`` and space) are dropped. Two-line plates are unfolded into one
+line first.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge.domain import Image, PlateText
+from edge.errors import ModelError
+from edge.read.charsets import PPOCR_PLATE_CLASSES
+from edge.runtime import TfliteModel
+
+_BLANK = 0
+TWO_LINE_MAX_ASPECT = 2.0  # width / height below which a crop is taken for a two-line plate
+_TWO_LINE_OVERLAP = 0.06  # each half keeps this share of the other, so no line is cut
+
+
+def preprocess(crop: Image, height: int, width: int) -> npt.NDArray[np.float32]:
+    """A BGR crop as the model sees it: (height, width, 3), -1..1, aspect kept, right-padded with 0."""
+    if crop.size == 0:
+        raise ValueError(f"plate crop is empty (shape {crop.shape})")
+    if crop.ndim == 2:
+        crop = np.asarray(cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR), dtype=np.uint8)
+    if crop.ndim != 3 or crop.shape[2] != 3:
+        raise ValueError(f"plate crop has shape {crop.shape}; expected (h, w, 3) BGR or (h, w) grey")
+    unfolded = _unfold(crop)
+    h, w = unfolded.shape[:2]
+    new_w = max(1, min(width, math.ceil(height * w / h)))
+    resized = cv2.resize(unfolded, (new_w, height), interpolation=cv2.INTER_AREA if h > height else cv2.INTER_LINEAR)
+    out = np.zeros((height, width, 3), np.float32)
+    out[:, :new_w] = resized.astype(np.float32) / 127.5 - 1.0
+    return out
+
+
+def _unfold(crop: Image) -> Image:
+    """A squarish (two-line) crop's top and bottom halves side by side; a one-line crop as it is."""
+    h, w = crop.shape[:2]
+    if h < 4 or w / h >= TWO_LINE_MAX_ASPECT:
+        return crop
+    cut = round(h * (0.5 + _TWO_LINE_OVERLAP))
+    return np.asarray(np.hstack([crop[:cut], crop[h - cut :]]), dtype=np.uint8)
+
+
+def ctc_decode(probs: npt.NDArray[np.float32], classes: str = PPOCR_PLATE_CLASSES) -> PlateText:
+    """Greedy CTC over (time, 1 + len(classes)); upper-cases letters, drops separators.
+
+    A character's confidence is its best frame's probability.
+    """
+    if probs.ndim != 2 or probs.shape[1] != len(classes) + 1:
+        raise ValueError(f"recogniser output has shape {probs.shape}; expected (time, {len(classes) + 1})")
+    best = probs.argmax(axis=1)
+    chars: list[str] = []
+    confs: list[float] = []
+    previous = _BLANK
+    for t, k in enumerate(best.tolist()):
+        if k not in (_BLANK, previous):
+            chars.append(classes[k - 1])
+            confs.append(float(probs[t, k]))
+        elif k != _BLANK:
+            confs[-1] = max(confs[-1], float(probs[t, k]))
+        previous = k
+    kept = [(c.upper(), p) for c, p in zip(chars, confs, strict=True) if c.isalnum() and c.isascii()]
+    return PlateText(text="".join(c for c, _ in kept), char_confidences=tuple(p for _, p in kept))
+
+
+class PpocrPlateReader:
+    """``PlateReader`` backed by the converted PP-OCR recogniser (input (1, 48, W, 3), output (1, W/8, C))."""
+
+    def __init__(self, model: TfliteModel, classes: str = PPOCR_PLATE_CLASSES) -> None:
+        shape = model.input_shape
+        if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
+            raise ModelError(
+                f"PP-OCR model {str(model.path)!r} has input shape {list(shape)}; expected [1, height, width, 3]"
+            )
+        self._model = model
+        self._classes = classes
+        self._height, self._width = int(shape[1]), int(shape[2])
+
+    def read(self, crop: Image) -> PlateText:
+        tensor = preprocess(crop, self._height, self._width)[None]
+        probs = np.asarray(self._model.run(tensor)[0], dtype=np.float32)
+        if probs.ndim == 3:
+            probs = probs[0]
+        return ctc_decode(probs, self._classes)

