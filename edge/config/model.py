@@ -58,7 +58,9 @@ class CaptureConfig(_Section):
 
 
 class DetectConfig(_Section):
-    backend: Literal["contour"] = Field("contour", description="Plate detector backend.")
+    backend: Literal["contour", "edges"] = Field(
+        "contour", description="Plate detector backend: contour (clean, bright plates), edges (rows of characters)."
+    )
     every_n_frames: int = Field(1, ge=1, le=30, description="Run detection on every n-th frame.")
     min_plate_width: int = Field(24, ge=8, le=2000, description="Smallest plate width (lores pixels) to consider.")
     min_confidence: float = Field(0.3, ge=0.0, le=1.0, description="Detections below this score are ignored.")
