@@ -4,9 +4,9 @@ PP-OCRv6's recogniser was trained on real photographed text, so it reads real pl
 model trained on drawn ones. The converted model keeps only the plate classes
 (:data:`edge.read.charsets.PPOCR_PLATE_CLASSES`): input 1x48xWx3, BGR scaled to -1..1, the crop resized
 to the model height keeping its aspect (squeezed when wider than W) and padded on the right with 0;
-output per column probabilities over the CTC blank and those classes. Lower-case letters are read
-as upper case, separators (``- . : ·`` and space) are dropped. Two-line plates are unfolded into one
-line first.
+output per column probabilities over the CTC blank and those classes. A lower-case letter's
+probability is added to its capital's (``l`` to ``I``), separators (``- . : ·`` and space) are
+dropped. Two-line plates are unfolded into one line first.
 """
 
 from __future__ import annotations
@@ -53,25 +53,50 @@ def _unfold(crop: Image) -> Image:
     return np.asarray(np.hstack([crop[:cut], crop[h - cut :]]), dtype=np.uint8)
 
 
-def ctc_decode(probs: npt.NDArray[np.float32], classes: str = PPOCR_PLATE_CLASSES) -> PlateText:
-    """Greedy CTC over (time, 1 + len(classes)); upper-cases letters, drops separators.
+PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_SEPARATOR = len(PLATE_ALPHABET) + 1  # merged class of everything that is not a plate character
+_LOOKS_LIKE = {"l": "I"}  # lower-case letters read as another capital than their own
+_TWINS = {"O": "0", "0": "O", "I": "1", "1": "I"}  # identical in the UK plate font: one confidence
 
-    A character's confidence is its best frame's probability.
+
+def merge_matrix(classes: str = PPOCR_PLATE_CLASSES) -> npt.NDArray[np.float32]:
+    """(1 + len(classes), 2 + 36): adds each model class's probability to the plate character it shows.
+
+    Column 0 is the CTC blank, then ``PLATE_ALPHABET``, then one column for separators (dropped).
+    """
+    m = np.zeros((len(classes) + 1, len(PLATE_ALPHABET) + 2), np.float32)
+    m[0, 0] = 1.0
+    for k, c in enumerate(classes, start=1):
+        target = _LOOKS_LIKE.get(c, c.upper())
+        m[k, PLATE_ALPHABET.index(target) + 1 if target in PLATE_ALPHABET else _SEPARATOR] = 1.0
+    return m
+
+
+def ctc_decode(probs: npt.NDArray[np.float32], classes: str = PPOCR_PLATE_CLASSES) -> PlateText:
+    """Greedy CTC over (time, 1 + len(classes)) after merging case variants; separators are dropped.
+
+    A character's confidence is its best frame's (merged) probability, plus its twin's for O/0 and I/1,
+    which the plate font draws alike (the format check decides between them by position).
     """
     if probs.ndim != 2 or probs.shape[1] != len(classes) + 1:
         raise ValueError(f"recogniser output has shape {probs.shape}; expected (time, {len(classes) + 1})")
-    best = probs.argmax(axis=1)
+    merged = probs @ merge_matrix(classes)
+    best = merged.argmax(axis=1)
+    twin = np.arange(merged.shape[1])
+    for a, b in _TWINS.items():
+        twin[PLATE_ALPHABET.index(a) + 1] = PLATE_ALPHABET.index(b) + 1
+    sure = merged + merged[:, twin] * (twin != np.arange(merged.shape[1]))
     chars: list[str] = []
     confs: list[float] = []
     previous = _BLANK
     for t, k in enumerate(best.tolist()):
         if k not in (_BLANK, previous):
-            chars.append(classes[k - 1])
-            confs.append(float(probs[t, k]))
+            chars.append(PLATE_ALPHABET[k - 1] if k != _SEPARATOR else " ")
+            confs.append(float(sure[t, k]))
         elif k != _BLANK:
-            confs[-1] = max(confs[-1], float(probs[t, k]))
+            confs[-1] = max(confs[-1], float(sure[t, k]))
         previous = k
-    kept = [(c.upper(), p) for c, p in zip(chars, confs, strict=True) if c.isalnum() and c.isascii()]
+    kept = [(c, p) for c, p in zip(chars, confs, strict=True) if c != " "]
     return PlateText(text="".join(c for c, _ in kept), char_confidences=tuple(p for _, p in kept))
 
 

@@ -1,0 +1,105 @@
+"""The PP-OCR plate reader: decoding and preprocessing rules, and golden reads of rendered plates with the
+converted model on the real LiteRT runtime (skipped until tools/convert_ppocr_rec.py has installed it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.errors import ModelError
+from edge.read.charsets import PPOCR_PLATE_CLASSES
+from edge.read.ppocr import PpocrPlateReader, ctc_decode, preprocess
+from edge.runtime import load_manifest, open_model
+from edge.sample.plates import render_plate
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFEST = ROOT / "models" / "manifest.json"
+MODEL = ROOT / "models" / "fetched" / "ppocr_rec_plate.tflite"
+
+
+def _probs(path: str, floor: float = 0.01) -> np.ndarray:
+    """One frame per character of ``path`` ('_' is the blank), that class at 0.9."""
+    p = np.full((len(path), len(PPOCR_PLATE_CLASSES) + 1), floor, np.float32)
+    for t, c in enumerate(path):
+        p[t, 0 if c == "_" else PPOCR_PLATE_CLASSES.index(c) + 1] = 0.9
+    return p
+
+
+def test_decode_merges_repeats_keeps_doubles_split_by_blank_and_drops_separators() -> None:
+    read = ctc_decode(_probs("AA_A-b1 1_·7"))
+    assert read.text == "AAB117"
+    assert read.char_confidences == pytest.approx((0.9,) * 6, abs=0.03)
+
+
+def test_decode_adds_a_lower_case_letter_to_its_capital_and_reads_l_as_i() -> None:
+    p = _probs("ABC")
+    p[2, PPOCR_PLATE_CLASSES.index("C") + 1] = 0.45
+    p[2, PPOCR_PLATE_CLASSES.index("c") + 1] = 0.45
+    p[2, PPOCR_PLATE_CLASSES.index("G") + 1] = 0.5
+    read = ctc_decode(p)
+    assert read.text == "ABC" and read.char_confidences[2] == pytest.approx(0.9)
+    assert ctc_decode(_probs("1l")).text == "1I"
+
+
+def test_decode_refuses_an_output_of_the_wrong_width() -> None:
+    with pytest.raises(ValueError, match="expected"):
+        ctc_decode(np.zeros((24, 37), np.float32))
+
+
+def test_preprocess_keeps_aspect_pads_right_and_scales_to_minus_one_one() -> None:
+    crop = np.full((20, 40, 3), 255, np.uint8)
+    x = preprocess(crop, 48, 192)
+    assert x.shape == (48, 192, 3)
+    assert np.allclose(x[:, :96], 1.0) and np.allclose(x[:, 96:], 0.0)
+
+
+def test_preprocess_unfolds_a_two_line_plate_and_squeezes_a_long_one() -> None:
+    two_line = np.zeros((100, 120, 3), np.uint8)
+    two_line[:50] = 255  # top line white, bottom black: side by side they fill left and right halves
+    x = preprocess(two_line, 48, 192)
+    assert x[:, :90].mean() > 0.5 and x[:, 100:].mean() < -0.5
+    assert preprocess(np.zeros((10, 400, 3), np.uint8), 48, 192).shape == (48, 192, 3)
+
+
+def _reader() -> PpocrPlateReader:
+    if not MODEL.is_file():
+        pytest.skip("PP-OCR model not installed: run tools/convert_ppocr_rec.py in .venv-convert")
+    return PpocrPlateReader(open_model(MODEL, load_manifest(MANIFEST)))
+
+
+@pytest.mark.parametrize("text", ["AB12 CDE", "XY61 ZZB", "K123 ABC", "LM298AI"])
+@pytest.mark.parametrize(("char_h", "rear"), [(12, False), (20, True), (40, False)])
+def test_reads_rendered_plates_exactly(text: str, char_h: int, rear: bool) -> None:
+    plate = render_plate(text, char_height=char_h, rear=rear)
+    crop = cv2.copyMakeBorder(plate, 4, 4, 6, 6, cv2.BORDER_CONSTANT, value=(90, 90, 90))
+    read = _reader().read(crop)
+    assert read.text == text.replace(" ", "")
+    assert len(read.char_confidences) == len(read.text) and read.confidence > 0.5
+
+
+def test_reads_a_blurred_slanted_plate_and_a_two_line_plate() -> None:
+    reader = _reader()
+    plate = render_plate("AB12 CDE", char_height=24)
+    h, w = plate.shape[:2]
+    slanted = cv2.warpAffine(plate, cv2.getRotationMatrix2D((w / 2, h / 2), 3.0, 1.0), (w, h),
+                             borderMode=cv2.BORDER_REPLICATE)
+    assert reader.read(cv2.GaussianBlur(slanted, (5, 5), 0)).text == "AB12CDE"
+    assert reader.read(render_plate("AB12 CDE", char_height=30, two_line=True)).text == "AB12CDE"
+
+
+def test_a_model_with_the_wrong_input_is_refused(tmp_path: Path) -> None:
+    import hashlib
+    import json
+    import shutil
+
+    tiny = ROOT / "tests" / "data" / "tiny_ocr.tflite"  # grey input: not a PP-OCR model
+    shutil.copyfile(tiny, tmp_path / "m.tflite")
+    digest = hashlib.sha256((tmp_path / "m.tflite").read_bytes()).hexdigest()
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": [{
+        "name": "m", "file": "m.tflite", "version": "t", "task": "plate-ocr-ppocr", "input_size": [1, 32, 128, 1],
+        "licence": "test", "source": "trained: test", "sha256": digest}]}))
+    with pytest.raises(ModelError, match=r"expected \[1, height, width, 3\]"):
+        PpocrPlateReader(open_model(tmp_path / "m.tflite", load_manifest(tmp_path / "manifest.json")))
