@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 MIN_SIZE_RATIO = 0.5  # a sighting's width against the predicted width, for it to join a track
 TEXT_MATCH = 0.7  # text similarity that lets a sighting join from farther away (after a gap)
+TEXT_CONFLICT = 0.35  # below this similarity two reads of 4+ characters are different plates...
+SAME_PLACE_IOU = 0.3  # ...unless their boxes overlap this much (then it is one plate, misread)
 VALID_BEST = 1.5  # best-frame score factor for a read that fits a format
 MAX_READS = 128  # reads a track keeps for voting (a long wait keeps every other one)
 
@@ -171,6 +173,10 @@ class PlateTracker:
         dist = math.hypot(px - bx, py - by) / max(1, predicted.w, box.w)
         reach = self.config.max_jump * (1.0 + 2.0 * gap_s)
         text = similarity(track.text, read.text) if track.text and read.text else 0.0
+        if iou < SAME_PLACE_IOU and min(len(track.text), len(read.text)) >= 4 and text < TEXT_CONFLICT:
+            return None  # two well-read, different plates: another vehicle, however near
+        if iou < self.config.match_iou and out_of_frame(predicted, *self._frame_size):
+            return None  # the track has left the frame: only an overlapping sighting continues it
         if iou < self.config.match_iou and dist > reach and not (text >= TEXT_MATCH and dist <= 3 * reach):
             return None
         return iou + max(0.0, 1.0 - dist / reach) + text

@@ -202,3 +202,14 @@ def test_a_read_too_weak_at_max_delay_is_published_when_the_track_ends_if_it_fir
     out = {i: tracker.update(at(i), frames.get(i, []), FRAME) for i in range(260)}
     published = [(i, p.plate) for i, ps in out.items() for p in ps]
     assert published == [(225, "AB12CDE")]  # not at 1 s (too unsure), but when it left
+
+
+def test_a_plate_appearing_where_another_just_left_is_another_vehicle() -> None:
+    # one plate leaves at the bottom (sparse detections: every 3rd frame); 5 frames later another plate,
+    # well read and different, appears two plate widths away: it must not take over the first track
+    frames: dict[int, list[PlateRead]] = {i: [sighting("W8CLU", i, 850, 420 + 22 * i, w=170)]
+                                          for i in range(0, 13, 3)}
+    frames.update({i: [sighting("LL26NOO", i, 520, 700 - 10 * (i - 17), w=170 - 2 * (i - 17))]
+                   for i in range(17, 60, 3)})
+    passes = run(PlateTracker(TrackConfig()), frames, 100)
+    assert sorted(p.plate for p in passes) == ["LL26NOO", "W8CLU"]
