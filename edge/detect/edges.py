@@ -8,12 +8,14 @@ of enough characters into a plate box: the characters' box grown by the plate's 
 plate is about 1.4 character heights tall). Light-on-dark plates are found on the inverted image.
 
 It needs no model; its parameters come from plate geometry, not from any evaluation set.
-Confidence grows with the number of characters (up to 7), how alike their heights are and how
-straight their line is.
+Confidence is a weighted sum of tests of the row: 5 to 9 characters, alike heights, a straight line,
+even spacing, and plain plate background just above and below the characters. The best
+``max_detections`` rows are returned, as each one costs a read.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import cv2
@@ -31,12 +33,17 @@ class EdgeDetectorOptions:
     max_chars: int = 12
     min_char_h: int = 7  # pixels of the detection image
     max_char_h_share: float = 0.25  # of the image height
-    max_detections: int = 4
+    max_detections: int = 3
+    relative_score: float = 0.75  # rows scoring below this share of the best row are dropped (each costs a read)
     block_sizes: tuple[int, ...] = (15, 31)  # adaptive threshold neighbourhoods, pixels
     dark_on_light: bool = True
     light_on_dark: bool = False
-    plate_h_per_char: float = 1.45  # plate height / character height
-    side_margin_per_char: float = 0.55  # plate margin beyond the outer characters, in character heights
+    # the plate's background is followed out from the characters, within these bounds (character heights):
+    # UK/EU plates are about 1.4 character heights tall, Brazilian and US ones about 2.1
+    min_plate_h_per_char: float = 1.35
+    max_plate_h_per_char: float = 2.3
+    min_side_margin: float = 0.4  # plate margin beyond the outer characters
+    max_side_margin: float = 1.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,11 @@ class _Blob:
     def cy(self) -> float:
         return self.y + self.h / 2.0
 
+    @property
+    def chars(self) -> int:
+        """Characters this blob holds: touching neighbours make one wide blob."""
+        return max(1, round(self.w / (0.7 * self.h)))
+
 
 class EdgePlateDetector:
     """Implements :class:`edge.detect.PlateDetector` with thresholding and blob grouping only."""
@@ -59,7 +71,7 @@ class EdgePlateDetector:
 
     def detect(self, image: Image) -> list[PlateDetection]:
         grey = image if image.ndim == 2 else np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), np.uint8)
-        height, width = grey.shape[:2]
+        height = grey.shape[0]
         polarities = [g for g, on in ((grey, self.options.dark_on_light), (255 - grey, self.options.light_on_dark))
                       if on]
         found: list[PlateDetection] = []
@@ -67,45 +79,82 @@ class EdgePlateDetector:
             for block in self.options.block_sizes:
                 blobs = char_blobs(g, block, self.options.min_char_h, self.options.max_char_h_share * height)
                 for row in char_rows(blobs, self.options.min_chars, self.options.max_chars):
-                    det = self._plate(row, width, height)
+                    det = self._plate(g, row)
                     if det is not None:
                         found.append(det)
         kept = _suppress_overlaps(found)
-        return kept[: self.options.max_detections]
+        if not kept:
+            return []
+        floor = self.options.relative_score * kept[0].confidence
+        return [d for d in kept if d.confidence >= floor][: self.options.max_detections]
 
-    def _plate(self, row: list[_Blob], width: int, height: int) -> PlateDetection | None:
+    def _plate(self, grey: npt.NDArray[np.uint8], row: list[_Blob]) -> PlateDetection | None:
         o = self.options
+        height, width = grey.shape[:2]
         x0 = min(b.x for b in row)
         x1 = max(b.x + b.w for b in row)
-        heights = np.array([b.h for b in row], np.float32)
-        ch = float(np.median(heights))
+        ch = float(np.median([b.h for b in row]))
         cy = float(np.median([b.cy for b in row]))
-        margin = o.side_margin_per_char * ch
-        plate_h = o.plate_h_per_char * ch
-        box = Box(round(x0 - margin), round(cy - plate_h / 2), round(x1 - x0 + 2 * margin), round(plate_h))
-        box = box.clipped(width, height)
+        box = plate_extent(grey, (x0, x1), cy, ch, o).clipped(width, height)
         if box.w < o.min_width or box.w < 1.5 * box.h:
             return None
-        score = _row_score(row, ch)
+        score = _row_score(row, ch, _framing(grey, (x0, x1), cy, ch))
         if score < o.min_confidence:
             return None
         return PlateDetection(box, score)
 
 
+def plate_extent(grey: npt.NDArray[np.uint8], span: tuple[int, int], cy: float, ch: float,
+                 o: EdgeDetectorOptions) -> Box:
+    """The plate around a row of characters: its background followed up, down and sideways, within bounds.
+
+    The background level is taken from the character band (its light pixels); a row or column still
+    belongs to the plate while at least half its pixels are near that level.
+    """
+    height, width = grey.shape[:2]
+    x0, x1 = span
+    top, bottom = max(0, round(cy - ch / 2)), min(height, round(cy + ch / 2))
+    band = grey[top:bottom, x0:x1]
+    if band.size == 0:
+        return Box(x0, top, x1 - x0, bottom - top)
+    bg, ink = float(np.percentile(band, 80)), float(np.percentile(band, 10))
+    tol = max(18.0, 0.4 * (bg - ink))
+
+    lo_v, hi_v = (o.min_plate_h_per_char - 1) / 2 * ch, (o.max_plate_h_per_char - 1) / 2 * ch
+    lo_h, hi_h = o.min_side_margin * ch, o.max_side_margin * ch
+    wy0, wy1 = max(0, top - int(hi_v) - 1), min(height, bottom + int(hi_v) + 1)
+    wx0, wx1 = max(0, x0 - int(hi_h) - 1), min(width, x1 + int(hi_h) + 1)
+    near = np.abs(grey[wy0:wy1, wx0:wx1].astype(np.float32) - bg) < tol  # window around the row
+    cols = slice(x0 - wx0, x1 - wx0)
+    above = near[: top - wy0, cols][::-1].mean(axis=1)  # first entry: the line just above the band
+    below = near[bottom - wy0 :, cols].mean(axis=1)
+    y0 = round(top - _reach(above, lo_v, hi_v))
+    y1 = round(bottom + _reach(below, lo_v, hi_v))
+    rows = slice(max(0, y0) - wy0, min(height, y1) - wy0)
+    left = near[rows, : x0 - wx0][:, ::-1].mean(axis=0)
+    right = near[rows, x1 - wx0 :].mean(axis=0)
+    reach_l, reach_r = _reach(left, lo_h, hi_h), _reach(right, lo_h, hi_h)
+    return Box(round(x0 - reach_l), y0, round(x1 - x0 + reach_l + reach_r), y1 - y0)
+
+
+def _reach(shares: npt.NDArray[np.floating], least: float, most: float) -> float:
+    """Lines the plate background reaches (share of background-like pixels >= 0.5), within bounds."""
+    outside = np.flatnonzero(shares < 0.5)
+    d = int(outside[0]) if outside.size else int(shares.size)
+    return float(min(max(d, least), most))
+
+
 def char_blobs(grey: npt.NDArray[np.uint8], block: int, min_h: float, max_h: float) -> list[_Blob]:
     """Dark connected components of character size and shape (pure function of the image)."""
     binary = cv2.adaptiveThreshold(grey, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, 7)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    blobs = []
-    for i in range(1, n):
-        x, y, w, h, area = (int(v) for v in stats[i])
-        if not min_h <= h <= max_h:
-            continue
-        aspect = w / h
-        fill = area / float(w * h)
-        if 0.12 <= aspect <= 1.0 and 0.2 <= fill <= 0.9:
-            blobs.append(_Blob(x, y, w, h))
-    return blobs
+    _, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    x, y, w, h, area = (stats[1:, k].astype(np.float32) for k in range(5))
+    aspect = w / h
+    fill = area / (w * h)
+    max_fill = np.where(aspect < 0.35, 1.0, 0.9)  # a 1 or an I fills its box
+    keep = (h >= min_h) & (h <= max_h) & (aspect >= 0.08) & (aspect <= 2.4) & (fill >= 0.2) & (fill <= max_fill)
+    boxes = zip(x[keep], y[keep], w[keep], h[keep], strict=True)
+    return [_Blob(int(a), int(b), int(c), int(d)) for a, b, c, d in boxes]
 
 
 def char_rows(blobs: list[_Blob], min_chars: int, max_chars: int) -> list[list[_Blob]]:
@@ -135,16 +184,41 @@ def char_rows(blobs: list[_Blob], min_chars: int, max_chars: int) -> list[list[_
     groups: dict[int, list[_Blob]] = {}
     for i, blob in enumerate(blobs):
         groups.setdefault(find(i), []).append(blob)
-    return [g for g in groups.values() if min_chars <= len(g) <= max_chars]
+    return [g for g in groups.values() if min_chars <= sum(b.chars for b in g) <= max_chars]
 
 
-def _row_score(row: list[_Blob], ch: float) -> float:
-    heights = np.array([b.h for b in row], np.float32)
-    centres = np.array([b.cy for b in row], np.float32)
-    count_term = min(len(row), 7) / 7.0
+def _framing(grey: npt.NDArray[np.uint8], span: tuple[int, int], cy: float, ch: float) -> float:
+    """Share of plain background just above and below the characters (a plate has some; clutter rarely)."""
+    height = grey.shape[0]
+    x0, x1 = span
+    band = grey[max(0, round(cy - ch / 2)) : min(height, round(cy + ch / 2)), x0:x1]
+    if band.size == 0:
+        return 0.0
+    bg, ink = float(np.percentile(band, 80)), float(np.percentile(band, 10))
+    if bg - ink < 25:
+        return 0.0
+    tol = max(18.0, 0.4 * (bg - ink))
+    top, bottom = round(cy - ch / 2), round(cy + ch / 2)
+    near, far = max(1, round(0.04 * ch)), max(2, round(0.15 * ch))  # UK/EU plates: about 0.2 ch of margin
+    strips = [grey[max(0, top - far) : max(0, top - near + 1), x0:x1],
+              grey[min(height, bottom + near - 1) : min(height, bottom + far), x0:x1]]
+    shares = [float(np.mean(np.abs(s.astype(np.float32) - bg) < tol)) if s.size else 0.0 for s in strips]
+    return min(shares)
+
+
+def _row_score(row: list[_Blob], ch: float, framing: float) -> float:
+    """Plate-likeness of a row: enough characters, of one height, on one line, evenly spaced, framed."""
+    ordered = sorted(row, key=lambda b: b.x)
+    heights = np.array([b.h for b in ordered], np.float32)
+    centres = np.array([b.cy for b in ordered], np.float32)
+    n = sum(b.chars for b in ordered)
+    count_term = 1.0 if 5 <= n <= 9 else 0.6
     height_term = max(0.0, 1.0 - float(heights.std()) / (0.15 * ch))
     line_term = max(0.0, 1.0 - float(np.abs(centres - np.median(centres)).mean()) / (0.15 * ch))
-    return float(np.clip(0.5 * count_term + 0.25 * height_term + 0.25 * line_term, 0.0, 1.0))
+    gaps = np.array([b.x - (a.x + a.w) for a, b in itertools.pairwise(ordered)], np.float32) / ch
+    pitch_term = float(np.mean((gaps > -0.1) & (gaps < 0.6))) if gaps.size else 0.0
+    score = 0.3 * count_term + 0.15 * height_term + 0.15 * line_term + 0.2 * pitch_term + 0.2 * framing
+    return float(np.clip(score, 0.0, 1.0))
 
 
 def _suppress_overlaps(found: list[PlateDetection], iou: float = 0.3) -> list[PlateDetection]:
