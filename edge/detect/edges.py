@@ -133,14 +133,25 @@ def plate_extent(grey: npt.NDArray[np.uint8], span: tuple[int, int], cy: float, 
     rows = slice(max(0, y0) - wy0, min(height, y1) - wy0)
     left = near[rows, : x0 - wx0][:, ::-1].mean(axis=0)
     right = near[rows, x1 - wx0 :].mean(axis=0)
-    reach_l, reach_r = _reach(left, lo_h, hi_h), _reach(right, lo_h, hi_h)
+    # sideways a character the row missed (a thin 1) must not stop the plate: step over short dark runs
+    skip = max(1, round(0.3 * ch))
+    reach_l, reach_r = _reach(left, lo_h, hi_h, skip), _reach(right, lo_h, hi_h, skip)
     return Box(round(x0 - reach_l), y0, round(x1 - x0 + reach_l + reach_r), y1 - y0)
 
 
-def _reach(shares: npt.NDArray[np.floating], least: float, most: float) -> float:
-    """Lines the plate background reaches (share of background-like pixels >= 0.5), within bounds."""
-    outside = np.flatnonzero(shares < 0.5)
-    d = int(outside[0]) if outside.size else int(shares.size)
+def _reach(shares: npt.NDArray[np.floating], least: float, most: float, skip: int = 1) -> float:
+    """Lines the plate background reaches (share of background-like pixels >= 0.5), within bounds.
+
+    The plate ends where ``skip`` lines in a row are not background (the end of the last background line).
+    """
+    inside = shares >= 0.5
+    d, run = 0, 0
+    for k, ok in enumerate(inside.tolist()):
+        run = 0 if ok else run + 1
+        if ok:
+            d = k + 1
+        if run >= skip:
+            break
     return float(min(max(d, least), most))
 
 
