@@ -217,14 +217,19 @@ def update_manifest(models_dir: Path, tflite: Path, version: str) -> str:
         "source": "trained: tools/train_plate_ocr.py",
         "sha256": digest,
     }
-    manifest["models"] = [m for m in manifest.get("models", []) if m.get("name") != "plate_ocr"] + [entry]
+    models = manifest.setdefault("models", [])
+    names = [m.get("name") for m in models]
+    if "plate_ocr" in names:
+        models[names.index("plate_ocr")] = entry  # keep its place: other entries untouched
+    else:
+        models.append(entry)
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     return digest
 
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=1400, help="training steps (batches)")
+    ap.add_argument("--steps", type=int, default=2000, help="training steps (batches)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--max-minutes", type=float, default=18.0, help="stop training early at this wall time")
     ap.add_argument("--val", type=int, default=2000, help="held-out validation crops (different seed)")

@@ -102,7 +102,13 @@ class TflitePlateReader:
         self._height, self._width = int(shape[1]), int(shape[2])
 
     def read(self, crop: Image) -> PlateText:
+        """Text and per-character confidences; an empty or degenerate crop reads as nothing."""
+        if crop.size == 0 or min(crop.shape[:2]) < 2:
+            log.debug("plate crop of shape %s is too small to read", crop.shape)
+            return PlateText(text="", char_confidences=())
         readings = [self._read_as(crop, two_line=t) for t in layouts_to_try(crop)]
+        if len(readings) > 1:
+            log.debug("crop %s read both ways: %s", crop.shape[:2], [(r.text, r.confidence) for r in readings])
         return max(readings, key=lambda r: (r.confidence, len(r.text)))
 
     def _read_as(self, crop: Image, *, two_line: bool) -> PlateText:

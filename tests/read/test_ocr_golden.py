@@ -117,6 +117,11 @@ def test_random_registrations_with_random_variation_read_exactly(reader: TfliteP
     assert misses == []
 
 
+def test_an_empty_crop_reads_as_nothing(reader: TflitePlateReader) -> None:
+    got = reader.read(np.zeros((0, 40, 3), np.uint8))
+    assert (got.text, got.char_confidences, got.confidence) == ("", (), 0.0)
+
+
 def test_greedy_ctc_collapses_repeats_drops_blanks_and_keeps_the_best_frame() -> None:
     k = len(ALPHABET) + 1
     frames = [("A", 0.6), ("A", 0.9), (None, 0.8), ("A", 0.7), ("1", 0.95), (None, 0.99)]
