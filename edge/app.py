@@ -20,7 +20,7 @@ from edge.capture.video import ImageFolderSource, StreamSource, VideoFileSource
 from edge.clock import Clock, SystemClock
 from edge.clocksync import ClockGate, ClockStatus
 from edge.config import Config
-from edge.detect.contour import ContourDetectorOptions, ContourPlateDetector
+from edge.detect.factory import build_detector
 from edge.domain import Frame, OutgoingMessage
 from edge.errors import ModelError, StateError
 from edge.outbox.store import Outbox
@@ -33,9 +33,8 @@ from edge.privacy.retention import Retention
 from edge.privacy.stage import PrivacyStage
 from edge.publish.mqtt import MqttPublisher
 from edge.publish.topics import Topics
+from edge.read.factory import build_reader
 from edge.read.formats import FormatSet
-from edge.read.ocr import TflitePlateReader
-from edge.runtime import load_manifest, open_model
 from edge.sequence import SequenceFile
 from edge.track import PlateTracker
 
@@ -129,12 +128,9 @@ def open_node(
     """
     clock = clock or SystemClock()
     state = ensure_state_dir(config.node.state_dir)
-    manifest = load_manifest(config.read.manifest)
-    reader = TflitePlateReader(open_model(config.read.model, manifest, threads=config.read.threads))
+    reader = build_reader(config.read)  # the backend the manifest task of read.model names
     formats = FormatSet.load(config.read.formats, config.read.formats_file)
-    detector = ContourPlateDetector(
-        ContourDetectorOptions(min_width=config.detect.min_plate_width, min_confidence=config.detect.min_confidence)
-    )
+    detector = build_detector(config.detect)
     topics = Topics(config.mqtt.topic_prefix if config.mqtt else "anpr", config.node.site, config.node.camera)
     needs_images = config.privacy.image != "none" or config.privacy.hit_image != "none"
     redactor = node_redactor(config) if needs_images else None
