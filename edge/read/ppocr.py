@@ -27,6 +27,7 @@ TWO_LINE_MAX_ASPECT = 2.0  # width / height below which a crop is taken for a tw
 _TWO_LINE_OVERLAP = 0.06  # each half keeps this share of the other, so no line is cut
 
 
+EDGE_CHAR_MIN = 0.5  # a first or last character less sure than this is dropped
 SIDE_TRIM = 0.05  # share of the crop's width taken off each side before reading
 
 
@@ -86,7 +87,9 @@ def ctc_decode(probs: npt.NDArray[np.float32], classes: str = PPOCR_PLATE_CLASSE
     """Greedy CTC over (time, 1 + len(classes)) after merging case variants; separators are dropped.
 
     A character's confidence is its best frame's (merged) probability, plus its twin's for O/0 and I/1,
-    which the plate font draws alike (the format check decides between them by position).
+    which the plate font draws alike (the format check decides between them by position). Unsure
+    characters at either end (below ``EDGE_CHAR_MIN``) are dropped: at a plate's ends they are most
+    often the country letters of its band, a bolt or the frame's print.
     """
     if probs.ndim != 2 or probs.shape[1] != len(classes) + 1:
         raise ValueError(f"recogniser output has shape {probs.shape}; expected (time, {len(classes) + 1})")
@@ -107,6 +110,10 @@ def ctc_decode(probs: npt.NDArray[np.float32], classes: str = PPOCR_PLATE_CLASSE
             confs[-1] = max(confs[-1], float(sure[t, k]))
         previous = k
     kept = [(c, p) for c, p in zip(chars, confs, strict=True) if c != " "]
+    while kept and kept[0][1] < EDGE_CHAR_MIN:  # a band's country letters, a bolt, a frame's print
+        kept.pop(0)
+    while kept and kept[-1][1] < EDGE_CHAR_MIN:
+        kept.pop()
     return PlateText(text="".join(c for c, _ in kept), char_confidences=tuple(p for _, p in kept))
 
 

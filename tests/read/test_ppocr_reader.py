@@ -44,6 +44,16 @@ def test_decode_adds_a_lower_case_letter_to_its_capital_and_reads_l_as_i() -> No
     assert ctc_decode(_probs("1l")).text == "1I"
 
 
+def test_decode_drops_unsure_characters_at_the_ends_only() -> None:
+    p = _probs("XAB1CY")
+    for t in (0, 3, 5):  # X, the inner 1 and Y are unsure
+        p[t] = 0.01
+        p[t, PPOCR_PLATE_CLASSES.index("XAB1CY"[t]) + 1] = 0.3
+    read = ctc_decode(p)
+    assert read.text == "AB1C"
+    assert min(read.char_confidences) < 0.5  # the inner unsure character is kept, and so is its doubt
+
+
 def test_decode_refuses_an_output_of_the_wrong_width() -> None:
     with pytest.raises(ValueError, match="expected"):
         ctc_decode(np.zeros((24, 37), np.float32))
