@@ -144,3 +144,20 @@ def test_stages_built_from_config_run_on_litert(tmp_path: Path, capsys: pytest.C
 def test_missing_labels_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert eval_plates.run(_args(tmp_path), _stages()) == 2
     assert "labels.csv" in capsys.readouterr().err
+
+
+def test_real_route_edges_and_ppocr_reads_rendered_plates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The edges detector and the converted PP-OCR reader, built from a config, on the real runtime."""
+    model = ROOT / "models" / "fetched" / "ppocr_rec_plate.tflite"
+    if not model.is_file():
+        pytest.skip("PP-OCR model not installed: run tools/convert_ppocr_rec.py in .venv-convert")
+    folder = _folder(tmp_path, [("a.png", "XY51ABC", (300, 200), None), ("b.png", "XY51ABC", (40, 60), None)])
+    config = tmp_path / "config.yaml"
+    config.write_text(f"node: {{site: t, camera: t}}\ndetect: {{backend: edges}}\n"
+                      f"read: {{model: {model}, manifest: {ROOT / 'models' / 'manifest.json'}}}\n")
+    code = eval_plates.main(_args(folder, "--config", str(config), "--formats", "none"))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    r = json.loads(out)
+    assert (r["plates"], r["detected"], r["exact"], r["folded"]) == (2, 2, 2, 2)
+    assert (r["detector"], r["reader"]) == ("edges", "PpocrPlateReader")
