@@ -15,7 +15,9 @@ classes and most of its cost; fix the input to 1x3x48xWIDTH; replace ``Erf`` (GE
 no builtin for, by its tanh approximation; simplify with onnxsim; convert with onnx2tf (float32, NHWC
 input 1x48xWIDTHx3, BGR scaled to -1..1; output 1x(WIDTH/8)x(1+classes) softmax). The result's sha256 is
 compared with ``models/manifest.json`` (entry ``ppocr_rec_plate``), or written there with
-``--update-manifest``.
+``--update-manifest``. The conversion is deterministic: two runs, and a run in a fresh venv, gave the
+same sha256. Cost measured on the 2-core x86 dev machine: venv + ``pip install`` 43 s (warm pip cache;
+about 700 MB installed, TensorFlow most of it), download + conversion 23 s.
 """
 
 from __future__ import annotations
