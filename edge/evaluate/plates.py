@@ -354,6 +354,9 @@ def format_table(r: dict[str, Any]) -> str:
         f"  folded        {r['folded']}  ({_fmt(r['folded_rate'])}, O=0 and I=1)",
         f"  median_ms     {r['median_ms']}  (p95 {r['p95_ms']})",
     ]
+    if r["formats"] != "none":
+        lines.append("  (reads are fitted to the formats above, as the node does; score other countries' plates "
+                     "with --formats none or their own --formats-file)")
     misses = r["misses"]
     lines += [f"  miss {m['image']:24} truth {m['truth']:10} read {m['read'] or '-':10} iou {m['iou']:.2f}"
               for m in misses[:20]]
