@@ -34,7 +34,7 @@ class EdgeDetectorOptions:
     min_char_h: int = 7  # pixels of the detection image
     max_char_h_share: float = 0.25  # of the image height
     max_detections: int = 3
-    relative_score: float = 0.75  # rows scoring below this share of the best row are dropped (each costs a read)
+    relative_score: float = 0.85  # rows scoring below this share of the best row are dropped (each costs a read)
     block_sizes: tuple[int, ...] = (15, 31)  # adaptive threshold neighbourhoods, pixels
     dark_on_light: bool = True
     light_on_dark: bool = False
@@ -198,6 +198,16 @@ def char_rows(blobs: list[_Blob], min_chars: int, max_chars: int) -> list[list[_
     return [g for g in groups.values() if min_chars <= sum(b.chars for b in g) <= max_chars]
 
 
+def _line_of(row: list[_Blob]) -> tuple[float, float]:
+    """Slope and offset of the line through the characters' centres (y = slope * x + offset)."""
+    xs = np.array([b.x + b.w / 2.0 for b in row], np.float32)
+    ys = np.array([b.cy for b in row], np.float32)
+    if len(row) < 2 or float(np.ptp(xs)) < 1.0:
+        return 0.0, float(ys.mean())
+    slope, offset = np.polyfit(xs, ys, 1)
+    return float(slope), float(offset)
+
+
 def _framing(grey: npt.NDArray[np.uint8], span: tuple[int, int], cy: float, ch: float) -> float:
     """Share of plain background just above and below the characters (a plate has some; clutter rarely)."""
     height = grey.shape[0]
@@ -225,7 +235,10 @@ def _row_score(row: list[_Blob], ch: float, framing: float) -> float:
     n = sum(b.chars for b in ordered)
     count_term = 1.0 if 5 <= n <= 9 else 0.6
     height_term = max(0.0, 1.0 - float(heights.std()) / (0.15 * ch))
-    line_term = max(0.0, 1.0 - float(np.abs(centres - np.median(centres)).mean()) / (0.15 * ch))
+    xs = np.array([b.x + b.w / 2.0 for b in ordered], np.float32)
+    slope, offset = _line_of(ordered)
+    residual = float(np.abs(centres - (slope * xs + offset)).mean())  # a slanted plate is still one line
+    line_term = max(0.0, 1.0 - residual / (0.15 * ch))
     gaps = np.array([b.x - (a.x + a.w) for a, b in itertools.pairwise(ordered)], np.float32) / ch
     pitch_term = float(np.mean((gaps > -0.1) & (gaps < 0.6))) if gaps.size else 0.0
     score = 0.3 * count_term + 0.15 * height_term + 0.15 * line_term + 0.2 * pitch_term + 0.2 * framing

@@ -29,6 +29,8 @@ _TWO_LINE_OVERLAP = 0.06  # each half keeps this share of the other, so no line 
 
 EDGE_CHAR_MIN = 0.5  # a first or last character less sure than this is dropped
 SIDE_TRIM = 0.05  # share of the crop's width taken off each side before reading
+RETRY_BELOW = 0.8  # a plate-like read with a character less sure than this is read again, cut tighter
+RETRY_TRIM = 0.1
 
 
 def preprocess(crop: Image, height: int, width: int, *, side_trim: float = SIDE_TRIM) -> npt.NDArray[np.float32]:
@@ -131,7 +133,18 @@ class PpocrPlateReader:
         self._height, self._width = int(shape[1]), int(shape[2])
 
     def read(self, crop: Image) -> PlateText:
-        tensor = preprocess(crop, self._height, self._width)[None]
+        """Read the crop; a plate-like read (4-9 characters, mostly sure) with an unsure character is
+        read a second time with the sides cut tighter, and the surer of the two reads is kept."""
+        first = self._read(crop, SIDE_TRIM)
+        confs = first.char_confidences
+        plate_like = 4 <= len(confs) <= 9 and float(np.median(confs)) >= RETRY_BELOW  # not a read of clutter
+        if not plate_like or first.confidence >= RETRY_BELOW:
+            return first
+        second = self._read(crop, RETRY_TRIM)
+        return max((first, second), key=lambda t: (t.confidence, len(t.text)))
+
+    def _read(self, crop: Image, side_trim: float) -> PlateText:
+        tensor = preprocess(crop, self._height, self._width, side_trim=side_trim)[None]
         probs = np.asarray(self._model.run(tensor)[0], dtype=np.float32)
         if probs.ndim == 3:
             probs = probs[0]
