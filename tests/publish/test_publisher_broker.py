@@ -61,7 +61,7 @@ def test_broker_outage_mid_run_loses_nothing_and_keeps_order(
             if seq == 200:
                 broker.start()
         assert pub.flush(30)
-    got = sub.wait_for(300, 15, where=lambda m: True)
+    got = sub.wait_for_unique(300, 15, key=lambda m: json.loads(m.payload)["id"])
     sub.stop()
     arrivals = first_arrivals([m.payload for m in got])
     assert arrivals == list(range(300))
@@ -216,7 +216,7 @@ def test_broker_outage_during_replay_of_a_backlog_loses_nothing_and_keeps_order(
             broker.start()
             assert pub.flush(30)
         assert 0 < stopped_at < 3000  # the outage really hit the replay
-    got = sub.wait_for(3000, 20)
+    got = sub.wait_for_unique(3000, 20, key=lambda m: json.loads(m.payload)["id"])
     sub.stop()
     assert first_arrivals([m.payload for m in got]) == list(range(3000))
 

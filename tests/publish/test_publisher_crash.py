@@ -73,7 +73,7 @@ def test_sigkill_at_random_points_loses_no_committed_read(mosquitto: MosquittoBr
     assert final.done.wait(30), "final child did not drain the outbox"
     final.proc.wait(10)
     expected = committed + 50
-    got = sub.wait_for(expected + 1, 20)
+    got = sub.wait_for_unique(expected + 1, 20, key=lambda m: json.loads(m.payload)["id"])
     sub.stop()
     arrivals = first_arrivals([m.payload for m in got])
     assert kills >= 10

@@ -226,6 +226,12 @@ class Subscriber:
             self._cond.wait_for(lambda: len(matching()) >= n, timeout)
             return matching()
 
+    def wait_for_unique(self, n: int, timeout: float, key: Callable[[Received], object]) -> list[Received]:
+        """Wait until ``n`` distinct messages by ``key`` arrived (at-least-once: duplicates do not count)."""
+        with self._cond:
+            self._cond.wait_for(lambda: len({key(m) for m in self.messages}) >= n, timeout)
+            return list(self.messages)
+
     def stop(self) -> None:
         if self._client is not None:
             self._client.disconnect()
