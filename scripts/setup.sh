@@ -42,4 +42,23 @@ fi
 rm -f "$log"
 # Models that come from registry packages are extracted at install time (never at run time).
 .venv/bin/python -m edge.runtime.fetch
+
+# The plate reader is converted from a pinned registry package (PP-OCR in rapidocr==3.10.0) by the
+# project's own script, in a separate venv (.venv-convert: onnx2tf pins TensorFlow 2.19; ~2.6 GB, a few
+# minutes the first time). Skipped when the converted model is already there with the manifest's sha256.
+# EDGE_SKIP_CONVERT=1 skips it (the node then refuses to start with read.model pointing at it, and the
+# tests that need it are skipped); copy models/fetched/ppocr_rec_plate.tflite from a build machine instead.
+ppocr=models/fetched/ppocr_rec_plate.tflite
+if [ "${EDGE_SKIP_CONVERT:-0}" != "1" ] && ! .venv/bin/python -m edge.runtime.fetch --check ppocr_rec_plate >/dev/null 2>&1; then
+  echo "setup: converting the plate reader (PP-OCR from rapidocr 3.10.0) into ${ppocr}" >&2
+  [ -x .venv-convert/bin/python ] || python3 -m venv .venv-convert
+  log=$(mktemp)
+  if ! { .venv-convert/bin/python -m pip install -q --disable-pip-version-check -r tools/requirements-convert.txt &&
+         .venv-convert/bin/python tools/convert_ppocr_rec.py; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "setup: converting the plate reader failed (output above)" >&2
+    exit 1
+  fi
+  rm -f "$log"
+fi
 echo "setup: done (.venv ready, models verified)" >&2

