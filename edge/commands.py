@@ -141,7 +141,7 @@ def replay_config(args: argparse.Namespace) -> Config:
         stem = re.sub(r"[^a-z0-9_-]+", "-", Path(source).stem.lower()).strip("-") or "replay"
         data = {
             "node": {"site": "replay", "camera": stem[:60], "state_dir": "var/replay"},
-            "read": {"model": str(PROJECT_ROOT / "models/plate_ocr.tflite"),
+            "read": {"model": str(PROJECT_ROOT / "models/fetched/ppocr_rec_plate.tflite"),
                      "manifest": str(PROJECT_ROOT / "models/manifest.json")},
             "privacy": {"face_model": str(PROJECT_ROOT / "models/fetched/face_detection_full_range.tflite")},
         }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install edge-anpr on a Raspberry Pi OS 12 (Debian bookworm, 64-bit) unit, from this source checkout:
 #   the package into /opt/edge-anpr/venv (with --system-site-packages on a Pi, for python3-picamera2),
-#   the models into /opt/edge-anpr/models (trained ones copied, registry ones fetched, all sha256-checked),
+#   the models into /opt/edge-anpr/models (trained and converted ones copied, registry ones fetched, all
+#   sha256-checked; run scripts/setup.sh first, it converts the plate reader),
 #   the config into /etc/edge-anpr (provisioned when --site/--camera/--broker are given),
 #   the service user edge-anpr (group video) and the systemd unit, enabled.
 #
@@ -74,7 +75,16 @@ run install -m 0644 "$SRC/models/manifest.json" "$PREFIX/models/manifest.json"
 for f in "$SRC"/models/*.tflite; do
   [ -e "$f" ] && run install -m 0644 "$f" "$PREFIX/models/"
 done
+# The converted plate reader (PP-OCR) comes from the checkout: scripts/setup.sh converts it there (on this
+# unit, or on a build machine whose models/fetched/ was copied here); its sha256 is checked below.
+if [ ! -e "$SRC/models/fetched/ppocr_rec_plate.tflite" ]; then
+  echo "install-node: models/fetched/ppocr_rec_plate.tflite is missing: run scripts/setup.sh first" >&2
+  exit 3
+fi
+run install -d -m 0755 "$PREFIX/models/fetched"
+run install -m 0644 "$SRC/models/fetched/ppocr_rec_plate.tflite" "$PREFIX/models/fetched/"
 run "$PREFIX/venv/bin/python" -m edge.runtime.fetch --models-dir "$PREFIX/models"
+run "$PREFIX/venv/bin/python" -m edge.runtime.fetch --models-dir "$PREFIX/models" --check ppocr_rec_plate
 run chmod -R a+rX "$PREFIX/models"
 
 # 5. Template, docs, config directory (root:edge-anpr 0750: the key inside is the service user's).

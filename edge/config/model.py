@@ -59,7 +59,7 @@ class CaptureConfig(_Section):
 
 class DetectConfig(_Section):
     backend: Literal["contour", "edges"] = Field(
-        "contour", description="Plate detector backend: contour (clean, bright plates), edges (rows of characters)."
+        "edges", description="Plate detector backend: edges (rows of characters; real plates), contour (clean, bright plates)."
     )
     every_n_frames: int = Field(1, ge=1, le=30, description="Run detection on every n-th frame.")
     min_plate_width: int = Field(24, ge=8, le=2000, description="Smallest plate width (lores pixels) to consider.")
@@ -67,7 +67,10 @@ class DetectConfig(_Section):
 
 
 class ReadConfig(_Section):
-    model: str = Field("models/plate_ocr.tflite", description="OCR model file (.tflite), listed in the manifest.")
+    model: str = Field(
+        "models/fetched/ppocr_rec_plate.tflite",
+        description="OCR model file (.tflite), listed in the manifest; its task picks the reader (PP-OCR or CTC).",
+    )
     manifest: str = Field("models/manifest.json", description="Model manifest with the expected sha256 of each file.")
     threads: int = Field(1, ge=1, le=16, description="Inference threads for the OCR model.")
     min_confidence: float = Field(0.5, ge=0.0, le=1.0, description="Reads below this character confidence are dropped.")
