@@ -60,7 +60,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from edge.app import build_source, open_node
-    from edge.clock import SystemClock
+    from edge.clock import ReplayClock, SystemClock
     from edge.evaluate.replay import PassRecorder, TimedSource, load_truth, score
 
     cpu = _pin(args.cpu)
@@ -71,10 +71,14 @@ def main(args: argparse.Namespace) -> int:
         source = TimedSource(build_source(config, SystemClock()))
         timed = _SourceTimer(source)
         recorder = PassRecorder(source, keep_crops=False)
-        with open_node(config, source=timed, on_pass=recorder) as node:
+        # stamped, aged and expired by the recording's own time, as in `edge-anpr replay`
+        clock = ReplayClock()
+        with open_node(config, source=timed, on_pass=recorder, clock=clock,
+                       on_frame=lambda f: clock.observe(f.timestamp)) as node:
             started = time.monotonic()
             stats = node.pipeline.run()
             elapsed = time.monotonic() - started
+            queued = node.outbox.depth()  # every pass reached the durable outbox (none aged out)
         truth_file = video.with_name(video.stem + ".truth.csv")
         scored = score(load_truth(truth_file), recorder.found).as_dict() if truth_file.is_file() else {}
     frames = stats.frames
@@ -92,6 +96,7 @@ def main(args: argparse.Namespace) -> int:
         "detect_ms_mean": _mean(stats.detect_ms),
         "ocr_ms_mean": _mean(stats.ocr_ms),
         "passes": len(recorder.found),
+        "outbox_depth": queued,
         "latency_p95_ms": recorder.latency_p95_ms,
         "latency_max_ms": round(max(recorder.latency_ms), 1) if recorder.latency_ms else None,
         "rss_mb": _peak_rss_mb(),
