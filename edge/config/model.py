@@ -59,7 +59,8 @@ class CaptureConfig(_Section):
 
 class DetectConfig(_Section):
     backend: Literal["contour", "edges"] = Field(
-        "edges", description="Plate detector backend: edges (rows of characters; real plates), contour (clean, bright plates)."
+        "edges",
+        description="Plate detector backend: edges (rows of characters; real plates), contour (clean, bright plates).",
     )
     every_n_frames: int = Field(1, ge=1, le=30, description="Run detection on every n-th frame.")
     min_plate_width: int = Field(24, ge=8, le=2000, description="Smallest plate width (lores pixels) to consider.")

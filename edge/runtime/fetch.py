@@ -169,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edge.runtime.fetch", description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", default="models", help="folder holding manifest.json (default: models)")
     parser.add_argument(
-        "--check", metavar="NAME", help="fetch nothing: exit 0 if model NAME is present with the manifest's sha256, else 1"
+        "--check", metavar="NAME", help="exit 0 if model NAME is there with the manifest's sha256, else 1"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

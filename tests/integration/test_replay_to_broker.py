@@ -1,5 +1,5 @@
-"""End to end on real parts: a generated scene replayed through the production pipeline (real OCR model on
-LiteRT, real face model, durable outbox) into a real Mosquitto; a real subscriber checks what arrived."""
+"""End to end on real parts: a generated scene replayed through the production pipeline (the default edges
+detector and PP-OCR reader on LiteRT, real face model, durable outbox) into a real Mosquitto; a real subscriber checks what arrived."""
 
 from __future__ import annotations
 
@@ -17,13 +17,14 @@ from edge.cli import main
 from edge.sample.scene import default_scene, write_scene
 
 ROOT = Path(__file__).resolve().parents[2]
+READER = ROOT / "models" / "fetched" / "ppocr_rec_plate.tflite"  # the default reader, with the default detector
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not (ROOT / "models" / "plate_ocr.tflite").is_file():
-        pytest.skip("models/plate_ocr.tflite is missing (run scripts/setup.sh)")
+    if not READER.is_file():
+        pytest.skip(f"{READER} is missing (run scripts/setup.sh: it converts the plate reader)")
     video, _, _ = write_scene(default_scene(), tmp_path_factory.mktemp("scene") / "scene.mp4")
     return video
 
@@ -38,7 +39,7 @@ def _config(tmp_path: Path, image: str) -> Path:
     path.write_text(
         f"""
 node: {{site: test-site, camera: cam1, state_dir: {tmp_path / 'state'}}}
-read: {{model: {ROOT / 'models/plate_ocr.tflite'}, manifest: {ROOT / 'models/manifest.json'}}}
+read: {{model: {READER}, manifest: {ROOT / 'models/manifest.json'}}}
 privacy:
   fields: [plate, time, seq, site, camera, confidence, direction]
   image: {image}
