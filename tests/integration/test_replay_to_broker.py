@@ -1,5 +1,6 @@
 """End to end on real parts: a generated scene replayed through the production pipeline (the default edges
-detector and PP-OCR reader on LiteRT, real face model, durable outbox) into a real Mosquitto; a real subscriber checks what arrived."""
+detector and PP-OCR reader on LiteRT, real face model, durable outbox) into a real Mosquitto; a real
+subscriber checks what arrived."""
 
 from __future__ import annotations
 
