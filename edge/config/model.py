@@ -77,7 +77,7 @@ class ReadConfig(_Section):
     min_confidence: float = Field(0.5, ge=0.0, le=1.0, description="Reads below this character confidence are dropped.")
     formats: tuple[str, ...] = Field(
         ("uk_current", "uk_prefix", "uk_suffix", "uk_dateless", "uk_northern_ireland", "uk_diplomatic"),
-        description="Registration formats accepted, by name from the formats file.",
+        description="Registration formats accepted, by name from the formats files; [all] for every known one.",
     )
     formats_file: str | None = Field(None, description="YAML file of extra formats (other countries).")
 

@@ -129,7 +129,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reader", choices=READERS, help="reader backend (default: the one read.model's task names)")
     p.add_argument("--model", help="OCR model file (default: the config's read.model, or the --reader's model)")
     p.add_argument("--manifest", help="model manifest (default: the config's read.manifest)")
-    p.add_argument("--formats", help="comma-separated format names, or 'none' to score raw reads "
+    p.add_argument("--formats", help="comma-separated format names, 'all' (with --formats-file: its formats too), "
+                   "or 'none' to score raw reads "
                    "(default: the config's read.formats)")
     p.add_argument("--formats-file", help="YAML file of extra formats (as read.formats_file)")
     p.add_argument("--min-confidence", type=float, help="reads below this are dropped (default: config)")

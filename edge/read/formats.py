@@ -112,7 +112,8 @@ class FormatSet:
 
     @classmethod
     def load(cls, names: Sequence[str], extra_file: str | None = None) -> FormatSet:
-        """The formats called ``names`` from the packaged file plus ``extra_file`` (which may replace them)."""
+        """The formats called ``names`` (or ``["all"]``) from the packaged file plus ``extra_file`` (which may
+        replace them)."""
         packaged = resources.files("edge.read").joinpath("formats.yaml").read_text(encoding="utf-8")
         classes, confusables, known = _parse(yaml.safe_load(packaged), "edge/read/formats.yaml", {})
         if extra_file is not None:
@@ -125,6 +126,8 @@ class FormatSet:
             _, extra_confusables, extra = _parse(raw, extra_file, classes)
             known.update(extra)
             confusables.update(extra_confusables)
+        if tuple(names) == ("all",):  # every known format: the packaged ones first, then the file's
+            names = tuple(known)
         unknown = [n for n in names if n not in known]
         if unknown:
             raise ConfigError(

@@ -198,3 +198,31 @@ def test_every_random_registration_is_a_valid_uk_mark_on_its_date(uk: FormatSet)
             m = uk.match(reg, day)
             assert m.format_name is not None, (reg, day)
             assert not m.corrected, reg
+
+
+CONFIG_FORMATS = Path(__file__).resolve().parents[2] / "config" / "formats"
+
+
+@pytest.mark.parametrize(
+    ("file", "names", "read", "fitted", "name"),
+    [
+        ("europe.yaml", "sk_standard", "BA2681M", "BA268IM", "sk_standard"),
+        ("europe.yaml", "sk_standard", "RK34OA0", "RK340AO", "sk_standard"),
+        ("europe.yaml", "cz_standard", "4B21875", "4B21875", "cz_standard"),
+        ("europe.yaml", "pl_standard", "WSQ3O21", "WSQ3021", "pl_standard"),
+        ("brazil.yaml", "br_standard", "0KM0944", "OKM0944", "br_standard"),
+        ("brazil.yaml", "br_mercosur", "RI02A18", "RIO2A18", "br_mercosur"),
+    ],
+)
+def test_shipped_country_files_fit_and_correct_their_marks(
+    file: str, names: str, read: str, fitted: str, name: str
+) -> None:
+    formats = FormatSet.load(names.split(","), str(CONFIG_FORMATS / file))
+    match = formats.match(read, dt.date(2026, 3, 14))
+    assert (match.text, match.format_name) == (fitted, name)
+
+
+def test_all_selects_the_packaged_formats_then_the_files() -> None:
+    formats = FormatSet.load(["all"], str(CONFIG_FORMATS / "brazil.yaml"))
+    assert formats.names[:2] == ("uk_current", "uk_prefix")
+    assert formats.names[-2:] == ("br_standard", "br_mercosur")
