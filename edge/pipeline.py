@@ -14,22 +14,18 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Protocol
 
 from edge.capture import FrameSource
 from edge.detect import PlateDetector
-from edge.domain import FormatMatch, Frame, OutgoingMessage, PlateDetection, PlateRead, VehiclePass
+from edge.domain import Frame, OutgoingMessage, PlateDetection, PlateRead, VehiclePass
 from edge.read import PlateReader
+from edge.read.crop import CROP_MARGIN, FormatMatcher, read_box
 from edge.track import PlateTracker
 
 log = logging.getLogger(__name__)
 
-CROP_MARGIN = 0.12  # share of the plate box added on each side before OCR
-
-
-class FormatMatcher(Protocol):
-    def match(self, text: str, captured_on: date) -> FormatMatch: ...
+__all__ = ["CROP_MARGIN", "FormatMatcher", "Pipeline", "PipelineStats"]
 
 
 class PassPreparer(Protocol):
@@ -155,20 +151,17 @@ class Pipeline:
         return reads
 
     def _read_one(self, frame: Frame, det: PlateDetection) -> PlateRead | None:
-        height, width = frame.image.shape[:2]
-        box = det.box.expanded(CROP_MARGIN).clipped(width, height)
-        if box.w < 8 or box.h < 4:
-            return None
-        crop = frame.image[box.y : box.y + box.h, box.x : box.x + box.w].copy()
         t0 = time.perf_counter()
-        text = self.reader.read(crop)
+        got = read_box(frame.image, det.box, self.reader, self.formats, frame.timestamp.date(),
+                       min_confidence=self.min_read_confidence)
+        if got is None:
+            return None
         self.stats.ocr_ms.append((time.perf_counter() - t0) * 1000.0)
-        if not text.text or text.confidence < self.min_read_confidence:
+        if got.match is None:
             self.stats.reads_rejected += 1
             return None
         self.stats.reads += 1
-        match = self.formats.match(text.text, frame.timestamp.date())
-        return PlateRead(frame.index, frame.timestamp, det, text, match, crop)
+        return PlateRead(frame.index, frame.timestamp, det, got.text, got.match, got.crop)
 
     def _emit(self, passes: list[VehiclePass]) -> None:
         for vehicle_pass in passes:

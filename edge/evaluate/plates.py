@@ -37,8 +37,8 @@ from edge.detect import PlateDetector
 from edge.detect.factory import DETECTORS, build_detector
 from edge.domain import Box, FormatMatch, Image, PlateText
 from edge.errors import ConfigError, EdgeError
-from edge.pipeline import CROP_MARGIN, FormatMatcher
 from edge.read import PlateReader
+from edge.read.crop import CROP_MARGIN, FormatMatcher, read_box
 from edge.read.factory import READERS, build_reader, default_model
 from edge.read.formats import FormatSet, normalise
 
@@ -276,13 +276,11 @@ def run_stages(stages: Stages, image: Image, boxes: Sequence[Box], captured_on: 
         found = [(b, 1.0) for b in boxes]
     out = []
     for box, conf in found:
-        c = box.expanded(CROP_MARGIN).clipped(width, height)
-        if c.w < 8 or c.h < 4:
+        got = read_box(image, box, stages.reader, stages.formats, captured_on, min_confidence=stages.min_confidence)
+        if got is None:
             out.append(Found(box, conf, None, None))
-            continue
-        raw = stages.reader.read(image[c.y : c.y + c.h, c.x : c.x + c.w].copy())
-        ok = bool(raw.text) and raw.confidence >= stages.min_confidence
-        out.append(Found(box, conf, raw, stages.formats.match(raw.text, captured_on) if ok else None))
+        else:
+            out.append(Found(box, conf, got.text, got.match))
     return out
 
 
