@@ -39,6 +39,7 @@ PLUGGED: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("listen",), "edge.publish.listen", "reference central subscriber: validate, de-duplicate, store reads"),
     (("bench", "outbox"), "edge.publish.bench", "measure outbox -> broker throughput and backlog drain"),
     (("bench", "pipeline"), "edge.bench", "measure whole-pipeline fps, latency and memory on a replay"),
+    (("bench", "redaction"), "edge.privacy.bench", "measure face redaction time per image on one thread"),
     (("selftest",), "edge.selftest", "check config, models, camera, broker, clock and disk; print a table"),
     (("provision",), "edge.provision", "write a site config and create this node's key and CSR"),
     (("aim",), "edge.aim", "help aim the camera: plate widths in pixels and an annotated still"),
