@@ -46,3 +46,9 @@ class ReplayClock:
         if not self._seen or timestamp > self._now:
             self._now = timestamp
             self._seen = True
+
+
+def iso_ms(when: datetime) -> str:
+    """ISO 8601 UTC with millisecond precision and a trailing ``Z`` (naive times are taken as UTC)."""
+    t = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"

@@ -10,10 +10,10 @@ import signal
 import sys
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge.clock import iso_ms
 from edge.config import Config, load_config, parse_config
 from edge.domain import OutgoingMessage, VehiclePass
 from edge.errors import ConfigError
@@ -239,8 +239,8 @@ class _PassPrinter:
     def __call__(self, p: VehiclePass, message: OutgoingMessage | None) -> None:
         self.reads.append({
             "plate": p.plate,
-            "first_seen": _iso(p.first_seen),
-            "last_seen": _iso(p.last_seen),
+            "first_seen": iso_ms(p.first_seen),
+            "last_seen": iso_ms(p.last_seen),
             "confidence": round(p.confidence, 3),
             "format": p.format_name,
             "direction": p.direction,
@@ -249,13 +249,9 @@ class _PassPrinter:
             "message_id": message.message_id if message else None,
         })
         if not self.quiet:
-            print(f"node: {_iso(p.first_seen)}  {p.display:<10} conf {p.confidence:.2f}  "
+            print(f"node: {iso_ms(p.first_seen)}  {p.display:<10} conf {p.confidence:.2f}  "
                   f"{p.format_name or 'no format':<20} {p.direction or '-':<11} {p.sightings:>3} sightings  "
                   f"{'queued ' + message.message_id if message else 'not sent (policy)'}", flush=True)
-
-
-def _iso(t: datetime) -> str:
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def sample_scene(args: argparse.Namespace) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 import subprocess
 import threading
@@ -24,6 +23,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from edge.clocksync import ClockState, state_is_bad
+from edge.files import write_atomic
 from edge.pipeline import PipelineStats
 
 log = logging.getLogger(__name__)
@@ -295,9 +295,7 @@ class HealthSink(Protocol):
 
 
 def write_json_atomic(path: Path, body: Mapping[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, (json.dumps(body, indent=1, sort_keys=True) + "\n").encode(), mode=0o644)
 
 
 class HealthReporter:

@@ -3,10 +3,10 @@ sequentially numbered records). Kept in a small file in the state directory, rep
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from edge.errors import StateError
+from edge.files import write_atomic
 
 
 class SequenceFile:
@@ -28,12 +28,7 @@ class SequenceFile:
         return int(text)
 
     def save(self, next_seq: int) -> None:
-        tmp = self.path.with_suffix(".tmp")
         try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(str(next_seq))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
+            write_atomic(self.path, str(next_seq).encode(), mode=0o644)
         except OSError as exc:
             raise StateError(f"cannot write sequence file {str(self.path)!r}: {exc.strerror or exc}") from exc

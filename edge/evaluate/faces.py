@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from edge.domain import Box, Image
 from edge.errors import ConfigError, EdgeError
+from edge.evaluate.progress import Progress
 from edge.privacy.faces import RedactorSettings, build_redactor
 from edge.privacy.redact import MODES, RedactionFailed, Redactor
 
@@ -99,7 +100,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if report is not None:
         report.mkdir(parents=True, exist_ok=True)
     chunks = [files[i :: len(redactors)] for i in range(len(redactors))]
-    progress = _Progress(len(files))
+    progress = Progress("eval faces", len(files))
     with ThreadPoolExecutor(max_workers=len(redactors)) as pool:
         futures = [pool.submit(_score_all, r, folder, chunk, labels, grey=args.grey, report=report, progress=progress)
                    for r, chunk in zip(redactors, chunks, strict=True)]
@@ -141,7 +142,7 @@ def read_labels(folder: Path) -> dict[str, list[Box]]:
 
 
 def _score_all(redactor: Redactor, folder: Path, files: Sequence[str], labels: dict[str, list[Box]], *,
-               grey: bool, report: Path | None, progress: _Progress) -> list[ImageScore]:
+               grey: bool, report: Path | None, progress: Progress) -> list[ImageScore]:
     out = []
     for name in files:
         out.append(score_image(redactor, folder / name, name, labels[name], grey=grey, report=report))
@@ -280,23 +281,3 @@ def write_index(report: Path, scores: Sequence[ImageScore], result: dict[str, An
         f"{rows or '<p>No face was missed.</p>'}"
     )
     (report / "index.html").write_text(page, encoding="utf-8")
-
-
-class _Progress:
-    """Progress on stderr, at most every two seconds, for long runs."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.count = 0
-        self._last = time.monotonic()
-
-    def step(self) -> None:
-        self.count += 1  # int += under the GIL; an approximate count is fine for a progress line
-        now = time.monotonic()
-        if now - self._last >= 2.0:
-            self._last = now
-            print(f"eval faces: {self.count}/{self.total} images", file=sys.stderr, flush=True)
-
-    def done(self) -> None:
-        if self.total >= 50:
-            print(f"eval faces: {self.total}/{self.total} images", file=sys.stderr, flush=True)

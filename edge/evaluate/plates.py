@@ -37,6 +37,7 @@ from edge.detect import PlateDetector
 from edge.detect.factory import DETECTORS, build_detector
 from edge.domain import Box, FormatMatch, Image, PlateText
 from edge.errors import ConfigError, EdgeError
+from edge.evaluate.progress import Progress
 from edge.read import PlateReader
 from edge.read.crop import CROP_MARGIN, FormatMatcher, read_box
 from edge.read.factory import READERS, build_reader, default_model
@@ -206,7 +207,7 @@ def evaluate(args: argparse.Namespace, stages: Stages | None = None) -> tuple[di
     stages = stages or build_stages(config, args)
     captured_on = dt.date.fromisoformat(args.date) if args.date else dt.date.today()
     cv2.setNumThreads(args.threads)
-    progress = _Progress(len(files))
+    progress = Progress("eval plates", len(files))
     scores = []
     for name in files:
         scores.append(score_image(stages, folder / name, name, labels[name], captured_on,
@@ -410,23 +411,3 @@ def write_report(out: Path, folder: Path, scores: Sequence[ImageScore], result: 
         + ("" if rows else "<p>Every plate was read exactly.</p>")
     )
     (out / "index.html").write_text(page, encoding="utf-8")
-
-
-class _Progress:
-    """Progress on stderr, at most every two seconds, for long runs."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.count = 0
-        self._last = time.monotonic()
-
-    def step(self) -> None:
-        self.count += 1
-        now = time.monotonic()
-        if now - self._last >= 2.0:
-            self._last = now
-            print(f"eval plates: {self.count}/{self.total} images", file=sys.stderr, flush=True)
-
-    def done(self) -> None:
-        if self.total >= 50:
-            print(f"eval plates: {self.total}/{self.total} images", file=sys.stderr, flush=True)

@@ -25,11 +25,13 @@ import json
 import os
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from edge.clock import iso_ms
 from edge.errors import StateError
+from edge.files import write_atomic
 
 GENESIS = "0" * 64
 
@@ -67,7 +69,7 @@ class AuditLog:
             entry: dict[str, Any] = {
                 "kind": "read",
                 "n": self._n + 1,
-                "time": _iso_ms(time),
+                "time": iso_ms(time),
                 "read_id": read_id,
                 "fields": sorted(fields),
                 "image": bool(image),
@@ -81,7 +83,7 @@ class AuditLog:
                 f.flush()
                 os.fsync(f.fileno())
             self._n, self._last = entry["n"], entry["hash"]
-            _write_atomic(self.head_path, _canonical({"n": self._n, "hash": self._last}) + b"\n")
+            write_atomic(self.head_path, _canonical({"n": self._n, "hash": self._last}) + b"\n")
             return str(entry["hash"])
 
     # --- retention store ("logs") ------------------------------------------------------------------
@@ -113,13 +115,13 @@ class AuditLog:
             checkpoint: dict[str, Any] = {
                 "kind": "checkpoint",
                 "purged": prior + removed_reads,
-                "before": _iso_ms(cutoff),
+                "before": iso_ms(cutoff),
                 "next_n": last_n + 1,
                 "last_hash": last_hash,
             }
             checkpoint["hash"] = entry_hash(checkpoint)
             lines = [_canonical(checkpoint)] + [_canonical(e) for e in entries[keep_from:]]
-            _write_atomic(self.path, b"".join(line + b"\n" for line in lines))
+            write_atomic(self.path, b"".join(line + b"\n" for line in lines))
             return removed_reads
 
 
@@ -186,11 +188,6 @@ def _canonical(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def _iso_ms(when: datetime) -> str:
-    t = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
-
-
 def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -226,12 +223,3 @@ def _tail_state(path: Path) -> tuple[int, str]:
         return int(entry["next_n"]) - 1, str(entry["last_hash"])
     return int(entry["n"]), str(entry["hash"])
 
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -34,7 +34,6 @@ import hmac
 import itertools
 import json
 import logging
-import os
 import secrets
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -43,6 +42,7 @@ from typing import Any
 
 from edge.config.model import PrivacyConfig
 from edge.errors import ConfigError
+from edge.files import write_atomic
 from edge.privacy.pseudonym import normalise_plate, read_secret
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class Hotlist:
             "key_id": self.key_id,
         }
         doc["sha256"] = hashlib.sha256(canonical_body(doc)).hexdigest()
-        _write_atomic(Path(path), json.dumps(doc, indent=1).encode("utf-8"))
+        write_atomic(Path(path), json.dumps(doc, indent=1).encode("utf-8"))
 
 
 def write_hotlist(
@@ -169,7 +169,7 @@ def write_hotlist(
         doc["sha256"] = hashlib.sha256(body).hexdigest()
     else:
         doc["hmac_sha256"] = hmac.new(signing_key, body, hashlib.sha256).hexdigest()
-    _write_atomic(Path(path), json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8"))
+    write_atomic(Path(path), json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8"))
 
 
 def load_hotlist(
@@ -310,12 +310,3 @@ def _parse_time(p: Path, value: object) -> datetime:
 def _iso(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

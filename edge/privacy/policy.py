@@ -19,10 +19,11 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
+from edge.clock import iso_ms
 from edge.config.model import NodeConfig, PrivacyConfig
 from edge.domain import VehiclePass
 from edge.privacy.pseudonym import Pseudonymiser, normalise_plate
@@ -56,12 +57,6 @@ class ReadContext:
 
 
 Builder = Callable[[ReadContext], dict[str, Any]]
-
-
-def iso_ms(when: datetime) -> str:
-    """ISO 8601 UTC with millisecond precision and a trailing ``Z`` (naive times are taken as UTC)."""
-    t = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
 def read_time(p: VehiclePass) -> datetime:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from edge.clock import Clock
+from edge.clock import Clock, iso_ms
 from edge.config.model import NodeConfig, PrivacyConfig
 from edge.domain import Box, Image, OutgoingMessage, Redaction, VehiclePass
 from edge.privacy.policy import (
@@ -29,7 +29,6 @@ from edge.privacy.policy import (
     PolicyViolationError,
     build_read_payload,
     image_kind_for,
-    iso_ms,
     policy_version,
 )
 from edge.privacy.pseudonym import Pseudonymiser, RotatingPseudonymiser

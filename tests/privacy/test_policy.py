@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from edge.clock import iso_ms
 from edge.config.model import NodeConfig, PrivacyConfig
 from edge.domain import Box, FormatMatch, PlateDetection, PlateRead, PlateText, VehiclePass
 from edge.privacy.policy import (
@@ -21,7 +22,6 @@ from edge.privacy.policy import (
     PolicyViolationError,
     build_read_payload,
     image_kind_for,
-    iso_ms,
     permitted_keys,
     policy_version,
 )
