@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support.broker import MosquittoBroker
 from support.field import run_cli
-from support.pki import TestPki
+from support.pki import TestPki, tls_listener_lines
 
 from edge.config import load_config
 from edge.errors import ConfigError
@@ -105,13 +105,7 @@ def test_a_provisioned_node_signed_by_the_ca_is_accepted_by_the_broker(
     mosquitto_factory: Callable[..., MosquittoBroker], tmp_path: Path
 ) -> None:
     pki = TestPki(tmp_path / "pki")
-    server = pki.issue("broker", "localhost", server=True)
-    acl = tmp_path / "acl"
-    acl.write_text((ROOT / "config" / "mosquitto" / "acl.example").read_text())
-    broker = mosquitto_factory(listener_lines=(
-        f"cafile {pki.ca_file}", f"certfile {server.cert_file}", f"keyfile {server.key_file}",
-        "require_certificate true", "use_identity_as_username true", "allow_anonymous false", f"acl_file {acl}",
-    ))
+    broker = mosquitto_factory(listener_lines=tls_listener_lines(pki, tmp_path))
     out = tmp_path / "etc"
     done = _provision(out, "--site", "site1", "--camera", "cam1", "--broker", f"localhost:{broker.port}",
                       "--ca", pki.ca_file, "--no-input")

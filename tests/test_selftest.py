@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from support.broker import MosquittoBroker, free_port
 from support.field import NodeFiles, make_node, run_cli, unwritable_dir
-from support.pki import TestPki
+from support.pki import TestPki, tls_listener_lines
 
 from edge.clocksync import ClockState
 from edge.config import load_config
@@ -126,13 +126,7 @@ def test_json_output_lists_every_check(tmp_path: Path) -> None:
 @pytest.fixture
 def tls_broker(mosquitto_factory: Callable[..., MosquittoBroker], tmp_path: Path) -> tuple[MosquittoBroker, TestPki]:
     pki = TestPki(tmp_path / "pki")
-    server = pki.issue("broker", "localhost", server=True)
-    acl = tmp_path / "acl"
-    acl.write_text((ROOT / "config" / "mosquitto" / "acl.example").read_text())
-    broker = mosquitto_factory(listener_lines=(
-        f"cafile {pki.ca_file}", f"certfile {server.cert_file}", f"keyfile {server.key_file}",
-        "require_certificate true", "use_identity_as_username true", "allow_anonymous false", f"acl_file {acl}",
-    ))
+    broker = mosquitto_factory(listener_lines=tls_listener_lines(pki, tmp_path))
     return broker, pki
 
 

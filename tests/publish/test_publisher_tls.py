@@ -13,7 +13,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from support.broker import MosquittoBroker, Subscriber, TlsFiles
-from support.pki import OPENSSL, CertPair, TestPki
+from support.pki import OPENSSL, CertPair, TestPki, tls_listener_lines
 from support.reads import make_read, node_config, outbox_config
 
 from edge.clock import SystemClock
@@ -49,15 +49,7 @@ class TlsSetup:
 
 def _tls_broker(factory: Callable[..., MosquittoBroker], tmp_path: Path, server_name: str) -> TlsSetup:
     pki = TestPki(tmp_path / "pki")
-    server = pki.issue("broker", server_name, server=server_name == "localhost")
-    acl = (REPO / "config" / "mosquitto" / "acl.example").read_text()
-    acl_path = tmp_path / "acl"
-    acl_path.write_text(acl)
-    broker = factory(listener_lines=(
-        f"cafile {pki.ca_file}", f"certfile {server.cert_file}", f"keyfile {server.key_file}",
-        "require_certificate true", "use_identity_as_username true", "allow_anonymous false",
-        f"acl_file {acl_path}",
-    ))
+    broker = factory(listener_lines=tls_listener_lines(pki, tmp_path, server_name))
     return TlsSetup(broker, pki, pki.issue("node1", "site1/cam1"), pki.issue("node2", "site1/cam2"),
                     pki.issue("central", "central"))
 

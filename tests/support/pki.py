@@ -53,3 +53,18 @@ class TestPki:
              "-set_serial", str(self._serial), "-days", "2", "-out", str(crt), "-extfile", str(ext))
         os.chmod(key, 0o600)
         return CertPair(str(crt), str(key))
+
+
+EXAMPLE_ACL = Path(__file__).resolve().parents[2] / "config" / "mosquitto" / "acl.example"
+
+
+def tls_listener_lines(pki: TestPki, tmp_path: Path, server_name: str = "localhost") -> tuple[str, ...]:
+    """Broker settings for TLS with client certificates as identities and the example ACL (config/mosquitto):
+    a server certificate for ``server_name`` from ``pki``, the ACL copied into ``tmp_path``."""
+    server = pki.issue("broker", server_name, server=server_name == "localhost")
+    acl = tmp_path / "acl"
+    acl.write_text(EXAMPLE_ACL.read_text())
+    return (
+        f"cafile {pki.ca_file}", f"certfile {server.cert_file}", f"keyfile {server.key_file}",
+        "require_certificate true", "use_identity_as_username true", "allow_anonymous false", f"acl_file {acl}",
+    )
