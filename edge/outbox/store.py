@@ -12,10 +12,12 @@ go first; every drop is counted (persisted across restarts) and logged.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -175,8 +177,9 @@ class Outbox:
 
     # -- dispatcher ------------------------------------------------------------------------
 
-    def pending(self, limit: int) -> list[OutgoingMessage]:
-        """Up to ``limit`` stored messages, oldest capture first (messages past max age are dropped)."""
+    def pending(self, limit: int, exclude: Collection[str] = ()) -> list[OutgoingMessage]:
+        """Up to ``limit`` stored messages not in ``exclude`` (those in flight), oldest capture first
+        (messages past max age are dropped)."""
         if limit <= 0:
             return []
         with self._lock:
@@ -184,8 +187,8 @@ class Outbox:
             dropped = self._expire_locked(db)
             rows = db.execute(
                 "SELECT message_id, topic, payload, captured_us, kind FROM messages"
-                " ORDER BY captured_us, seq LIMIT ?",
-                (limit,),
+                " WHERE message_id NOT IN (SELECT value FROM json_each(?)) ORDER BY captured_us, seq LIMIT ?",
+                (json.dumps(sorted(exclude)), limit),
             ).fetchall()
         self._log_drops(dropped)
         return [OutgoingMessage(r[0], r[1], bytes(r[2]), _from_us(r[3]), r[4]) for r in rows]

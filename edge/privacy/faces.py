@@ -382,22 +382,6 @@ def build_redactor(settings: RedactorSettings, *, threads: int = 1) -> Redactor:
     )
 
 
-def build_redactor_fail_closed(settings: RedactorSettings, *, threads: int = 1) -> Redactor:
-    """:func:`build_redactor`, or, when the model is missing or wrong, a Redactor that refuses every image.
-
-    For the node: a missing face model must not stop plate reads, but no image may leave unredacted.
-    Each ``redact_image`` then raises :class:`~edge.privacy.redact.RedactionFailed` naming the model error.
-    """
-    try:
-        return build_redactor(settings, threads=threads)
-    except ModelError as exc:
-        log.error("face redaction unavailable, every image will be dropped: %s", exc)
-        return Redactor(
-            FailingFaceDetector(exc), margin=settings.margin, second_pass=None, detector_name="unavailable",
-            model_sha256="", threshold=settings.threshold, mode=settings.mode,
-        )
-
-
 class StaticFaceDetector:
     """Fake :class:`~edge.privacy.FaceDetector`: returns the same boxes for every image; counts its calls."""
 

@@ -128,18 +128,6 @@ class MqttPublisher:
         with self._lock:
             return self._published
 
-    def health_fields(self) -> dict[str, int | float]:
-        """Outbox and publishing figures for the health message (``outbox_*``, ``reads_published``)."""
-        fields: dict[str, int | float] = {
-            "outbox_depth": self._outbox.depth(),
-            "outbox_dropped": self._outbox.dropped.total,
-            "reads_published": self.reads_published,
-        }
-        oldest = self._outbox.oldest_age_s()
-        if oldest is not None:
-            fields["outbox_oldest_s"] = round(oldest, 1)
-        return fields
-
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
 
@@ -403,11 +391,8 @@ class MqttPublisher:
         room = self._window - len(self._inflight)
         if room <= 0:
             return 0
-        busy = set(self._inflight.values())
         sent = 0
-        for msg in self._outbox.pending(len(busy) + room):
-            if msg.message_id in busy:
-                continue
+        for msg in self._outbox.pending(room, exclude=set(self._inflight.values())):
             if sent >= room:
                 break
             if not self._acceptable(msg):

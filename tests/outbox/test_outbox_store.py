@@ -154,3 +154,12 @@ def test_writer_and_dispatcher_threads_together_lose_nothing(tmp_path: Path) -> 
         t.join()
     assert len(acked) == 300
     assert len(set(acked)) == 300
+
+
+def test_pending_leaves_out_the_messages_in_flight(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.sqlite", outbox_config(), SettableClock()) as box:
+        msgs = [make_read(NODE, seq, base=T0) for seq in range(4)]
+        for m in msgs:
+            box.put(m)
+        got = box.pending(2, exclude={msgs[0].message_id, msgs[2].message_id})
+        assert [m.message_id for m in got] == [msgs[1].message_id, msgs[3].message_id]

@@ -1,0 +1,26 @@
+"""The composition root: what it builds when a part cannot run."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from edge.app import node_redactor
+from edge.config import parse_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_missing_face_model_gives_no_redactor_so_no_image_leaves(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = parse_config({
+        "node": {"site": "s", "camera": "c", "state_dir": str(tmp_path)},
+        "read": {"manifest": str(ROOT / "models" / "manifest.json")},
+        "privacy": {"image": "redacted_overview", "face_model": str(tmp_path / "absent.tflite")},
+    }, origin="test")
+    with caplog.at_level(logging.ERROR, logger="edge"):
+        assert node_redactor(config) is None
+    assert "no image will leave" in caplog.text and "absent.tflite" in caplog.text
