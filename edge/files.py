@@ -1,13 +1,16 @@
-"""Replace a file atomically: written beside it with its final mode, flushed to disk, then renamed over it.
+"""Files the node keeps: replaced atomically, and JSON in one canonical form for hashing and signing.
 
-A reader (or a node restarted after a power cut) sees the old file or the new one, never half of one.
+An atomic write is made beside the file with its final mode, flushed to disk, then renamed over it: a
+reader (or a node restarted after a power cut) sees the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600) -> None:
@@ -24,3 +27,8 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def canonical_json(obj: Any) -> bytes:
+    """The one byte form of a JSON value that hashes and signatures cover (sorted keys, no spaces, UTF-8)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

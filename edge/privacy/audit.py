@@ -31,14 +31,14 @@ from typing import Any
 
 from edge.clock import iso_ms
 from edge.errors import StateError
-from edge.files import write_atomic
+from edge.files import canonical_json, write_atomic
 
 GENESIS = "0" * 64
 
 
 def entry_hash(entry: dict[str, Any]) -> str:
     body = {k: v for k, v in entry.items() if k != "hash"}
-    return hashlib.sha256(_canonical(body)).hexdigest()
+    return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
 class AuditLog:
@@ -79,11 +79,11 @@ class AuditLog:
             entry["hash"] = entry_hash(entry)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             with os.fdopen(fd, "ab") as f:
-                f.write(_canonical(entry) + b"\n")
+                f.write(canonical_json(entry) + b"\n")
                 f.flush()
                 os.fsync(f.fileno())
             self._n, self._last = entry["n"], entry["hash"]
-            write_atomic(self.head_path, _canonical({"n": self._n, "hash": self._last}) + b"\n")
+            write_atomic(self.head_path, canonical_json({"n": self._n, "hash": self._last}) + b"\n")
             return str(entry["hash"])
 
     # --- retention store ("logs") ------------------------------------------------------------------
@@ -120,7 +120,7 @@ class AuditLog:
                 "last_hash": last_hash,
             }
             checkpoint["hash"] = entry_hash(checkpoint)
-            lines = [_canonical(checkpoint)] + [_canonical(e) for e in entries[keep_from:]]
+            lines = [canonical_json(checkpoint)] + [canonical_json(e) for e in entries[keep_from:]]
             write_atomic(self.path, b"".join(line + b"\n" for line in lines))
             return removed_reads
 
@@ -182,10 +182,6 @@ def main(args: argparse.Namespace) -> int:
 
 
 # --- helpers ----------------------------------------------------------------------------------------
-
-
-def _canonical(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _parse_time(text: str) -> datetime:

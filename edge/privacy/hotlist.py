@@ -42,8 +42,8 @@ from typing import Any
 
 from edge.config.model import PrivacyConfig
 from edge.errors import ConfigError
-from edge.files import write_atomic
-from edge.privacy.pseudonym import normalise_plate, read_secret
+from edge.files import canonical_json, write_atomic
+from edge.privacy.pseudonym import key_fingerprint, normalise_plate, plate_hmac, read_secret
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,7 @@ class HotlistError(ConfigError):
 def canonical_body(doc: dict[str, Any]) -> bytes:
     """The bytes a hotlist's checksum or signature covers: the document without its integrity members."""
     body = {k: v for k, v in doc.items() if k not in _INTEGRITY}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def key_id(key: bytes) -> str:
-    return hashlib.sha256(key).hexdigest()[:8]
+    return canonical_json(body)
 
 
 def confusable_variants(plate: str, max_swaps: int) -> Iterator[str]:
@@ -103,7 +99,7 @@ class Hotlist:
         cls, plates: Iterable[str], *, key: bytes, list_id: str, valid_until: datetime, grace: timedelta,
         confusables: int = 1,
     ) -> Hotlist:
-        hashes = [_hash(key, normalise_plate(p)) for p in plates]
+        hashes = [plate_hmac(key, normalise_plate(p)) for p in plates]
         return cls(hashes, key=key, list_id=list_id, valid_until=valid_until, grace=grace, confusables=confusables)
 
     @property
@@ -112,7 +108,7 @@ class Hotlist:
 
     @property
     def key_id(self) -> str:
-        return key_id(self._key)
+        return key_fingerprint(self._key)
 
     def __len__(self) -> int:
         return len(self._hashes)
@@ -135,7 +131,7 @@ class Hotlist:
             norm = normalise_plate(plate)
         except ValueError:
             return False
-        return any(_hash(self._key, v) in self._hashes for v in confusable_variants(norm, self._confusables))
+        return any(plate_hmac(self._key, v) in self._hashes for v in confusable_variants(norm, self._confusables))
 
     def save(self, path: str | Path) -> None:
         """Write the hashed-only form (no plate text) with a sha256 checksum, atomically, mode 0600."""
@@ -235,10 +231,6 @@ def load_hotlist_for(policy: PrivacyConfig, now: datetime) -> Hotlist | None:
     )
 
 
-def _hash(key: bytes, plate: str) -> str:
-    return hmac.new(key, plate.encode("ascii"), hashlib.sha256).hexdigest()
-
-
 def _read(p: Path) -> dict[str, Any]:
     try:
         doc = json.loads(p.read_bytes().decode("utf-8"))
@@ -279,14 +271,15 @@ def _entries(p: Path, doc: dict[str, Any], key: bytes) -> list[str]:
     out: list[str] = []
     for i, plate in enumerate(plates):
         try:
-            out.append(_hash(key, normalise_plate(str(plate))))
+            out.append(plate_hmac(key, normalise_plate(str(plate))))
         except ValueError as exc:
             raise HotlistError(f"hotlist {str(p)!r}: plates[{i}]: {exc}") from exc
     if hashes:
-        if doc.get("key_id") != key_id(key):
+        if doc.get("key_id") != key_fingerprint(key):
             raise HotlistError(
                 f"hotlist {str(p)!r}: hashed entries were made with key {doc.get('key_id')!r}, but this node's "
-                f"hotlist key is {key_id(key)!r} (set privacy.hotlist_key_file to the key the list was hashed with)"
+                f"hotlist key is {key_fingerprint(key)!r} "
+                "(set privacy.hotlist_key_file to the key the list was hashed with)"
             )
         for i, h in enumerate(hashes):
             if not (isinstance(h, str) and len(h) == 64 and all(c in "0123456789abcdef" for c in h)):

@@ -77,6 +77,16 @@ def read_secret(path: str | Path, *, what: str = "key file") -> bytes:
     return secret
 
 
+def key_fingerprint(key: bytes) -> str:
+    """A short public name for a secret key (first 8 hex of its sha256), to say which key was used."""
+    return hashlib.sha256(key).hexdigest()[:8]
+
+
+def plate_hmac(key: bytes, plate: str) -> str:
+    """The keyed hash of a normalised plate (HMAC-SHA256, hex): pseudonyms and hotlist entries."""
+    return hmac.new(key, plate.encode("ascii"), hashlib.sha256).hexdigest()
+
+
 class Pseudonymiser(Protocol):
     """Turns a normalised plate into ``(hash hex, key id)`` for the time of the read."""
 
@@ -96,7 +106,7 @@ class RotatingPseudonymiser:
 
     @property
     def fingerprint(self) -> str:
-        return hashlib.sha256(self.secret).hexdigest()[:8]
+        return key_fingerprint(self.secret)
 
     def key_for(self, when: datetime) -> tuple[bytes, str]:
         period = period_label(when, self.rotation)
@@ -105,8 +115,7 @@ class RotatingPseudonymiser:
 
     def pseudonymise(self, plate: str, when: datetime) -> tuple[str, str]:
         key, key_id = self.key_for(when)
-        digest = hmac.new(key, normalise_plate(plate).encode("ascii"), hashlib.sha256).hexdigest()
-        return digest, key_id
+        return plate_hmac(key, normalise_plate(plate)), key_id
 
     def __repr__(self) -> str:  # never show the secret
         return f"RotatingPseudonymiser(fingerprint={self.fingerprint!r}, rotation={self.rotation!r})"
