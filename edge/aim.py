@@ -127,14 +127,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from edge.app import build_source
     from edge.clock import SystemClock
-    from edge.detect.contour import ContourDetectorOptions, ContourPlateDetector
+    from edge.detect.factory import build_detector
 
     config = load_config(args.config)
     if args.frames < 1:
         raise SourceError(f"--frames {args.frames}: must be at least 1")
-    detector = ContourPlateDetector(
-        ContourDetectorOptions(min_width=config.detect.min_plate_width, min_confidence=config.detect.min_confidence)
-    )
+    detector = build_detector(config.detect)  # the node's own detector, as configured
     frames = build_source(config, SystemClock()).frames()
     try:
         report, frame, boxes = survey(frames, detector, args.frames)

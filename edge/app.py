@@ -132,8 +132,7 @@ def open_node(
     formats = FormatSet.load(config.read.formats, config.read.formats_file)
     detector = build_detector(config.detect)
     topics = Topics(config.mqtt.topic_prefix if config.mqtt else "anpr", config.node.site, config.node.camera)
-    needs_images = config.privacy.image != "none" or config.privacy.hit_image != "none"
-    redactor = node_redactor(config) if needs_images else None
+    redactor = node_redactor(config) if config.privacy.images_may_leave else None
     seq_file = SequenceFile(state / "seq")
     audit = AuditLog(state / config.privacy.audit_file)
     privacy = PrivacyStage(

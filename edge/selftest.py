@@ -100,7 +100,7 @@ def check_models(config: Config) -> Check:
     from edge.runtime import load_manifest, open_model
 
     wanted = [config.read.model]
-    if config.privacy.image != "none" or config.privacy.hit_image != "none":
+    if config.privacy.images_may_leave:
         wanted.append(config.privacy.face_model)
     loaded = []
     try:

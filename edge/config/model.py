@@ -197,6 +197,11 @@ class PrivacyConfig(_Section):
     )
     retention: RetentionConfig = Field(RetentionConfig(), description="Longest each class of data is kept.")
 
+    @property
+    def images_may_leave(self) -> bool:
+        """Whether any read may carry an image (then the face model must load, or no image leaves)."""
+        return self.image != "none" or self.hit_image != "none"
+
     @model_validator(mode="after")
     def _minimum_fields(self) -> PrivacyConfig:
         missing = {"time", "seq", "site", "camera"} - set(self.fields)

@@ -89,7 +89,7 @@ def permitted_keys(policy: PrivacyConfig) -> frozenset[str]:
         keys |= {"plate_hash", "key_id"} if policy.plate_mode == "pseudonymised" else {"plate"}
     if hotlist_mode(policy):
         keys.add("hotlist_hit")
-    if policy.image != "none" or policy.hit_image != "none":
+    if policy.images_may_leave:
         keys.add("image")
     return frozenset(keys)
 
