@@ -333,7 +333,9 @@ def main(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        results = [_fail("config", str(exc).splitlines()[0] + (" ..." if "\n" in str(exc) else ""),
+        lines = [line.strip(" -") for line in str(exc).splitlines()]
+        more = f" (+{len(lines) - 2} more)" if len(lines) > 2 else ""  # the first bad key, named
+        results = [_fail("config", "; ".join(lines[:2]) + more,
                          f"run: edge-anpr check-config {args.config}  (it lists every bad key)", EXIT_CONFIG)]
     else:
         results = run_checks(config, skip=frozenset(args.skip), camera_timeout_s=args.camera_timeout,

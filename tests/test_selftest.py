@@ -93,6 +93,7 @@ def test_invalid_config_exits_2_and_names_the_key(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "config  FAIL" in done.stdout
     assert "edge-anpr check-config" in done.stdout
+    assert "node.site = 'Site One'" in done.stdout
 
 
 def test_unsynchronised_clock_exits_7_with_its_fix(tmp_path: Path) -> None:

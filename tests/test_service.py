@@ -294,7 +294,9 @@ def test_run_fails_fast_with_one_message_and_its_exit_code(
 
 
 @pytest.mark.integration
-def test_run_with_an_unreachable_broker_keeps_reading_into_the_outbox(systemd: FakeSystemd, tmp_path: Path) -> None:
+def test_run_with_an_unreachable_broker_is_ready_and_says_it_cannot_connect(
+    systemd: FakeSystemd, tmp_path: Path
+) -> None:
     node = make_node(tmp_path, broker_port=free_port())
     done = _run_service(node.config, systemd)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -24,7 +24,7 @@ from edge.sample.scene import scenario, write_scene
 from edge.track import PlateTracker
 
 ROOT = Path(__file__).resolve().parents[2]
-OCR_MODEL = ROOT / "models" / "plate_ocr.tflite"
+OCR_MODEL = ROOT / "models" / "fetched" / "ppocr_rec_plate.tflite"  # what replay reads with by default
 
 
 class _SceneClock:
@@ -147,7 +147,7 @@ def test_two_replays_of_the_same_scene_give_identical_output(scenes: dict[str, P
 def test_replay_command_scores_the_default_scene_against_its_truth(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     if not OCR_MODEL.is_file():
-        pytest.skip(f"{OCR_MODEL} is not there yet (the OCR model is trained by tools/train_plate_ocr.py)")
+        pytest.skip(f"{OCR_MODEL} is not there yet (scripts/setup.sh converts it)")
     video, _, truth = write_scene(scenario("default"), tmp_path / "default.mp4")
     outputs = []
     for run in ("a", "b"):
@@ -185,7 +185,7 @@ def test_a_realtime_replay_drops_frames_a_slow_node_cannot_take_and_counts_them(
 
 def test_replay_command_reads_the_night_ir_scene_exactly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     if not OCR_MODEL.is_file():
-        pytest.skip(f"{OCR_MODEL} is not there yet (the OCR model is trained by tools/train_plate_ocr.py)")
+        pytest.skip(f"{OCR_MODEL} is not there yet (scripts/setup.sh converts it)")
     video, _, truth = write_scene(scenario("night"), tmp_path / "night.mp4")
     assert main(["replay", str(video), "--truth", str(truth), "--json", "--state-dir", str(tmp_path / "s")]) == 0
     result = json.loads(capsys.readouterr().out)

@@ -82,7 +82,13 @@ def test_replay_publishes_one_read_per_vehicle_in_order(
 def test_status_is_retained_online_while_running_and_offline_after(
     scene: Path, mosquitto: MosquittoBroker, tmp_path: Path
 ) -> None:
-    assert _replay(scene, _config(tmp_path, "none"), mosquitto) == 0
+    live = Subscriber("127.0.0.1", mosquitto.port, "anpr/test-site/cam1/status").start()
+    try:
+        assert _replay(scene, _config(tmp_path, "none"), mosquitto) == 0
+        seen = live.wait_for(2, timeout=10)
+    finally:
+        live.stop()
+    assert [json.loads(m.payload)["state"] for m in seen] == ["online", "offline"]
     late = Subscriber("127.0.0.1", mosquitto.port, "anpr/test-site/cam1/status").start()
     try:
         retained = late.wait_for(1, timeout=10)
@@ -101,6 +107,7 @@ def test_images_that_leave_are_redacted_overviews_with_a_record(
         reads = sub.wait_for(len(_truth(scene)), timeout=20)
     finally:
         sub.stop()
+    assert len(reads) == len(_truth(scene))
     for message in reads:
         image = json.loads(message.payload)["image"]
         assert image["kind"] == "redacted_overview"

@@ -13,7 +13,9 @@ from support.broker import MosquittoBroker, Subscriber
 from support.reads import first_arrivals, lab_mqtt, make_read, node_config, outbox_config, seqs_of
 
 from edge.clock import SystemClock
+from edge.health import HealthCollector, Versions
 from edge.outbox.store import Outbox
+from edge.pipeline import PipelineStats
 from edge.publish.mqtt import MqttPublisher
 from edge.publish.schema import InvalidMessageError
 
@@ -183,13 +185,18 @@ def test_outbox_bound_in_an_outage_drops_oldest_and_health_reports_it(
         assert kept < 12
         mosquitto.start()
         sub = Subscriber(mosquitto.host, mosquitto.port, "anpr/site1/cam1/reads").start()
+        centre = Subscriber(mosquitto.host, mosquitto.port, "anpr/site1/cam1/health").start()
         assert pub.wait_connected(10)
         assert pub.flush(10)
-        health = {"outbox_depth": box.depth(), "outbox_dropped": box.dropped.total,
-                  "reads_published": pub.reads_published}
+        collector = HealthCollector(stats=PipelineStats, fps_configured=None, state_dir=tmp_path,
+                                    versions=Versions("0.1.0"), outbox=box,
+                                    outbox_dropped=lambda: box.dropped.total, publisher=pub)
+        pub.publish_health(collector.collect())
+        received = centre.wait_for(1, 5)
+        centre.stop()
+        health = json.loads(received[0].payload)  # as the centre sees it
         assert health["outbox_dropped"] == 12 - kept
         assert health["reads_published"] == kept
-        pub.publish_health(health)
         got = sub.wait_for(kept, 5)
         sub.stop()
     assert seqs_of([m.payload for m in got]) == list(range(12 - kept, 12))  # the oldest went first

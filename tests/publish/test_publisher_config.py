@@ -47,7 +47,7 @@ def test_lab_mode_is_logged_loudly(tmp_path: Path, caplog: pytest.LogCaptureFixt
     assert "INSECURE LAB MODE" in caplog.text
 
 
-def test_password_file_is_read_not_the_password(tmp_path: Path) -> None:
+def test_a_missing_password_file_is_refused_naming_the_key(tmp_path: Path) -> None:
     cfg = lab_mqtt("127.0.0.1", 1, username="node", password_file=str(tmp_path / "missing"))
     with Outbox(tmp_path / "o.sqlite", outbox_config(), SystemClock()) as box:
         pub = MqttPublisher(cfg, node_config(), box, SystemClock(), "1")

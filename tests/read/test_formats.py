@@ -84,10 +84,10 @@ def test_correction_never_brings_in_a_letter_the_slot_forbids(uk: FormatSet) -> 
     assert m.text == "AB12CD1"
 
 
-def test_fewest_corrections_win_and_ties_prefer_current_format(uk: FormatSet) -> None:
+def test_fewest_corrections_win(uk: FormatSet) -> None:
     # Exactly a prefix mark: kept as one rather than "corrected" into a current mark.
     assert uk.match("A812CDE", ON).format_name == "uk_prefix"
-    # One correction either way (O -> 0 current, or ...): current wins the tie.
+    # One correction as a current mark (O -> 0), two as a prefix mark: current wins.
     m = uk.match("AB1OCDE", ON)
     assert (m.text, m.format_name) == ("AB10CDE", "uk_current")
 

@@ -37,7 +37,8 @@ class TestPki:
              "-keyout", self._ca_key, "-out", self.ca_file, "-days", "2", "-subj", "/CN=edge-anpr test CA")
         self._serial = 1
 
-    def issue(self, name: str, common_name: str, *, server: bool = False) -> CertPair:
+    def issue(self, name: str, common_name: str, *, server: bool = False, san: str | None = None) -> CertPair:
+        """A certificate for a client (``server`` False) or a server (for ``san``, default 127.0.0.1 and localhost)."""
         key = self.root / f"{name}.key"
         csr = self.root / f"{name}.csr"
         crt = self.root / f"{name}.crt"
@@ -45,7 +46,7 @@ class TestPki:
         _run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
              "-keyout", str(key), "-out", str(csr), "-subj", "/CN=" + common_name.replace("/", "\\/"))
         if server:
-            ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+            ext.write_text(f"subjectAltName={san or 'IP:127.0.0.1,DNS:localhost'}\nextendedKeyUsage=serverAuth\n")
         else:
             ext.write_text("extendedKeyUsage=clientAuth\n")
         self._serial += 1
@@ -61,7 +62,8 @@ EXAMPLE_ACL = Path(__file__).resolve().parents[2] / "config" / "mosquitto" / "ac
 def tls_listener_lines(pki: TestPki, tmp_path: Path, server_name: str = "localhost") -> tuple[str, ...]:
     """Broker settings for TLS with client certificates as identities and the example ACL (config/mosquitto):
     a server certificate for ``server_name`` from ``pki``, the ACL copied into ``tmp_path``."""
-    server = pki.issue("broker", server_name, server=server_name == "localhost")
+    server = pki.issue("broker", server_name, server=True,
+                       san=None if server_name == "localhost" else f"DNS:{server_name}")
     acl = tmp_path / "acl"
     acl.write_text(EXAMPLE_ACL.read_text())
     return (
