@@ -288,7 +288,6 @@ class ClockGate:
         self._lock = threading.Lock()
         self.flagged = 0
         self.held_dropped = 0
-        self.released = 0
 
     def prepare(self, vehicle_pass: VehiclePass) -> OutgoingMessage | None:
         unsynced = self._status.clock_unsynced()
@@ -339,5 +338,4 @@ class ClockGate:
             self._store.put(message)  # durable before it leaves the hold
             self._held.popleft()
             n += 1
-        self.released += n
         return n

@@ -331,9 +331,7 @@ class HealthReporter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._clock_bad: bool | None = None
-        self.published = 0
         self.failures = 0
-        self.last: dict[str, Any] | None = None
 
     def request(self) -> None:
         """Publish as soon as possible (safe from a signal handler: it only sets an event)."""
@@ -342,7 +340,6 @@ class HealthReporter:
     def report(self) -> dict[str, Any]:
         """Collect and hand the body to every sink now; a failing sink is logged and counted, never raised."""
         body = self._collector.collect()
-        self.last = body
         for sink in self._sinks:
             try:
                 sink(body)
@@ -355,7 +352,6 @@ class HealthReporter:
             except OSError as exc:
                 self.failures += 1
                 log.warning("health: cannot write %s: %s", self._json_path, exc.strerror or exc)
-        self.published += 1
         return body
 
     def _clock_changed(self) -> bool:

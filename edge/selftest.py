@@ -26,14 +26,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from edge.config import Config, load_config
-from edge.errors import ConfigError, EdgeError, StateError
+from edge.errors import BrokerError, ConfigError, EdgeError, ModelError, SourceError, StateError
 
 if TYPE_CHECKING:
     from edge.clocksync import ClockProbe
 
 log = logging.getLogger(__name__)
 
-EXIT_CONFIG, EXIT_CAMERA, EXIT_MODEL, EXIT_BROKER, EXIT_STATE, EXIT_CLOCK, EXIT_DISK = 2, 3, 4, 5, 6, 7, 8
+EXIT_CONFIG, EXIT_CAMERA, EXIT_MODEL, EXIT_BROKER, EXIT_STATE = (
+    ConfigError.exit_code, SourceError.exit_code, ModelError.exit_code, BrokerError.exit_code, StateError.exit_code
+)
+EXIT_CLOCK, EXIT_DISK = 7, 8  # selftest's own
 CHECKS = ("config", "state", "disk", "models", "camera", "broker", "clock")
 DEFAULT_MIN_FREE_MB = 200.0
 

@@ -122,7 +122,6 @@ class Watchdog:
         self._period = interval_s / 2.0 if interval_s is not None else None
         self._monotonic = monotonic
         self._last: float | None = None
-        self.pings = 0
 
     @property
     def period_s(self) -> float | None:
@@ -137,10 +136,7 @@ class Watchdog:
         if self._last is not None and now - self._last < self._period:
             return False
         self._last = now
-        if self._notifier.send("WATCHDOG=1"):
-            self.pings += 1
-            return True
-        return False
+        return self._notifier.send("WATCHDOG=1")
 
 
 class ServiceHooks:

@@ -58,18 +58,19 @@ def _allowed_keys(loc: tuple[str, ...]) -> list[str]:
         field = model.model_fields.get(part)
         if field is None:
             return []
-        inner = _model_of(field.annotation)
+        inner = model_of(field.annotation)
         if inner is None:
             return []
         model = inner
     return sorted(model.model_fields)
 
 
-def _model_of(annotation: Any) -> type[BaseModel] | None:
+def model_of(annotation: Any) -> type[BaseModel] | None:
+    """The config section class inside a field's annotation (``X``, ``X | None``, ``tuple[X, ...]``), if any."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in getattr(annotation, "__args__", ()):
-        found = _model_of(arg)
+        found = model_of(arg)
         if found is not None:
             return found
     return None

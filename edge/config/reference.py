@@ -11,6 +11,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from edge.config.loader import model_of
 from edge.config.model import Config
 
 
@@ -24,7 +25,7 @@ def _section(model: type[BaseModel], prefix: str, lines: list[str]) -> None:
     rows: list[str] = []
     nested: list[tuple[str, type[BaseModel]]] = []
     for name, field in model.model_fields.items():
-        inner = _model_of(field.annotation)
+        inner = model_of(field.annotation)
         key = f"{prefix}{name}"
         if inner is not None:
             nested.append((key, inner))
@@ -60,15 +61,6 @@ def _type(annotation: Any) -> str:
     if origin in (Union, UnionType):
         return " or ".join("none" if a is type(None) else _type(a) for a in args)
     return getattr(annotation, "__name__", str(annotation))
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-    return None
 
 
 if __name__ == "__main__":

@@ -318,7 +318,6 @@ class TimedSource:
     def __init__(self, source: FrameSource) -> None:
         self.source = source
         self.arrived = 0.0  # time.monotonic() when the latest frame arrived
-        self.frames_seen = 0
         self.skipped = 0
         self.first: datetime | None = None
         self._last_index = -1
@@ -332,7 +331,6 @@ class TimedSource:
     def frames(self) -> Iterator[Frame]:
         for frame in self.source.frames():
             self.arrived = time.monotonic()
-            self.frames_seen += 1
             if self.first is None:
                 self.first = frame.timestamp
             self.skipped += max(0, frame.index - self._last_index - 1)

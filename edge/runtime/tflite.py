@@ -43,7 +43,6 @@ class TfliteModel:
             raise ModelError(f"cannot load model {str(path)!r} ({entry.name}): {exc}") from exc
         self._inputs = self._interp.get_input_details()
         self._outputs = self._interp.get_output_details()
-        self.threads = threads
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -66,10 +65,6 @@ class TfliteModel:
         self._interp.set_tensor(self._inputs[0]["index"], tensor.astype(self.input_dtype, copy=False))
         self._interp.invoke()
         return [self._interp.get_tensor(o["index"]) for o in self._outputs]
-
-    @property
-    def output_names(self) -> list[str]:
-        return [str(o["name"]) for o in self._outputs]
 
 
 def open_model(path: str | Path, manifest: Manifest, *, threads: int = 1) -> TfliteModel:
