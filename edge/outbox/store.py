@@ -97,10 +97,6 @@ class Outbox:
         return cls(Path(state_dir) / FILENAME, config, clock)
 
     @property
-    def path(self) -> Path:
-        return self._path
-
-    @property
     def config(self) -> OutboxConfig:
         return self._config
 

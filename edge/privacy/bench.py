@@ -30,8 +30,11 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-face", default="24,48,96", help="smallest face heights to measure, comma-separated "
                    "(default: %(default)s; the node's default is 24)")
     p.add_argument("--repeat", type=int, default=5, help="redactions per setting (default: %(default)s)")
-    p.add_argument("--model", default="models/fetched/face_detection_full_range.tflite", help="face model")
-    p.add_argument("--manifest", default="models/manifest.json", help="model manifest")
+    from edge.privacy.faces import RedactorSettings
+
+    defaults = RedactorSettings()
+    p.add_argument("--model", default=defaults.model, help="face model (default: %(default)s)")
+    p.add_argument("--manifest", default=defaults.manifest, help="model manifest (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 

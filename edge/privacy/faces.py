@@ -313,7 +313,7 @@ class BlazeFaceDetector:
         if not found_boxes:
             return []
         merged, _ = weighted_nms(np.concatenate(found_boxes), np.concatenate(found_scores), self.nms_iou)
-        return [_to_box(b, w, h) for b in merged if _to_box(b, w, h).area > 0]
+        return [box for box in (_to_box(b, w, h) for b in merged) if box.area > 0]
 
     def _tile(self, scaled: Image, x: int, y: int) -> tuple[FloatArray, FloatArray]:
         """Detections (normalised to the tile) of one model input, from the memo when it has them."""

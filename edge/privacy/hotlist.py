@@ -102,9 +102,6 @@ class Hotlist:
         hashes = [plate_hmac(key, normalise_plate(p)) for p in plates]
         return cls(hashes, key=key, list_id=list_id, valid_until=valid_until, grace=grace, confusables=confusables)
 
-    @property
-    def expires_at(self) -> datetime:
-        return self._expires_at
 
     @property
     def key_id(self) -> str:

@@ -142,12 +142,11 @@ def _mosaic(region: Image, *, cells: int, noise: int, rng: np.random.Generator) 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class RedactionResult:
-    """One redacted image, its record, the regions painted over and the faces the first pass found."""
+    """One redacted image, its record and the regions painted over."""
 
     image: Image
     record: Redaction
     regions: tuple[Box, ...]
-    faces: tuple[Box, ...]
 
 
 class Redactor:
@@ -232,7 +231,7 @@ class Redactor:
             detector=self.detector_name, model_sha256=self.model_sha256, threshold=self.threshold,
             regions=len(regions), second_pass_faces=0,
         )
-        return RedactionResult(out, record, tuple(regions), tuple(faces))
+        return RedactionResult(out, record, tuple(regions))
 
     def _detect(self, detector: FaceDetector, image: Image, what: str, regions: Sequence[Box]) -> list[Box]:
         try:
