@@ -32,6 +32,7 @@ import yaml
 from edge.config import parse_config
 from edge.config.model import NodeConfig
 from edge.errors import ConfigError, EdgeError
+from edge.files import write_atomic
 
 SERVICE_USER = "edge-anpr"
 TEMPLATES = (
@@ -114,12 +115,12 @@ def find_template(given: str | None) -> Path:
 # -- key and CSR --------------------------------------------------------------------------------
 
 
-def _openssl(*args: str, stdin: bytes | None = None) -> bytes:
+def _openssl(*args: str) -> bytes:
     exe = shutil.which("openssl")
     if exe is None:
         raise ConfigError("the 'openssl' command is missing: sudo apt install openssl")
     try:
-        done = subprocess.run([exe, *args], input=stdin, capture_output=True, timeout=OPENSSL_TIMEOUT_S, check=False)
+        done = subprocess.run([exe, *args], capture_output=True, timeout=OPENSSL_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ConfigError(f"openssl {args[0]} failed: {exc}") from exc
     if done.returncode != 0:
@@ -153,8 +154,7 @@ def make_csr(key: Path, csr: Path, common_name: str) -> None:
         pem = _openssl("req", "-new", "-key", str(key), "-config", fh.name, "-sha256")
     finally:
         os.unlink(fh.name)
-    csr.unlink(missing_ok=True)
-    write_private(csr, pem, 0o644)
+    write_atomic(csr, pem, mode=0o644)
 
 
 # -- the command --------------------------------------------------------------------------------
@@ -206,10 +206,7 @@ def provision(site: Site, out: Path, template: Path, *, ca: Path | None, force: 
     if ca is not None:
         shutil.copyfile(ca, tls / "ca.crt")
         done.append(f"copied the broker's CA to {tls / 'ca.crt'}")
-    tmp = config_path.with_name(".config.yaml.tmp")
-    tmp.unlink(missing_ok=True)
-    write_private(tmp, text.encode(), 0o640)
-    os.replace(tmp, config_path)
+    write_atomic(config_path, text.encode(), mode=0o640)
     done.append(f"wrote {config_path} (site {site.site}, camera {site.camera}, broker {site.host}:{site.port})")
     ids = _service_ids()
     if ids is not None:

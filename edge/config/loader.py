@@ -32,11 +32,11 @@ def parse_config(data: object, *, origin: str = "<config>") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        lines = [_describe(err, data) for err in exc.errors()]
+        lines = [_describe(err) for err in exc.errors()]
         raise ConfigError(f"{origin}: invalid configuration\n" + "\n".join(f"  - {line}" for line in lines)) from exc
 
 
-def _describe(err: Any, data: dict[str, Any]) -> str:
+def _describe(err: Any) -> str:
     loc = tuple(str(part) for part in err["loc"])
     key = ".".join(loc) or "<top level>"
     if err["type"] == "extra_forbidden":

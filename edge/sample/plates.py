@@ -7,7 +7,6 @@ proportions of the UK plate font). Used for golden tests, scene generation and O
 from __future__ import annotations
 
 import datetime as dt
-import string
 from dataclasses import dataclass
 
 import cv2
@@ -188,4 +187,4 @@ def random_registration(rng: np.random.Generator, *, on: dt.date) -> str:
         number = _number(rng, min(4, 6 - len(letters)))
         return f"{letters} {number}" if rng.random() < 0.5 else f"{number} {letters}"
     county = _NI_COUNTY[int(rng.integers(0, len(_NI_COUNTY)))]
-    return f"{_letters(rng, string.ascii_uppercase.replace('I', '').replace('Q', ''), 1)}{county} {_number(rng, 4)}"
+    return f"{_letters(rng, _RANDOM_LETTERS, 1)}{county} {_number(rng, 4)}"
