@@ -31,7 +31,8 @@ exit codes: 0 ok, 2 bad config or usage, 3 camera/source, 4 model, 5 broker, 6 s
 """
 
 # Subcommands that live beside their stage: (name(s), module, help). Each module exposes
-# configure_parser(parser) and main(args) -> int. Imported only when that command runs.
+# configure_parser(parser) and main(args) -> int. Each is imported to build its parser;
+# its heavy imports (models, MQTT) wait inside main().
 PLUGGED: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("eval", "faces"), "edge.evaluate.faces", "score face redaction on a labelled folder (labels.csv)"),
     (("eval", "plates"), "edge.evaluate.plates", "score plate detection and reading on a labelled folder"),
@@ -92,8 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
     for names, module, text in PLUGGED:
-        if not _available(module):
-            continue
         if len(names) == 1:
             target = sub.add_parser(names[0], help=text, description=text)
         else:
@@ -101,16 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
                 group = sub.add_parser(names[0], help=f"{names[0]} commands")
                 groups[names[0]] = group.add_subparsers(dest="subcommand", metavar="WHAT", required=True)
             target = groups[names[0]].add_parser(names[1], help=text, description=text)
-        importlib.import_module(module).configure_parser(target)
+        plugged = importlib.import_module(module)
+        plugged.configure_parser(target)
         target.set_defaults(func=_lazy(module, "main"))
     return parser
-
-
-def _available(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
