@@ -22,7 +22,6 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from edge.config import Config, load_config
@@ -173,7 +172,9 @@ class _BrokerProbe:
         assert config.mqtt is not None
         self.config, self.mqtt, self.timeout_s = config, config.mqtt, timeout_s
         self.where = f"{self.mqtt.host}:{self.mqtt.port}"
-        client_id = (self.mqtt.client_id or f"{config.node.site}-{config.node.camera}") + "-selftest"
+        from edge.publish.mqtt import default_client_id
+
+        client_id = default_client_id(self.mqtt, config.node) + "-selftest"
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
         self.client.connect_timeout = timeout_s
         self.connected, self.acked = threading.Event(), threading.Event()
@@ -191,22 +192,12 @@ class _BrokerProbe:
         event.set()
 
     def credentials(self) -> Check | None:
-        from edge.publish.mqtt import check_key_file
+        from edge.publish.mqtt import apply_credentials
 
-        mqtt = self.mqtt
         try:
-            if mqtt.tls is not None:
-                check_key_file(mqtt.tls.key_file)
-                self.client.tls_set(ca_certs=mqtt.tls.ca_file, certfile=mqtt.tls.cert_file,
-                                    keyfile=mqtt.tls.key_file, cert_reqs=ssl.CERT_REQUIRED,
-                                    tls_version=ssl.PROTOCOL_TLS_CLIENT)
-            if mqtt.username:
-                password = Path(mqtt.password_file).read_text().strip() if mqtt.password_file else None
-                self.client.username_pw_set(mqtt.username, password)
+            apply_credentials(self.client, self.mqtt)  # exactly as the node sets them
         except ConfigError as exc:
             return _fail("broker", str(exc), "fix the file named above (chmod 600 for a key)", EXIT_BROKER)
-        except (OSError, ValueError) as exc:
-            return _fail("broker", f"cannot load the node's TLS files or password: {exc}", self.tls_fix, EXIT_BROKER)
         return None
 
     def connect(self) -> Check | None:

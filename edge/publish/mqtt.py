@@ -29,7 +29,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.clock import Clock
-from edge.config.model import MqttConfig, NodeConfig, TlsConfig
+from edge.config.model import MqttConfig, NodeConfig
 from edge.domain import OutgoingMessage
 from edge.errors import ConfigError
 from edge.outbox.store import Outbox
@@ -62,6 +62,39 @@ def _check_readable(label: str, path: str) -> None:
         raise ConfigError(f"{label} {path} does not exist or is not readable")
 
 
+def default_client_id(mqtt: MqttConfig, node: NodeConfig) -> str:
+    """The node's MQTT client id: ``mqtt.client_id``, or ``<site>-<camera>``."""
+    return mqtt.client_id or f"{node.site}-{node.camera}"
+
+
+def apply_credentials(client: paho.Client, mqtt: MqttConfig) -> None:
+    """The node's TLS (its files checked, the broker's certificate and host name verified) and its username and
+    password, set on a paho client; a bad file is a ConfigError naming it. The publisher and selftest use this."""
+    if mqtt.tls is not None:
+        tls = mqtt.tls
+        _check_readable("mqtt.tls.ca_file", tls.ca_file)
+        _check_readable("mqtt.tls.cert_file", tls.cert_file)
+        check_key_file(tls.key_file)
+        try:
+            client.tls_set(
+                ca_certs=tls.ca_file, certfile=tls.cert_file, keyfile=tls.key_file,
+                cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise ConfigError(
+                f"mqtt.tls: cannot load CA {tls.ca_file}, certificate {tls.cert_file} or key {tls.key_file}: {exc}"
+            ) from exc
+        client.tls_insecure_set(False)  # verify the broker's host name against its certificate
+    if mqtt.username:
+        password = None
+        if mqtt.password_file:
+            try:
+                password = Path(mqtt.password_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"mqtt.password_file {mqtt.password_file}: {exc.strerror}") from exc
+        client.username_pw_set(mqtt.username, password)
+
+
 @dataclass(frozen=True, slots=True)
 class _Ack:
     mid: int
@@ -90,7 +123,7 @@ class MqttPublisher:
         self._clock = clock
         self._software = software_version
         self._topics = Topics.for_node(mqtt, node)
-        self._client_id = mqtt.client_id or f"{node.site}-{node.camera}"
+        self._client_id = default_client_id(mqtt, node)
         self._max_inflight = max_inflight
         self._window = max_inflight  # lowered to the broker's Receive Maximum on connect
         self._max_packet: int | None = None  # the broker's Maximum Packet Size, from CONNACK
@@ -243,39 +276,15 @@ class MqttPublisher:
             self._topics.status, self._status_payload("offline"), qos=1, retain=True,
             properties=self._properties("status", expiry_s=None, packet=PacketTypes.WILLMESSAGE),
         )
-        if self._cfg.tls is not None:
-            self._setup_tls(client, self._cfg.tls)
-        elif self._cfg.insecure_lab_mode:
+        if self._cfg.tls is None and self._cfg.insecure_lab_mode:
             log.warning(
                 "MQTT INSECURE LAB MODE: plain TCP to %s:%d, no encryption, no broker authentication, "
                 "no client certificate. Never use this outside a lab bench.", self._cfg.host, self._cfg.port,
             )
-        else:  # the config validator already refuses this; keep the check where the socket is made
+        elif self._cfg.tls is None:  # the config validator already refuses this; check where the socket is made
             raise ConfigError("mqtt.tls is required (or set mqtt.insecure_lab_mode: true on a lab bench)")
-        if self._cfg.username:
-            password = None
-            if self._cfg.password_file:
-                try:
-                    password = Path(self._cfg.password_file).read_text(encoding="utf-8").strip()
-                except OSError as exc:
-                    raise ConfigError(f"mqtt.password_file {self._cfg.password_file}: {exc.strerror}") from exc
-            client.username_pw_set(self._cfg.username, password)
+        apply_credentials(client, self._cfg)
         return client
-
-    def _setup_tls(self, client: paho.Client, tls: TlsConfig) -> None:
-        _check_readable("mqtt.tls.ca_file", tls.ca_file)
-        _check_readable("mqtt.tls.cert_file", tls.cert_file)
-        check_key_file(tls.key_file)
-        try:
-            client.tls_set(
-                ca_certs=tls.ca_file, certfile=tls.cert_file, keyfile=tls.key_file,
-                cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            raise ConfigError(
-                f"mqtt.tls: cannot load CA {tls.ca_file}, certificate {tls.cert_file} or key {tls.key_file}: {exc}"
-            ) from exc
-        client.tls_insecure_set(False)  # verify the broker's host name against its certificate
 
     def _properties(self, kind: str, expiry_s: int | None, packet: int = PacketTypes.PUBLISH) -> Properties:
         props = Properties(packet)  # type: ignore[no-untyped-call]
