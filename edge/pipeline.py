@@ -20,12 +20,12 @@ from edge.capture import FrameSource
 from edge.detect import PlateDetector
 from edge.domain import Frame, OutgoingMessage, PlateDetection, PlateRead, VehiclePass
 from edge.read import PlateReader
-from edge.read.crop import CROP_MARGIN, FormatMatcher, read_box
+from edge.read.crop import FormatMatcher, read_box
 from edge.track import PlateTracker
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CROP_MARGIN", "FormatMatcher", "Pipeline", "PipelineStats"]
+__all__ = ["MessageStore", "PassObserver", "PassPreparer", "Pipeline", "PipelineStats"]
 
 
 class PassPreparer(Protocol):
@@ -52,7 +52,6 @@ class PipelineStats:
     messages: int = 0
     detect_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2048))
     ocr_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2048))
-    pass_latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2048))
     started: float = field(default_factory=time.monotonic)
 
     @property

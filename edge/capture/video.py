@@ -62,7 +62,6 @@ class VideoFileSource:
         self.lores_size = lores_size
         self.start = replay_start(self.path, start)
         self.realtime = realtime
-        self.fps = 0.0
         self.corrupt_frames = 0
 
     def frames(self) -> Iterator[Frame]:
@@ -74,7 +73,6 @@ class VideoFileSource:
             if not 0.0 < fps <= 1000.0:
                 log.warning("video %s reports fps %r; assuming 25", self.path, fps)
                 fps = 25.0
-            self.fps = fps
             yield from self._read(cap, fps)
         finally:
             cap.release()
@@ -142,7 +140,6 @@ class StreamSource:
         self.lores_size = lores_size
         self.clock = clock
         self.max_failures = max_failures
-        self.corrupt_frames = 0
 
     def frames(self) -> Iterator[Frame]:
         cap = cv2.VideoCapture(self.url)

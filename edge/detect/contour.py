@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge.detect import suppress_overlaps
 from edge.domain import Box, Image, PlateDetection, as_image
 
 PLATE_ASPECT = 520.0 / 111.0
@@ -48,7 +49,7 @@ class ContourPlateDetector:
             score = _score(fill, aspect, ink)
             if score >= self.options.min_confidence:
                 found.append(PlateDetection(Box(x, y, w, h), score))
-        return _suppress_overlaps(found)
+        return suppress_overlaps(found)
 
 
 def plate_background_mask(image: Image) -> Image:
@@ -78,11 +79,3 @@ def _score(fill: float, aspect: float, ink: float) -> float:
     aspect_term = max(0.0, 1.0 - abs(np.log(aspect / PLATE_ASPECT)))
     ink_term = 1.0 if 0.12 <= ink <= 0.55 else max(0.0, 1.0 - abs(ink - 0.3) * 4)
     return float(np.clip(0.4 * fill + 0.3 * aspect_term + 0.3 * ink_term, 0.0, 1.0))
-
-
-def _suppress_overlaps(found: list[PlateDetection], iou: float = 0.3) -> list[PlateDetection]:
-    kept: list[PlateDetection] = []
-    for det in sorted(found, key=lambda d: d.confidence, reverse=True):
-        if all(det.box.iou(k.box) < iou for k in kept):
-            kept.append(det)
-    return kept

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge.detect import suppress_overlaps
 from edge.domain import Box, Image, PlateDetection
 
 
@@ -72,8 +73,9 @@ class EdgePlateDetector:
     def detect(self, image: Image) -> list[PlateDetection]:
         grey = image if image.ndim == 2 else np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), np.uint8)
         height = grey.shape[0]
-        polarities = [g for g, on in ((grey, self.options.dark_on_light), (255 - grey, self.options.light_on_dark))
-                      if on]
+        polarities = [grey] if self.options.dark_on_light else []
+        if self.options.light_on_dark:
+            polarities.append(255 - grey)
         found: list[PlateDetection] = []
         for g in polarities:
             for block in self.options.block_sizes:
@@ -82,7 +84,7 @@ class EdgePlateDetector:
                     det = self._plate(g, row)
                     if det is not None:
                         found.append(det)
-        kept = _suppress_overlaps(found)
+        kept = suppress_overlaps(found, max_contained=0.6)
         if not kept:
             return []
         floor = self.options.relative_score * kept[0].confidence
@@ -95,29 +97,45 @@ class EdgePlateDetector:
         x1 = max(b.x + b.w for b in row)
         ch = float(np.median([b.h for b in row]))
         cy = float(np.median([b.cy for b in row]))
-        box = plate_extent(grey, (x0, x1), cy, ch, o).clipped(width, height)
+        levels = _levels(grey, (x0, x1), cy, ch)
+        box = plate_extent(grey, (x0, x1), cy, ch, o, levels=levels).clipped(width, height)
         if box.w < o.min_width or box.w < 1.5 * box.h:
             return None
-        score = _row_score(row, ch, _framing(grey, (x0, x1), cy, ch))
+        score = _row_score(row, ch, _framing(grey, (x0, x1), cy, ch, levels))
         if score < o.min_confidence:
             return None
         return PlateDetection(box, score)
 
 
+def _band_rows(height: int, cy: float, ch: float) -> tuple[int, int]:
+    """First and past-the-last image row of the characters' band (clipped to the image)."""
+    return max(0, round(cy - ch / 2)), min(height, round(cy + ch / 2))
+
+
+def _levels(grey: npt.NDArray[np.uint8], span: tuple[int, int], cy: float, ch: float) -> tuple[float, float] | None:
+    """Background and ink grey levels of the characters' band (its 80th and 10th percentiles); None if empty."""
+    top, bottom = _band_rows(grey.shape[0], cy, ch)
+    band = grey[top:bottom, span[0] : span[1]]
+    if band.size == 0:
+        return None
+    bg, ink = np.percentile(band, (80, 10))
+    return float(bg), float(ink)
+
+
 def plate_extent(grey: npt.NDArray[np.uint8], span: tuple[int, int], cy: float, ch: float,
-                 o: EdgeDetectorOptions) -> Box:
+                 o: EdgeDetectorOptions, *, levels: tuple[float, float] | None) -> Box:
     """The plate around a row of characters: its background followed up, down and sideways, within bounds.
 
-    The background level is taken from the character band (its light pixels); a row or column still
-    belongs to the plate while at least half its pixels are near that level.
+    The background level is taken from the character band (its light pixels, ``levels`` from
+    :func:`_levels`); a row or column still belongs to the plate while at least half its pixels are near
+    that level.
     """
     height, width = grey.shape[:2]
     x0, x1 = span
-    top, bottom = max(0, round(cy - ch / 2)), min(height, round(cy + ch / 2))
-    band = grey[top:bottom, x0:x1]
-    if band.size == 0:
+    top, bottom = _band_rows(height, cy, ch)
+    if levels is None:
         return Box(x0, top, x1 - x0, bottom - top)
-    bg, ink = float(np.percentile(band, 80)), float(np.percentile(band, 10))
+    bg, ink = levels
     tol = max(18.0, 0.4 * (bg - ink))
 
     lo_v, hi_v = (o.min_plate_h_per_char - 1) / 2 * ch, (o.max_plate_h_per_char - 1) / 2 * ch
@@ -208,14 +226,14 @@ def _line_of(row: list[_Blob]) -> tuple[float, float]:
     return float(slope), float(offset)
 
 
-def _framing(grey: npt.NDArray[np.uint8], span: tuple[int, int], cy: float, ch: float) -> float:
+def _framing(grey: npt.NDArray[np.uint8], span: tuple[int, int], cy: float, ch: float,
+             levels: tuple[float, float] | None) -> float:
     """Share of plain background just above and below the characters (a plate has some; clutter rarely)."""
     height = grey.shape[0]
     x0, x1 = span
-    band = grey[max(0, round(cy - ch / 2)) : min(height, round(cy + ch / 2)), x0:x1]
-    if band.size == 0:
+    if levels is None:  # an empty character band
         return 0.0
-    bg, ink = float(np.percentile(band, 80)), float(np.percentile(band, 10))
+    bg, ink = levels
     if bg - ink < 25:
         return 0.0
     tol = max(18.0, 0.4 * (bg - ink))
@@ -243,12 +261,3 @@ def _row_score(row: list[_Blob], ch: float, framing: float) -> float:
     pitch_term = float(np.mean((gaps > -0.1) & (gaps < 0.6))) if gaps.size else 0.0
     score = 0.3 * count_term + 0.15 * height_term + 0.15 * line_term + 0.2 * pitch_term + 0.2 * framing
     return float(np.clip(score, 0.0, 1.0))
-
-
-def _suppress_overlaps(found: list[PlateDetection], iou: float = 0.3) -> list[PlateDetection]:
-    kept: list[PlateDetection] = []
-    for det in sorted(found, key=lambda d: d.confidence, reverse=True):
-        if all(det.box.iou(k.box) < iou and det.box.intersection(k.box) < 0.6 * min(det.box.area, k.box.area)
-               for k in kept):
-            kept.append(det)
-    return kept

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge.capture.video import IMAGE_SUFFIXES
 from edge.domain import Box, Image
 from edge.errors import ConfigError, EdgeError
 from edge.evaluate.progress import Progress
@@ -38,7 +39,6 @@ from edge.privacy.redact import MODES, RedactionFailed, Redactor
 COVER_SHARE = 0.9
 MIN_FACE_PX = 24
 SIZE_BUCKETS = ((0, 24), (24, 48), (48, 96), (96, 1 << 30))
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 @dataclass(frozen=True, slots=True)

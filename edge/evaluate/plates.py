@@ -39,7 +39,7 @@ from edge.domain import Box, FormatMatch, Image, PlateText
 from edge.errors import ConfigError, EdgeError
 from edge.evaluate.progress import Progress
 from edge.read import PlateReader
-from edge.read.crop import CROP_MARGIN, FormatMatcher, read_box
+from edge.read.crop import FormatMatcher, crop_box, read_box
 from edge.read.factory import READERS, build_reader, default_model
 from edge.read.formats import FormatSet, normalise
 
@@ -390,7 +390,7 @@ def write_report(out: Path, folder: Path, scores: Sequence[ImageScore], result: 
             if box is None:
                 cells.append("<td>no detection</td>")
                 continue
-            c = box.expanded(CROP_MARGIN).clipped(w, h)
+            c = crop_box(box, w, h)
             if c.area == 0:
                 cells.append("<td>empty</td>")
                 continue

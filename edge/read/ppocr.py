@@ -12,6 +12,7 @@ dropped. Two-line plates are unfolded into one line first.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -20,11 +21,11 @@ import numpy.typing as npt
 from edge.domain import Image, PlateText
 from edge.errors import ModelError
 from edge.read.charsets import PPOCR_PLATE_CLASSES
+from edge.read.ocr import ALPHABET, unfold_two_line
 from edge.runtime import TfliteModel
 
 _BLANK = 0
 TWO_LINE_MAX_ASPECT = 2.0  # width / height below which a crop is taken for a two-line plate
-_TWO_LINE_OVERLAP = 0.06  # each half keeps this share of the other, so no line is cut
 
 
 EDGE_CHAR_MIN = 0.5  # a first or last character less sure than this is dropped
@@ -62,27 +63,41 @@ def _unfold(crop: Image) -> Image:
     h, w = crop.shape[:2]
     if h < 4 or w / h >= TWO_LINE_MAX_ASPECT:
         return crop
-    cut = round(h * (0.5 + _TWO_LINE_OVERLAP))
-    return np.asarray(np.hstack([crop[:cut], crop[h - cut :]]), dtype=np.uint8)
+    return unfold_two_line(crop)
 
 
-PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_SEPARATOR = len(PLATE_ALPHABET) + 1  # merged class of everything that is not a plate character
+_SEPARATOR = len(ALPHABET) + 1  # merged class of everything that is not a plate character
 _LOOKS_LIKE = {"l": "I"}  # lower-case letters read as another capital than their own
 _TWINS = {"O": "0", "0": "O", "I": "1", "1": "I"}  # identical in the UK plate font: one confidence
 
 
+@lru_cache(maxsize=8)
 def merge_matrix(classes: str = PPOCR_PLATE_CLASSES) -> npt.NDArray[np.float32]:
     """(1 + len(classes), 2 + 36): adds each model class's probability to the plate character it shows.
 
-    Column 0 is the CTC blank, then ``PLATE_ALPHABET``, then one column for separators (dropped).
+    Column 0 is the CTC blank, then ``ALPHABET`` (:mod:`edge.read.ocr`'s), then one column for separators
+    (dropped). Cached, so one array is shared by every call: read-only, never to be written to.
     """
-    m = np.zeros((len(classes) + 1, len(PLATE_ALPHABET) + 2), np.float32)
+    m = np.zeros((len(classes) + 1, len(ALPHABET) + 2), np.float32)
     m[0, 0] = 1.0
     for k, c in enumerate(classes, start=1):
         target = _LOOKS_LIKE.get(c, c.upper())
-        m[k, PLATE_ALPHABET.index(target) + 1 if target in PLATE_ALPHABET else _SEPARATOR] = 1.0
+        m[k, ALPHABET.index(target) + 1 if target in ALPHABET else _SEPARATOR] = 1.0
+    m.flags.writeable = False
     return m
+
+
+def _twin_columns() -> npt.NDArray[np.intp]:
+    """For each merged column, the column of its twin character (O/0, I/1), else its own."""
+    twin = np.arange(len(ALPHABET) + 2)
+    for a, b in _TWINS.items():
+        twin[ALPHABET.index(a) + 1] = ALPHABET.index(b) + 1
+    twin.flags.writeable = False
+    return twin
+
+
+_TWIN = _twin_columns()
+_HAS_TWIN = np.arange(_TWIN.size) != _TWIN
 
 
 def ctc_decode(probs: npt.NDArray[np.float32], classes: str = PPOCR_PLATE_CLASSES) -> PlateText:
@@ -97,16 +112,13 @@ def ctc_decode(probs: npt.NDArray[np.float32], classes: str = PPOCR_PLATE_CLASSE
         raise ValueError(f"recogniser output has shape {probs.shape}; expected (time, {len(classes) + 1})")
     merged = probs @ merge_matrix(classes)
     best = merged.argmax(axis=1)
-    twin = np.arange(merged.shape[1])
-    for a, b in _TWINS.items():
-        twin[PLATE_ALPHABET.index(a) + 1] = PLATE_ALPHABET.index(b) + 1
-    sure = merged + merged[:, twin] * (twin != np.arange(merged.shape[1]))
+    sure = merged + merged[:, _TWIN] * _HAS_TWIN
     chars: list[str] = []
     confs: list[float] = []
     previous = _BLANK
     for t, k in enumerate(best.tolist()):
         if k not in (_BLANK, previous):
-            chars.append(PLATE_ALPHABET[k - 1] if k != _SEPARATOR else " ")
+            chars.append(ALPHABET[k - 1] if k != _SEPARATOR else " ")
             confs.append(float(sure[t, k]))
         elif k != _BLANK:
             confs[-1] = max(confs[-1], float(sure[t, k]))

@@ -24,8 +24,9 @@ from datetime import datetime, timedelta
 
 from edge.config import TrackConfig
 from edge.domain import Box, Image, PlateRead, VehiclePass
+from edge.read.crop import FormatMatcher
 from edge.track.motion import Motion, direction_of, inside, out_of_frame, sharpness
-from edge.track.vote import FormatCheck, read_weight, similarity, vote
+from edge.track.vote import read_weight, similarity, vote
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class _Track:
 class PlateTracker:
     """Feeds on each frame's reads; returns the passes that are complete (and previews, if enabled)."""
 
-    def __init__(self, config: TrackConfig, formats: FormatCheck | None = None) -> None:
+    def __init__(self, config: TrackConfig, formats: FormatMatcher | None = None) -> None:
         self.config = config
         self.formats = formats
         self._tracks: list[_Track] = []
@@ -265,7 +266,7 @@ class PlateTracker:
         for recent in self._recent:
             if track.first_seen - recent.last_seen >= window:
                 continue
-            same_place = recent.box.iou(first_box) > 0.3
+            same_place = recent.box.iou(first_box) > SAME_PLACE_IOU
             if recent.plate == plate or (same_place and similarity(recent.plate, plate) >= TEXT_MATCH):
                 return recent
         return None

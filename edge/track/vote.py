@@ -25,20 +25,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
-from typing import Protocol
 
 from edge.domain import FormatMatch, PlateRead
+from edge.read.crop import FormatMatcher
 
 VALID_WEIGHT = 2.0  # a read that fits a registration format counts this many times
 OTHER_LENGTH_WEIGHT = 0.5  # a read of another length than the winning one, aligned by edit distance
 VALID_SWITCH = 0.8  # a valid read wins over an invalid vote when it has this share of its support
-
-
-class FormatCheck(Protocol):
-    """The read stage's format matcher (``edge.read.formats.FormatSet``)."""
-
-    def match(self, text: str, captured_on: date) -> FormatMatch: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +41,6 @@ class Voted:
     format_name: str | None
     confidence: float
     char_confidences: tuple[float, ...]
-    agreeing: int  # reads whose text is exactly the voted text
 
 
 def levenshtein(a: str, b: str) -> int:
@@ -103,7 +95,7 @@ def read_weight(read: PlateRead) -> float:
     return mean * (VALID_WEIGHT if read.valid else 1.0)
 
 
-def vote(reads: Sequence[PlateRead], formats: FormatCheck | None = None) -> Voted:
+def vote(reads: Sequence[PlateRead], formats: FormatMatcher | None = None) -> Voted:
     """One read from many; raises ValueError on no reads or reads with no text."""
     reads = [r for r in reads if r.text]
     if not reads:
@@ -133,7 +125,6 @@ def vote(reads: Sequence[PlateRead], formats: FormatCheck | None = None) -> Vote
         format_name=match.format_name if match is not None else None,
         confidence=min(confs) if confs else 0.0,
         char_confidences=confs,
-        agreeing=sum(1 for r in reads if r.text == text),
     )
 
 
@@ -178,7 +169,7 @@ def _pattern(text: str) -> str:
     return "".join("9" if c.isdigit() else "A" for c in text)
 
 
-def _format_of(text: str, reads: Sequence[PlateRead], formats: FormatCheck | None) -> FormatMatch | None:
+def _format_of(text: str, reads: Sequence[PlateRead], formats: FormatMatcher | None) -> FormatMatch | None:
     """The format of the voted text: a read's with that text, the checker's, or (no checker) a valid read's
     with the same letter/digit pattern, its display spacing carried over."""
     same = [r for r in reads if r.text == text]
