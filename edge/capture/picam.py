@@ -83,8 +83,9 @@ class PicameraSource:
                 cam.close()
 
     def _frame(self, request: Any, index: int) -> Frame:
-        # make_array returns a copy of the buffer, not a view: it stays valid after request.release()
-        main = np.asarray(request.make_array("main"), dtype=np.uint8)
+        # make_array returns a copy of the buffer, not a view: it stays valid after request.release(); it may
+        # be a slice of a row-padded copy, which is made compact here (copied only then)
+        main = np.ascontiguousarray(request.make_array("main"), dtype=np.uint8)
         yuv = request.make_array("lores")
         lores = np.asarray(cv2.cvtColor(yuv, cv2.COLOR_YUV420p2BGR), dtype=np.uint8)
         sensor_ns = request.get_metadata().get("SensorTimestamp")
