@@ -29,7 +29,7 @@ from edge.privacy.audit import AuditLog
 from edge.privacy.faces import RedactorSettings, build_redactor
 from edge.privacy.hotlist import load_hotlist_for
 from edge.privacy.redact import Redactor
-from edge.privacy.retention import Retention
+from edge.privacy.retention import DataClass, Retention, RetentionStore
 from edge.privacy.stage import PrivacyStage
 from edge.publish.mqtt import MqttPublisher
 from edge.publish.topics import Topics
@@ -145,14 +145,17 @@ def open_node(
         audit=audit,
         seq_start=seq_file.load(),
     )
-    retention = Retention(config.privacy.retention, {"logs": audit})
     with ExitStack() as stack:
+        outbox = stack.enter_context(Outbox(state / "outbox.sqlite", config.outbox, clock))
+        stores: dict[DataClass, RetentionStore] = {"logs": audit}
+        for data_class, store in outbox.retention_stores().items():  # reads, hits and images in the outbox
+            stores[data_class] = store
+        retention = Retention(config.privacy.retention, stores)
         stop_retention = threading.Event()
         stack.callback(stop_retention.set)
         threading.Thread(
             target=retention.run, args=(clock, stop_retention), name="retention", daemon=True
         ).start()
-        outbox = stack.enter_context(Outbox(state / "outbox.sqlite", config.outbox, clock))
         publisher = None
         if config.mqtt is not None:
             publisher = stack.enter_context(

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 from edge.clock import Clock
 from edge.config.model import OutboxConfig
@@ -49,11 +50,41 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 _COUNTERS = ("dropped_age", "dropped_bytes", "rejected")
 
 
+OutboxDataClass = Literal["non_hit_reads", "hit_reads", "images"]  # the retention classes the outbox holds
+
+# Per retention class: (oldest, count and bytes before a cut-off, delete before a cut-off). Spelled out in
+# full so no SQL is built from strings; the payload is the read's JSON (validated before it was stored).
+_CLASS_SQL: dict[OutboxDataClass, tuple[str, str, str]] = {
+    "non_hit_reads": (
+        "SELECT MIN(captured_us) FROM messages WHERE kind = 'read'"
+        " AND COALESCE(json_extract(CAST(payload AS TEXT), '$.hotlist_hit'), 0) != 1",
+        "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages WHERE captured_us < ? AND kind = 'read'"
+        " AND COALESCE(json_extract(CAST(payload AS TEXT), '$.hotlist_hit'), 0) != 1",
+        "DELETE FROM messages WHERE captured_us < ? AND kind = 'read'"
+        " AND COALESCE(json_extract(CAST(payload AS TEXT), '$.hotlist_hit'), 0) != 1",
+    ),
+    "hit_reads": (
+        "SELECT MIN(captured_us) FROM messages WHERE kind = 'read'"
+        " AND json_extract(CAST(payload AS TEXT), '$.hotlist_hit') = 1",
+        "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages WHERE captured_us < ? AND kind = 'read'"
+        " AND json_extract(CAST(payload AS TEXT), '$.hotlist_hit') = 1",
+        "DELETE FROM messages WHERE captured_us < ? AND kind = 'read'"
+        " AND json_extract(CAST(payload AS TEXT), '$.hotlist_hit') = 1",
+    ),
+    "images": (
+        "SELECT MIN(captured_us) FROM messages WHERE json_extract(CAST(payload AS TEXT), '$.image') IS NOT NULL",
+        "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages WHERE captured_us < ?"
+        " AND json_extract(CAST(payload AS TEXT), '$.image') IS NOT NULL",
+        "DELETE FROM messages WHERE captured_us < ? AND json_extract(CAST(payload AS TEXT), '$.image') IS NOT NULL",
+    ),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class DropCounts:
     """Messages removed without reaching the broker, since the outbox file was created."""
 
-    by_age: int = 0  # older than OutboxConfig.max_age_s
+    by_age: int = 0  # older than OutboxConfig.max_age_s, or than its retention class allows
     by_bytes: int = 0  # pushed out by OutboxConfig.max_bytes
     rejected: int = 0  # failed schema validation, never published
 
@@ -254,6 +285,37 @@ class Outbox:
             rejected=int(rows.get("rejected", 0)),
         )
 
+    def retention_stores(self) -> dict[OutboxDataClass, OutboxClass]:
+        """The outbox's messages as retention classes (``edge.privacy.retention``): reads that hit no hotlist,
+        hotlist hits, and reads that carry an image; a read with an image goes at the shorter of its limits."""
+        return {name: OutboxClass(self, name) for name in _CLASS_SQL}
+
+    def _oldest_of(self, data_class: OutboxDataClass) -> datetime | None:
+        with self._lock:
+            row = self._conn().execute(_CLASS_SQL[data_class][0]).fetchone()
+        return None if row[0] is None else _from_us(int(row[0]))
+
+    def _purge_of(self, data_class: OutboxDataClass, cutoff: datetime) -> int:
+        """Remove the class's messages captured before ``cutoff``, counted as dropped by age."""
+        with self._lock:
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(_CLASS_SQL[data_class][1], (_to_us(cutoff),)).fetchone()
+                count, size = int(row[0]), int(row[1])
+                if count:
+                    db.execute(_CLASS_SQL[data_class][2], (_to_us(cutoff),))
+                    self._bump_locked(db, "dropped_age", count)
+                db.execute("COMMIT")
+            except sqlite3.Error:
+                self._rollback(db)
+                raise
+            self._bytes -= size
+        if count:
+            log.warning("outbox: retention removed %d unpublished %s message(s) captured before %s "
+                        "(counted in health)", count, data_class, cutoff.isoformat())
+        return count
+
     # -- internals (caller holds the lock) -------------------------------------------------
 
     def _delete_locked(self, db: sqlite3.Connection, message_ids: list[str]) -> int:
@@ -345,3 +407,17 @@ class Outbox:
                 "outbox: dropped %d oldest message(s) to stay under max_bytes=%d (never published; counted)",
                 by_bytes, self._config.max_bytes,
             )
+
+
+class OutboxClass:
+    """One retention class of the outbox's messages (a ``RetentionStore``): its oldest, and its purge."""
+
+    def __init__(self, outbox: Outbox, data_class: OutboxDataClass) -> None:
+        self._outbox = outbox
+        self.data_class = data_class
+
+    def oldest(self) -> datetime | None:
+        return self._outbox._oldest_of(self.data_class)
+
+    def purge_before(self, cutoff: datetime) -> int:
+        return self._outbox._purge_of(self.data_class, cutoff)

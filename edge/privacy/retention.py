@@ -9,7 +9,6 @@ never written to disk, so they need no purge.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Mapping
@@ -18,7 +17,6 @@ from typing import Literal, Protocol
 
 from edge.clock import Clock
 from edge.config.model import RetentionConfig
-from edge.domain import OutgoingMessage
 
 log = logging.getLogger(__name__)
 
@@ -32,22 +30,6 @@ class RetentionStore(Protocol):
     def oldest(self) -> datetime | None: ...
 
     def purge_before(self, cutoff: datetime) -> int: ...
-
-
-def classes_of(msg: OutgoingMessage) -> frozenset[DataClass]:
-    """The classes an outgoing read belongs to: a hit or not (``hotlist_hit``), and ``images`` if it carries one.
-
-    For a store that keeps whole messages (the outbox): a read with an image is held no longer than the
-    shorter of its read class and ``images``.
-    """
-    try:
-        payload = json.loads(msg.payload)
-    except ValueError:
-        return frozenset({"non_hit_reads"})
-    if not isinstance(payload, dict):
-        return frozenset({"non_hit_reads"})
-    read: DataClass = "hit_reads" if payload.get("hotlist_hit") is True else "non_hit_reads"
-    return frozenset({read, "images"}) if "image" in payload else frozenset({read})
 
 
 class Retention:

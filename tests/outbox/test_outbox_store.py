@@ -163,3 +163,28 @@ def test_pending_leaves_out_the_messages_in_flight(tmp_path: Path) -> None:
             box.put(m)
         got = box.pending(2, exclude={msgs[0].message_id, msgs[2].message_id})
         assert [m.message_id for m in got] == [msgs[1].message_id, msgs[3].message_id]
+
+
+def test_retention_purges_each_class_of_unpublished_read_at_its_own_age(tmp_path: Path) -> None:
+    from edge.config.model import RetentionConfig
+    from edge.privacy.retention import Retention
+
+    clock = SettableClock()
+    hour = 3600.0
+    with Outbox(tmp_path / "o.sqlite", outbox_config(max_age_s=31 * 86_400), clock) as box:
+        box.put(make_read(NODE, 0, at=T0))  # a plain read
+        box.put(make_read(NODE, 1, at=T0, extra={"hotlist_hit": True}))  # a hit
+        box.put(make_read(NODE, 2, at=T0, extra={"hotlist_hit": True, "image": {"kind": "plate_patch"}}))
+        box.put(make_read(NODE, 3, at=T0 + timedelta(hours=5)))  # younger than every limit
+        retention = Retention(
+            RetentionConfig(non_hit_reads_s=4 * hour, hit_reads_s=10 * hour, images_s=2 * hour),
+            box.retention_stores(),
+        )
+        clock.advance(6 * hour)
+        assert retention.oldest(clock.now()) == {"non_hit_reads": 6 * hour, "hit_reads": 6 * hour, "images": 6 * hour}
+        assert retention.purge(clock.now()) == {"non_hit_reads": 1, "hit_reads": 0, "images": 1}
+        assert [m.message_id.split(".")[2] for m in box.pending(10)] == ["1", "3"]  # the hit stays, its image went
+        assert box.dropped.by_age == 2
+        clock.advance(5 * hour)
+        retention.purge(clock.now())
+        assert [m.message_id.split(".")[2] for m in box.pending(10)] == []

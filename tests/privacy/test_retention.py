@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from edge.config.model import RetentionConfig
+from edge.config.model import OutboxConfig, RetentionConfig
 from edge.domain import OutgoingMessage
+from edge.outbox.store import Outbox
 from edge.privacy.audit import AuditLog, verify
-from edge.privacy.retention import Retention, classes_of
+from edge.privacy.retention import Retention
 
 T0 = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -140,6 +141,10 @@ def test_run_loop_purges_at_start_until_stopped() -> None:
     ({"id": "a", "hotlist_hit": True}, {"hit_reads"}),
     ({"id": "a", "hotlist_hit": True, "image": {}}, {"hit_reads", "images"}),
 ])
-def test_messages_are_classified_by_hit_and_image(payload: dict[str, object], expected: set[str]) -> None:
+def test_messages_are_classified_by_hit_and_image(
+    payload: dict[str, object], expected: set[str], tmp_path: Path
+) -> None:
     msg = OutgoingMessage("a", "t", json.dumps(payload).encode(), T0)
-    assert classes_of(msg) == expected
+    with Outbox(tmp_path / "o.sqlite", OutboxConfig(max_age_s=31 * 86_400), FakeClock(T0)) as box:
+        box.put(msg)
+        assert {c for c, store in box.retention_stores().items() if store.oldest() is not None} == expected
