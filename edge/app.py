@@ -128,8 +128,8 @@ def open_node(
     """
     clock = clock or SystemClock()
     state = ensure_state_dir(config.node.state_dir)
-    reader = build_reader(config.read)  # the backend the manifest task of read.model names
     formats = FormatSet.load(config.read.formats, config.read.formats_file)
+    reader = build_reader(config.read, formats=formats)  # the backend the manifest task of read.model names
     detector = build_detector(config.detect)
     topics = Topics(config.mqtt.topic_prefix if config.mqtt else "anpr", config.node.site, config.node.camera)
     redactor = node_redactor(config) if config.privacy.images_may_leave else None

@@ -91,6 +91,10 @@ class ZoneConfig(_Section):
         description="Corners as [x, y] shares of the frame width and height (0..1), at least 3."
     )
 
+    format_guided: bool = Field(
+        True,
+        description="Decode the OCR's frames to the likeliest reading that fits an allowed format (false: greedy).",
+    )
     @field_validator("polygon")
     @classmethod
     def _valid_polygon(cls, v: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:

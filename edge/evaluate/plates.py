@@ -183,16 +183,16 @@ def node_config(args: argparse.Namespace) -> Config:
         read["formats_file"] = args.formats_file
     data = config.model_dump()
     data["read"] = {**data["read"], **read}
+    data["detect"] = {**data["detect"], "threads": args.threads}
     return parse_config(data, origin="eval plates")
 
 
 def build_stages(config: Config, args: argparse.Namespace) -> Stages:
-    formats: FormatMatcher = (
-        _NoFormats() if args.formats == "none" else FormatSet.load(config.read.formats, config.read.formats_file)
-    )
+    format_set = None if args.formats == "none" else FormatSet.load(config.read.formats, config.read.formats_file)
+    formats: FormatMatcher = _NoFormats() if format_set is None else format_set
     return Stages(
         detector=None if args.truth_boxes else build_detector(config.detect, args.detector),
-        reader=build_reader(config.read, args.reader),
+        reader=build_reader(config.read, args.reader, format_set),
         formats=formats,
         lores_size=config.capture.lores_size,
         min_confidence=config.read.min_confidence,

@@ -11,6 +11,8 @@ from pathlib import Path
 from edge.config.model import ReadConfig
 from edge.errors import ConfigError
 from edge.read import PlateReader
+from edge.read.formats import FormatSet
+from edge.read.lattice import FormatDecoder
 from edge.read.ocr import TflitePlateReader
 from edge.read.ppocr import PpocrPlateReader
 from edge.runtime import load_manifest, open_model
@@ -47,12 +49,17 @@ def default_model(backend: str, config: ReadConfig) -> str:
     return str(manifest.path_of(own[0]))
 
 
-def build_reader(config: ReadConfig, backend: str | None = None) -> PlateReader:
-    """The reader named by ``backend`` (default: the one ``config.model``'s manifest task calls for)."""
+def build_reader(config: ReadConfig, backend: str | None = None, formats: FormatSet | None = None) -> PlateReader:
+    """The reader named by ``backend`` (default: the one ``config.model``'s manifest task calls for).
+
+    With ``formats`` and ``config.format_guided``, the reader decodes to the likeliest reading that fits
+    one of them (:mod:`edge.read.lattice`); without, it decodes greedily.
+    """
     name = backend or reader_backend(config)
     manifest = load_manifest(config.manifest)
+    decoder = FormatDecoder(formats) if formats is not None and config.format_guided else None
     if name == "ctc":
-        return TflitePlateReader(open_model(config.model, manifest, threads=config.threads))
+        return TflitePlateReader(open_model(config.model, manifest, threads=config.threads), decoder)
     if name == "ppocr":
-        return PpocrPlateReader(open_model(config.model, manifest, threads=config.threads))
+        return PpocrPlateReader(open_model(config.model, manifest, threads=config.threads), decoder=decoder)
     raise ConfigError(f"unknown plate reader {name!r}; known: {', '.join(READERS)}")

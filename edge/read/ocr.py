@@ -6,12 +6,14 @@ manifest's ``input_size``) normalised per crop, and gives per-column probabiliti
 placed side by side, then read as one line. A crop squarer than ``TWO_LINE_BELOW`` is taken for
 a two-line plate, one wider than ``ONE_LINE_ABOVE`` for a one-line plate; in between (a tilted
 one-line plate in a loose box looks as square as a two-line one) both readings are made and the
-more confident one is kept.
+more confident one is kept. With a :class:`edge.read.lattice.FormatDecoder`, each reading is the likeliest
+that fits an allowed format, where the frames support one (greedy otherwise).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -20,6 +22,9 @@ import numpy.typing as npt
 from edge.domain import Image, PlateText
 from edge.errors import ModelError
 from edge.runtime import TfliteModel
+
+if TYPE_CHECKING:
+    from edge.read.lattice import FormatDecoder
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +97,14 @@ def ctc_greedy(probs: npt.NDArray[np.float32]) -> PlateText:
 class TflitePlateReader:
     """``PlateReader`` backed by the OCR ``.tflite`` model (input (1, H, W, 1), output (1, T, 37))."""
 
-    def __init__(self, model: TfliteModel) -> None:
+    def __init__(self, model: TfliteModel, decoder: FormatDecoder | None = None) -> None:
         shape = model.input_shape
         if len(shape) != 4 or shape[0] != 1 or shape[3] != 1:
             raise ModelError(
                 f"OCR model {str(model.path)!r} has input shape {list(shape)}; expected [1, height, width, 1]"
             )
         self._model = model
+        self._decoder = decoder
         self._height, self._width = int(shape[1]), int(shape[2])
 
     def read(self, crop: Image) -> PlateText:
@@ -116,4 +122,18 @@ class TflitePlateReader:
         probs = np.asarray(self._model.run(tensor)[0], dtype=np.float32)
         if probs.ndim == 3:
             probs = probs[0]
+        if self._decoder is not None:
+            fitted = self._decoder.decode(to_lattice(probs))
+            if fitted is not None:
+                return fitted.as_plate_text()
         return ctc_greedy(probs)
+
+
+def to_lattice(probs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """(time, ALPHABET + blank) as a :mod:`edge.read.lattice` lattice: blank first, no separator column."""
+    if probs.ndim != 2 or probs.shape[1] != len(ALPHABET) + 1:
+        raise ValueError(f"CTC output has shape {probs.shape}; expected (time, {len(ALPHABET) + 1})")
+    out = np.zeros((probs.shape[0], len(ALPHABET) + 2), np.float32)
+    out[:, 0] = probs[:, BLANK]
+    out[:, 1 : len(ALPHABET) + 1] = probs[:, : len(ALPHABET)]
+    return out

@@ -7,6 +7,9 @@ to the model height keeping its aspect (squeezed when wider than W) and padded o
 output per column probabilities over the CTC blank and those classes. A lower-case letter's
 probability is added to its capital's (``l`` to ``I``), separators (``- . : ·`` and space) are
 dropped. Two-line plates are unfolded into one line first.
+
+With a :class:`edge.read.lattice.FormatDecoder` the frames are decoded to the likeliest reading that fits
+an allowed format (see that module); a crop whose frames support none is decoded greedily, as without.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy.typing as npt
 from edge.domain import Image, PlateText
 from edge.errors import ModelError
 from edge.read.charsets import PPOCR_PLATE_CLASSES
+from edge.read.lattice import FormatDecoder
 from edge.read.ocr import ALPHABET, unfold_two_line
 from edge.runtime import TfliteModel
 
@@ -134,7 +138,9 @@ def ctc_decode(probs: npt.NDArray[np.float32], classes: str = PPOCR_PLATE_CLASSE
 class PpocrPlateReader:
     """``PlateReader`` backed by the converted PP-OCR recogniser (input (1, 48, W, 3), output (1, W/8, C))."""
 
-    def __init__(self, model: TfliteModel, classes: str = PPOCR_PLATE_CLASSES) -> None:
+    def __init__(
+        self, model: TfliteModel, classes: str = PPOCR_PLATE_CLASSES, decoder: FormatDecoder | None = None
+    ) -> None:
         shape = model.input_shape
         if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
             raise ModelError(
@@ -142,22 +148,36 @@ class PpocrPlateReader:
             )
         self._model = model
         self._classes = classes
+        self._decoder = decoder
         self._height, self._width = int(shape[1]), int(shape[2])
 
     def read(self, crop: Image) -> PlateText:
-        """Read the crop; a plate-like read (4-9 characters, mostly sure) with an unsure character is
-        read a second time with the sides cut tighter, and the surer of the two reads is kept."""
-        first = self._read(crop, SIDE_TRIM)
+        """Read the crop; a plate-like read (one that fits a format, or 4-9 mostly sure characters) with an
+        unsure character is read a second time with the sides cut tighter, and the better of the two reads
+        is kept: one that fits a format over one that does not, then the surer."""
+        first, fitted = self._read(crop, SIDE_TRIM)
         confs = first.char_confidences
-        plate_like = 4 <= len(confs) <= 9 and float(np.median(confs)) >= RETRY_BELOW  # not a read of clutter
+        plate_like = fitted or (4 <= len(confs) <= 9 and float(np.median(confs)) >= RETRY_BELOW)
         if not plate_like or first.confidence >= RETRY_BELOW:
             return first
-        second = self._read(crop, RETRY_TRIM)
-        return max((first, second), key=lambda t: (t.confidence, len(t.text)))
+        second, second_fitted = self._read(crop, RETRY_TRIM)
+        return max(((first, fitted), (second, second_fitted)), key=lambda r: (r[1], r[0].confidence, len(r[0].text)))[0]
 
-    def _read(self, crop: Image, side_trim: float) -> PlateText:
+    def _read(self, crop: Image, side_trim: float) -> tuple[PlateText, bool]:
+        """The read of one cut of the crop, and whether it came from a format (False: greedy)."""
         tensor = preprocess(crop, self._height, self._width, side_trim=side_trim)[None]
         probs = np.asarray(self._model.run(tensor)[0], dtype=np.float32)
         if probs.ndim == 3:
             probs = probs[0]
-        return ctc_decode(probs, self._classes)
+        if self._decoder is not None:
+            fitted = self._decoder.decode(lattice(probs, self._classes))
+            if fitted is not None:
+                return fitted.as_plate_text(), True
+        return ctc_decode(probs, self._classes), False
+
+
+def lattice(probs: npt.NDArray[np.float32], classes: str = PPOCR_PLATE_CLASSES) -> npt.NDArray[np.float32]:
+    """The model's (time, 1 + len(classes)) output as a :mod:`edge.read.lattice` lattice (case folded)."""
+    if probs.ndim != 2 or probs.shape[1] != len(classes) + 1:
+        raise ValueError(f"recogniser output has shape {probs.shape}; expected (time, {len(classes) + 1})")
+    return np.asarray(probs @ merge_matrix(classes), np.float32)

@@ -1,0 +1,105 @@
+"""Format-guided decoding of the OCR's frames (edge.read.lattice), on hand-made lattices."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from edge.read.formats import FormatSet
+from edge.read.lattice import BLANK, COLUMNS, SEPARATOR, FormatDecoder
+from edge.read.ocr import ALPHABET
+
+UK = FormatSet.load(["uk_current", "uk_prefix", "uk_suffix", "uk_dateless", "uk_northern_ireland"])
+
+
+def frames(*spec: str | tuple[str, float] | tuple[tuple[str, float], ...]) -> npt.NDArray[np.float32]:
+    """One frame per item: '-' a sure blank, ' ' a sure separator, 'A' a sure A, ('A', 0.4) an A at 0.4 (the
+    rest blank), (('O', 0.5), ('0', 0.4)) several characters (the rest blank). Two blanks after each."""
+    rows: list[npt.NDArray[np.float32]] = []
+
+    def row(parts: dict[str, float]) -> npt.NDArray[np.float32]:
+        r = np.zeros(COLUMNS, np.float32)
+        for ch, p in parts.items():
+            col = BLANK if ch == "-" else SEPARATOR if ch == " " else ALPHABET.index(ch) + 1
+            r[col] += p
+        r[BLANK] += 1.0 - sum(parts.values())
+        return r
+
+    for item in spec:
+        if isinstance(item, str):
+            parts = {item: 1.0}
+        elif isinstance(item[0], str):
+            parts = {item[0]: float(item[1])}  # type: ignore[dict-item]
+        else:
+            parts = {ch: float(p) for ch, p in item}  # type: ignore[misc]
+        rows.append(row(parts))
+        rows.append(row({"-": 1.0}))
+    return np.stack(rows)
+
+
+def test_a_sure_read_that_fits_comes_back_unchanged_at_no_cost() -> None:
+    got = FormatDecoder(UK).decode(frames(*"AB12CDE"))
+    assert got is not None
+    assert (got.text, got.cost) == ("AB12CDE", 0.0)
+    assert len(got.char_confidences) == 7
+
+
+def test_a_faint_first_letter_that_greedy_decoding_drops_is_kept() -> None:
+    lattice = frames(("A", 0.4), *"B12CDE")  # (B12CDE is a valid prefix-format mark: current format only here)
+    got = FormatDecoder(FormatSet.load(["uk_current"])).decode(lattice)
+    assert got is not None and got.text == "AB12CDE"
+    assert got.char_confidences[0] == pytest.approx(0.4, abs=1e-3)
+
+
+def test_a_letter_read_in_a_digit_position_becomes_its_digit_twin() -> None:
+    got = FormatDecoder(UK).decode(frames(*"AB1", (("O", 0.6), ("0", 0.3)), *"CDE"))
+    assert got is not None and got.text == "AB10CDE"
+
+
+def test_where_either_twin_fits_the_model_s_own_preference_wins() -> None:
+    eu = FormatSet.load(["all"], "config/formats/europe.yaml")
+    digit = FormatDecoder(eu).decode(frames(*"TS26", (("0", 0.7), ("O", 0.2)), *"AK"))
+    letter = FormatDecoder(eu).decode(frames(*"TS26", (("O", 0.7), ("0", 0.2)), *"AK"))
+    assert digit is not None and digit.text == "TS260AK"  # Slovak
+    assert letter is not None and letter.text == "TS26OAK"  # UK current
+
+
+def test_an_unsure_extra_character_between_sure_ones_is_left_out() -> None:
+    got = FormatDecoder(UK).decode(frames(*"AB12", ("8", 0.5), *"CDE"))
+    assert got is not None and got.text == "AB12CDE"
+
+
+def test_a_country_band_s_letters_at_the_start_are_read_as_junk() -> None:
+    got = FormatDecoder(UK).decode(frames(("G", 0.7), ("B", 0.7), " ", *"AB12CDE"))
+    assert got is not None and got.text == "AB12CDE"
+    assert got.cost > 0.0
+
+
+def test_one_run_of_frames_is_never_read_as_two_alike_characters() -> None:
+    # "AB11CDE" needs two 1s; one sure 1 cannot be both, so the read is not forced into that layout
+    lattice = frames(*"AB", "1", *"CDE")
+    got = FormatDecoder(FormatSet.load(["uk_current"])).decode(lattice)
+    assert got is None or got.text != "AB11CDE"
+
+
+def test_a_read_far_from_every_format_is_left_to_the_greedy_decoder() -> None:
+    assert FormatDecoder(UK).decode(frames(*"HELLOWORLD")) is None
+
+
+def test_the_formats_date_free_rules_still_hold() -> None:
+    # Northern Ireland marks need an I or Z in letters 2-3; "ABC1234" fits no UK layout at all
+    assert FormatDecoder(FormatSet.load(["uk_northern_ireland"])).decode(frames(*"ABC1234")) is None
+    assert FormatDecoder(FormatSet.load(["uk_northern_ireland"])).decode(frames(*"AIZ1234")) is not None
+
+
+def test_a_lattice_of_the_wrong_width_is_refused_naming_its_shape() -> None:
+    with pytest.raises(ValueError, match=r"\(5, 3\)"):
+        FormatDecoder(UK).decode(np.zeros((5, 3), np.float32))
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="junk_weight"):
+        FormatDecoder(UK, junk_weight=0.0)
+    with pytest.raises(ValueError, match="max_cost"):
+        FormatDecoder(UK, max_cost=-1.0)
