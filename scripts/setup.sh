@@ -61,4 +61,21 @@ if [ "${EDGE_SKIP_CONVERT:-0}" != "1" ] && ! .venv/bin/python -m edge.runtime.fe
   fi
   rm -f "$log"
 fi
+
+# The optional WPOD-NET plate detector (detect.backend: wpod) is converted the same way, from the pinned
+# lpdr==0.1 wheel (MIT), in the same venv; skipped when present with the manifest's sha256, or with
+# EDGE_SKIP_CONVERT=1 (the wpod backend then refuses to start; the default edges detector needs no model, so a failed
+# conversion is only a warning).
+wpod=models/fetched/wpod_net.tflite
+if [ "${EDGE_SKIP_CONVERT:-0}" != "1" ] && ! .venv/bin/python -m edge.runtime.fetch --check wpod_net >/dev/null 2>&1; then
+  echo "setup: converting the WPOD-NET plate detector (from lpdr 0.1) into ${wpod}" >&2
+  [ -x .venv-convert/bin/python ] || python3 -m venv .venv-convert
+  log=$(mktemp)
+  if ! { .venv-convert/bin/python -m pip install -q --disable-pip-version-check -r tools/requirements-convert.txt &&
+         .venv-convert/bin/python tools/convert_wpod_net.py; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "setup: warning: converting the WPOD-NET detector failed (output above); detect.backend wpod will not start" >&2
+  fi
+  rm -f "$log"
+fi
 echo "setup: done (.venv ready, models verified)" >&2

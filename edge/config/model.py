@@ -58,13 +58,24 @@ class CaptureConfig(_Section):
 
 
 class DetectConfig(_Section):
-    backend: Literal["contour", "edges"] = Field(
+    backend: Literal["contour", "edges", "wpod"] = Field(
         "edges",
-        description="Plate detector backend: edges (rows of characters; real plates), contour (clean, bright plates).",
+        description="Plate detector backend: edges (rows of characters; real plates), contour (clean, bright plates), "
+        "wpod (the WPOD-NET model; real plates, slower).",
     )
     every_n_frames: int = Field(1, ge=1, le=30, description="Run detection on every n-th frame.")
     min_plate_width: int = Field(24, ge=8, le=2000, description="Smallest plate width (lores pixels) to consider.")
     min_confidence: float = Field(0.3, ge=0.0, le=1.0, description="Detections below this score are ignored.")
+    model: str = Field(
+        "models/fetched/wpod_net.tflite",
+        description="Detector model file (.tflite, listed in the manifest); used by the wpod backend only.",
+    )
+    manifest: str = Field("models/manifest.json", description="Model manifest with the expected sha256 of each file.")
+    threads: int = Field(1, ge=1, le=16, description="Inference threads for the detector model (wpod).")
+    scale: float = Field(
+        1.0, gt=0.0, le=4.0,
+        description="wpod: the lores image is enlarged by this factor for the model (small plates; costs time).",
+    )
 
 
 class ReadConfig(_Section):
@@ -80,6 +91,10 @@ class ReadConfig(_Section):
         description="Registration formats accepted, by name from the formats files; [all] for every known one.",
     )
     formats_file: str | None = Field(None, description="YAML file of extra formats (other countries).")
+    format_guided: bool = Field(
+        True,
+        description="Decode the OCR's frames to the likeliest reading that fits an allowed format (false: greedy).",
+    )
 
 
 class ZoneConfig(_Section):
@@ -91,10 +106,6 @@ class ZoneConfig(_Section):
         description="Corners as [x, y] shares of the frame width and height (0..1), at least 3."
     )
 
-    format_guided: bool = Field(
-        True,
-        description="Decode the OCR's frames to the likeliest reading that fits an allowed format (false: greedy).",
-    )
     @field_validator("polygon")
     @classmethod
     def _valid_polygon(cls, v: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:

@@ -6,9 +6,11 @@ from edge.config.model import DetectConfig
 from edge.detect import PlateDetector
 from edge.detect.contour import ContourDetectorOptions, ContourPlateDetector
 from edge.detect.edges import EdgeDetectorOptions, EdgePlateDetector
+from edge.detect.wpod import WpodDetectorOptions, WpodPlateDetector
 from edge.errors import ConfigError
+from edge.runtime import load_manifest, open_model
 
-DETECTORS = ("contour", "edges")
+DETECTORS = ("contour", "edges", "wpod")
 
 
 def build_detector(config: DetectConfig, backend: str | None = None) -> PlateDetector:
@@ -21,5 +23,17 @@ def build_detector(config: DetectConfig, backend: str | None = None) -> PlateDet
     if name == "edges":
         return EdgePlateDetector(
             EdgeDetectorOptions(min_width=config.min_plate_width, min_confidence=config.min_confidence)
+        )
+    if name == "wpod":
+        model = open_model(config.model, load_manifest(config.manifest), threads=config.threads)
+        if model.entry.task != "plate-detection-wpod":
+            raise ConfigError(
+                f"detect.model {config.model!r} has task {model.entry.task!r}; the wpod detector needs a "
+                "'plate-detection-wpod' model (models/fetched/wpod_net.tflite, from tools/convert_wpod_net.py)"
+            )
+        # alpr-unconstrained's threshold is 0.5; a higher detect.min_confidence raises it
+        threshold = max(WpodDetectorOptions().threshold, config.min_confidence)
+        return WpodPlateDetector(
+            model, WpodDetectorOptions(threshold=threshold, scale=config.scale, min_width=config.min_plate_width)
         )
     raise ConfigError(f"unknown plate detector {name!r}; known: {', '.join(DETECTORS)}")

