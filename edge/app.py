@@ -20,7 +20,7 @@ from edge.capture.video import ImageFolderSource, StreamSource, VideoFileSource
 from edge.clock import Clock, SystemClock
 from edge.clocksync import ClockGate, ClockStatus
 from edge.config import Config
-from edge.detect.factory import build_detector
+from edge.detect.factory import build_detector, build_second_look
 from edge.domain import Frame, OutgoingMessage
 from edge.errors import ModelError, StateError
 from edge.outbox.store import Outbox
@@ -131,6 +131,7 @@ def open_node(
     formats = FormatSet.load(config.read.formats, config.read.formats_file)
     reader = build_reader(config.read, formats=formats)  # the backend the manifest task of read.model names
     detector = build_detector(config.detect)
+    second_look = build_second_look(config.detect)
     topics = Topics(config.mqtt.topic_prefix if config.mqtt else "anpr", config.node.site, config.node.camera)
     redactor = node_redactor(config) if config.privacy.images_may_leave else None
     seq_file = SequenceFile(state / "seq")
@@ -177,6 +178,8 @@ def open_node(
             outbox=sequenced,
             detect_every=config.detect.every_n_frames,
             min_read_confidence=config.read.min_confidence,
+            second_look=second_look,
+            second_look_every=config.detect.second_look_every,
             live=source is None and config.capture.source in LIVE_SOURCES,
             queue_size=config.capture.queue_size,
             on_pass=on_pass,

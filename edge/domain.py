@@ -83,7 +83,12 @@ class PlateDetection:
 
     box: Box
     confidence: float
-    corners: tuple[tuple[float, float], ...] | None = None
+    corners: tuple[tuple[float, float], ...] | None = None  # top-left, top-right, bottom-right, bottom-left
+
+    def scaled(self, sx: float, sy: float) -> PlateDetection:
+        """The same detection in an image ``sx`` times wider and ``sy`` times taller."""
+        corners = None if self.corners is None else tuple((x * sx, y * sy) for x, y in self.corners)
+        return PlateDetection(self.box.scaled(sx, sy), self.confidence, corners)
 
 
 @dataclass(frozen=True, slots=True)

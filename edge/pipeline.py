@@ -18,9 +18,10 @@ from typing import Protocol
 
 from edge.capture import FrameSource
 from edge.detect import PlateDetector
-from edge.domain import Frame, OutgoingMessage, PlateDetection, PlateRead, VehiclePass
+from edge.domain import Frame, OutgoingMessage, PlateRead, VehiclePass
 from edge.read import PlateReader
-from edge.read.crop import FormatMatcher, read_box
+from edge.read.crop import FormatMatcher
+from edge.read.finder import PlateFinder
 from edge.track import PlateTracker
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ class Pipeline:
         outbox: MessageStore,
         detect_every: int = 1,
         min_read_confidence: float = 0.5,
+        second_look: PlateDetector | None = None,
+        second_look_every: int = 1,
         live: bool = False,
         queue_size: int = 4,
         on_pass: PassObserver | None = None,
@@ -102,6 +105,8 @@ class Pipeline:
         self.privacy_queue_size = privacy_queue_size
         self.stats = PipelineStats()
         self._worker: _PassWorker | None = None
+        self._finder = PlateFinder(detector, reader, formats, min_confidence=min_read_confidence,
+                                   second_look=second_look, second_look_every=second_look_every)
 
     def run(self, stop: threading.Event | None = None) -> PipelineStats:
         """Process frames until the source ends or ``stop`` is set; then end every open track."""
@@ -136,31 +141,22 @@ class Pipeline:
 
     def _reads(self, frame: Frame) -> list[PlateRead]:
         self.stats.frames_detected += 1
-        t0 = time.perf_counter()
-        found = self.detector.detect(frame.lores)
-        self.stats.detect_ms.append((time.perf_counter() - t0) * 1000.0)
-        self.stats.detections += len(found)
-        sx, sy = frame.scale
+        finding = self._finder.find(frame.image, frame.lores, frame.timestamp.date())
+        self.stats.detect_ms.append(finding.detect_ms)
+        self.stats.detections += len(finding.sightings)
         reads = []
-        for det in found:
-            full = PlateDetection(det.box.scaled(sx, sy), det.confidence, det.corners)
-            read = self._read_one(frame, full)
-            if read is not None:
-                reads.append(read)
+        for seen in finding.sightings:
+            got = seen.read
+            if got is None:
+                continue
+            if got.match is None:
+                self.stats.reads_rejected += 1
+                continue
+            self.stats.reads += 1
+            reads.append(PlateRead(frame.index, frame.timestamp, seen.detection, got.text, got.match, got.crop))
+        if finding.sightings:
+            self.stats.ocr_ms.append(finding.read_ms / len(finding.sightings))
         return reads
-
-    def _read_one(self, frame: Frame, det: PlateDetection) -> PlateRead | None:
-        t0 = time.perf_counter()
-        got = read_box(frame.image, det.box, self.reader, self.formats, frame.timestamp.date(),
-                       min_confidence=self.min_read_confidence)
-        if got is None:
-            return None
-        self.stats.ocr_ms.append((time.perf_counter() - t0) * 1000.0)
-        if got.match is None:
-            self.stats.reads_rejected += 1
-            return None
-        self.stats.reads += 1
-        return PlateRead(frame.index, frame.timestamp, det, got.text, got.match, got.crop)
 
     def _emit(self, passes: list[VehiclePass]) -> None:
         for vehicle_pass in passes:

@@ -66,9 +66,18 @@ class DetectConfig(_Section):
     every_n_frames: int = Field(1, ge=1, le=30, description="Run detection on every n-th frame.")
     min_plate_width: int = Field(24, ge=8, le=2000, description="Smallest plate width (lores pixels) to consider.")
     min_confidence: float = Field(0.3, ge=0.0, le=1.0, description="Detections below this score are ignored.")
+    second_look: Literal["none", "wpod"] = Field(
+        "wpod",
+        description="Detector that looks again when no box of the backend read as an allowed plate "
+        "(wpod: small, dark and slanted plates; none: never).",
+    )
+    second_look_every: int = Field(
+        10, ge=1, le=1000,
+        description="Look again on at most one detected frame in this many (still images: every one).",
+    )
     model: str = Field(
         "models/fetched/wpod_net.tflite",
-        description="Detector model file (.tflite, listed in the manifest); used by the wpod backend only.",
+        description="Detector model file (.tflite, listed in the manifest); used by wpod (backend or second look).",
     )
     manifest: str = Field("models/manifest.json", description="Model manifest with the expected sha256 of each file.")
     threads: int = Field(1, ge=1, le=16, description="Inference threads for the detector model (wpod).")

@@ -13,6 +13,12 @@ from edge.runtime import load_manifest, open_model
 DETECTORS = ("contour", "edges", "wpod")
 
 
+def build_second_look(config: DetectConfig, backend: str | None = None) -> PlateDetector | None:
+    """The detector that looks again when the first found nothing readable (None: ``none``)."""
+    name = backend or config.second_look
+    return None if name == "none" else build_detector(config, name)
+
+
 def build_detector(config: DetectConfig, backend: str | None = None) -> PlateDetector:
     """The detector named by ``backend`` (default: ``config.backend``) with the config's thresholds."""
     name = backend or config.backend

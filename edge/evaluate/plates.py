@@ -34,13 +34,14 @@ import numpy as np
 from edge.config.loader import load_config, parse_config
 from edge.config.model import Config
 from edge.detect import PlateDetector
-from edge.detect.factory import DETECTORS, build_detector
-from edge.domain import Box, FormatMatch, Image, PlateText
+from edge.detect.factory import DETECTORS, build_detector, build_second_look
+from edge.domain import Box, FormatMatch, Image, PlateDetection, PlateText
 from edge.errors import ConfigError, EdgeError
 from edge.evaluate.progress import Progress
 from edge.read import PlateReader
 from edge.read.crop import FormatMatcher, crop_box, read_box
 from edge.read.factory import READERS, build_reader, default_model
+from edge.read.finder import PlateFinder, Sighting
 from edge.read.formats import FormatSet, normalise
 
 DETECTED_IOU = 0.5
@@ -112,6 +113,7 @@ class Stages:
     formats: FormatMatcher
     lores_size: tuple[int, int]
     min_confidence: float
+    second_look: PlateDetector | None = None
 
 
 def clean(text: str) -> str:
@@ -127,6 +129,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", help="node config YAML (default: built-in defaults)")
     p.add_argument("--threads", type=int, default=1, help="inference threads per model (default: %(default)s)")
     p.add_argument("--detector", choices=DETECTORS, help="detector backend (default: the config's detect.backend)")
+    p.add_argument("--second-look", choices=("none", *DETECTORS),
+                   help="detector that looks again when nothing read as a plate (default: the config's "
+                   "detect.second_look); on still images it looks at every image that needs it")
     p.add_argument("--reader", choices=READERS, help="reader backend (default: the one read.model's task names)")
     p.add_argument("--model", help="OCR model file (default: the config's read.model, or the --reader's model)")
     p.add_argument("--manifest", help="model manifest (default: the config's read.manifest)")
@@ -193,6 +198,7 @@ def build_stages(config: Config, args: argparse.Namespace) -> Stages:
     return Stages(
         detector=None if args.truth_boxes else build_detector(config.detect, args.detector),
         reader=build_reader(config.read, args.reader, format_set),
+        second_look=None if args.truth_boxes else build_second_look(config.detect, args.second_look),
         formats=formats,
         lores_size=config.capture.lores_size,
         min_confidence=config.read.min_confidence,
@@ -219,6 +225,7 @@ def evaluate(args: argparse.Namespace, stages: Stages | None = None) -> tuple[di
         "dir": str(folder),
         "threads": args.threads,
         "detector": "truth-boxes" if args.truth_boxes else (args.detector or config.detect.backend),
+        "second_look": "none" if stages.second_look is None else (args.second_look or config.detect.second_look),
         "reader": type(stages.reader).__name__,
         "model": config.read.model,
         "formats": "none" if args.formats == "none" else list(config.read.formats),
@@ -267,22 +274,23 @@ def lores_of(image: Image, size: tuple[int, int]) -> Image:
 
 
 def run_stages(stages: Stages, image: Image, boxes: Sequence[Box], captured_on: dt.date) -> list[Found]:
-    """Detect (unless ``boxes`` are given), crop from the full image, read and check each plate."""
-    height, width = image.shape[:2]
+    """Detect (unless ``boxes`` are given), crop from the full image, read and check each plate, as the
+    node's :class:`PlateFinder` does (a still image is its own only chance: a second look whenever needed)."""
     if stages.detector is not None:
-        lores = lores_of(image, stages.lores_size)
-        sx, sy = width / lores.shape[1], height / lores.shape[0]
-        found = [(d.box.scaled(sx, sy), d.confidence) for d in stages.detector.detect(lores)]
+        finder = PlateFinder(stages.detector, stages.reader, stages.formats, min_confidence=stages.min_confidence,
+                             second_look=stages.second_look, second_look_every=1)
+        sightings = finder.find(image, lores_of(image, stages.lores_size), captured_on).sightings
     else:
-        found = [(b, 1.0) for b in boxes]
-    out = []
-    for box, conf in found:
-        got = read_box(image, box, stages.reader, stages.formats, captured_on, min_confidence=stages.min_confidence)
-        if got is None:
-            out.append(Found(box, conf, None, None))
-        else:
-            out.append(Found(box, conf, got.text, got.match))
-    return out
+        sightings = tuple(
+            Sighting(PlateDetection(b, 1.0), read_box(image, b, stages.reader, stages.formats, captured_on,
+                                                      min_confidence=stages.min_confidence))
+            for b in boxes
+        )
+    return [
+        Found(s.detection.box, s.detection.confidence, None if s.read is None else s.read.text,
+              None if s.read is None else s.read.match)
+        for s in sightings
+    ]
 
 
 def score_image(stages: Stages, path: Path, name: str, plates: Sequence[PlateLabel], captured_on: dt.date, *,

@@ -9,8 +9,12 @@ and the second reads of clutter raised the median time on openalpr-eu from 19 to
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+import cv2
+import numpy as np
 
 from edge.domain import Box, FormatMatch, Image, PlateText
 from edge.read import PlateReader
@@ -36,6 +40,24 @@ def crop_box(box: Box, width: int, height: int) -> Box:
     return box.expanded(CROP_MARGIN).clipped(width, height)
 
 
+def crop_corners(image: Image, corners: Sequence[tuple[float, float]]) -> Image | None:
+    """The plate whose corners (top-left, top-right, bottom-right, bottom-left; image pixels) are given,
+    straightened to a rectangle of its own mean side lengths, with CROP_MARGIN of its width on the left and
+    right (WPOD-NET's corners already take in the plate's border, about 10% of its height beyond the
+    characters' rows; a margin above and below brought in a city strip's text). Pixels beyond the image
+    repeat its edge. None when it is too small or degenerate."""
+    src = np.asarray(corners, np.float32).reshape(4, 2)
+    w = (np.linalg.norm(src[1] - src[0]) + np.linalg.norm(src[2] - src[3])) / 2.0
+    h = (np.linalg.norm(src[3] - src[0]) + np.linalg.norm(src[2] - src[1])) / 2.0
+    mx, my = CROP_MARGIN * w, 0.0  # a detector's corners take in the plate's border already; the sides get a margin
+    if w + 2 * mx < 8 or h + 2 * my < 4 or not np.isfinite([w, h]).all():
+        return None
+    dst = np.array([[mx, my], [mx + w, my], [mx + w, my + h], [mx, my + h]], np.float32)
+    size = (round(w + 2 * mx), round(h + 2 * my))
+    warp = cv2.getPerspectiveTransform(src, dst)
+    return np.asarray(cv2.warpPerspective(image, warp, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+
+
 def read_box(
     image: Image,
     box: Box,
@@ -44,16 +66,23 @@ def read_box(
     captured_on: dt.date,
     *,
     min_confidence: float,
+    corners: Sequence[tuple[float, float]] | None = None,
 ) -> CropRead | None:
     """Read the plate in ``box`` (full-image pixels); None when the crop is too small to read.
 
+    With ``corners`` (a detector that finds them) the plate is straightened from them first.
     A read that is empty or less sure than ``min_confidence`` comes back with ``match`` None (rejected).
     """
     height, width = image.shape[:2]
-    c = crop_box(box, width, height)
-    if c.w < 8 or c.h < 4:
-        return None
-    crop = image[c.y : c.y + c.h, c.x : c.x + c.w].copy()
+    if corners is not None:
+        crop = crop_corners(image, corners)
+        if crop is None:
+            return None
+    else:
+        c = crop_box(box, width, height)
+        if c.w < 8 or c.h < 4:
+            return None
+        crop = image[c.y : c.y + c.h, c.x : c.x + c.w].copy()
     text = reader.read(crop)
     ok = bool(text.text) and text.confidence >= min_confidence
     return CropRead(crop, text, formats.match(text.text, captured_on) if ok else None)

@@ -38,3 +38,21 @@ def test_an_unsure_or_empty_read_is_returned_unfitted() -> None:
 def test_a_box_too_small_to_read_gives_nothing() -> None:
     assert read_box(_image(), Box(636, 100, 10, 3), FixedReader("A", 1.0), UK, DAY,
                     min_confidence=0.5) is None
+
+
+def test_a_plate_given_by_its_corners_is_straightened_with_side_margins_only() -> None:
+    image = np.full((200, 300, 3), 255, np.uint8)
+    corners = ((50.0, 60.0), (150.0, 80.0), (150.0, 110.0), (50.0, 90.0))  # a slanted 100x30 plate
+    image[60:111, 50:151] = 0  # around it, so the straightened crop is dark inside the plate
+    got = read_box(image, Box(50, 60, 100, 50), FixedReader("AB12CDE", 0.9), UK, DAY, min_confidence=0.5,
+                   corners=corners)
+    assert got is not None and got.match is not None
+    side = float(np.hypot(100, 20))  # the slanted top and bottom edges
+    assert got.crop.shape[:2] == (30, round(side * (1 + 2 * 0.12)))
+    assert got.crop[5:25, 20:100].mean() < 10  # the plate, straightened, fills the rows
+
+
+def test_degenerate_corners_give_nothing_to_read() -> None:
+    flat = ((10.0, 10.0), (12.0, 10.0), (12.0, 11.0), (10.0, 11.0))
+    assert read_box(_image(), Box(10, 10, 2, 1), FixedReader("A"), UK, DAY, min_confidence=0.5,
+                    corners=flat) is None

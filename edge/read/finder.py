@@ -1,0 +1,116 @@
+"""Find and read the plates of one frame: detect on the low-resolution image, read from the full one.
+
+The first detector (``detect.backend``) is cheap and runs on every frame it is given. When none of its
+boxes reads as a plate of an allowed format, a *second look* (``detect.second_look``, a slower detector
+that finds what the first misses: small, dark or slanted plates) runs on the same image, and its boxes
+are read too (straightened from their corners where the detector gives them); where both found the same
+plate, the read that fits a format is kept. The pipeline and ``edge-anpr eval plates`` both go through
+:class:`PlateFinder`, so eval scores what the node does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edge.detect import PlateDetector
+from edge.domain import Image, PlateDetection
+from edge.read import PlateReader
+from edge.read.crop import CropRead, FormatMatcher, read_box
+
+SAME_PLATE_IOU = 0.1  # a second-look box overlapping a first-look one this much is the same plate
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One detection in full-image pixels and what reading it gave (None: too small to read)."""
+
+    detection: PlateDetection
+    read: CropRead | None
+
+    @property
+    def fits(self) -> bool:
+        """Read as a mark of an allowed format."""
+        return self.read is not None and self.read.match is not None and self.read.match.format_name is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A frame's sightings, with the time spent detecting and reading."""
+
+    sightings: tuple[Sighting, ...]
+    detect_ms: float
+    read_ms: float
+    second_look: bool  # the second detector ran
+
+
+class PlateFinder:
+    """Detect, read, and look again with ``second_look`` when nothing read as a plate.
+
+    ``second_look_every``: the second look runs on at most one call in this many (a camera's next frames
+    show the same vehicle; a still image is its only chance, so eval passes 1).
+    """
+
+    def __init__(
+        self,
+        detector: PlateDetector,
+        reader: PlateReader,
+        formats: FormatMatcher,
+        *,
+        min_confidence: float,
+        second_look: PlateDetector | None = None,
+        second_look_every: int = 1,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if second_look_every < 1:
+            raise ValueError(f"second_look_every must be >= 1, got {second_look_every!r}")
+        self._detector = detector
+        self._reader = reader
+        self._formats = formats
+        self._min_confidence = min_confidence
+        self._second = second_look
+        self._every = second_look_every
+        self._since_second = second_look_every  # so the first call may look again
+        self._timer = timer
+
+    def find(self, image: Image, lores: Image, captured_on: dt.date) -> Finding:
+        """The plates of ``image``; detectors run on ``lores`` (the same view, smaller or equal)."""
+        sx, sy = image.shape[1] / lores.shape[1], image.shape[0] / lores.shape[0]
+        t0 = self._timer()
+        first = [d.scaled(sx, sy) for d in self._detector.detect(lores)]
+        detect_s = self._timer() - t0
+        sightings = self._read(image, first, captured_on)
+        read_s = self._timer() - t0 - detect_s
+        self._since_second += 1
+        looked = self._second is not None and self._since_second >= self._every and not any(s.fits for s in sightings)
+        if looked and self._second is not None:
+            self._since_second = 0
+            t1 = self._timer()
+            more = [d.scaled(sx, sy) for d in self._second.detect(lores)]
+            t2 = self._timer()
+            sightings = _merge(sightings, self._read(image, more, captured_on))
+            detect_s += t2 - t1
+            read_s += self._timer() - t2
+        return Finding(tuple(sightings), detect_s * 1000.0, read_s * 1000.0, looked)
+
+    def _read(self, image: Image, found: list[PlateDetection], captured_on: dt.date) -> list[Sighting]:
+        return [
+            Sighting(det, read_box(image, det.box, self._reader, self._formats, captured_on,
+                                   min_confidence=self._min_confidence, corners=det.corners))
+            for det in found
+        ]
+
+
+def _merge(first: list[Sighting], second: list[Sighting]) -> list[Sighting]:
+    """Both looks' sightings, one per plate: where boxes of the two overlap (the same plate), a second-look
+    read that fits a format replaces the first look's (which did not: that is why it looked again), and
+    one that does not fit is dropped."""
+    def same(a: Sighting, b: Sighting) -> bool:
+        return a.detection.box.iou(b.detection.box) >= SAME_PLATE_IOU
+
+    better = [s for s in second if s.fits]
+    kept = [f for f in first if not any(same(f, b) for b in better)]
+    new = [s for s in second if s.fits or not any(same(s, f) for f in first)]
+    return kept + new
