@@ -89,14 +89,10 @@ class Pipeline:
         privacy_queue_size: int = 16,
     ) -> None:
         self.source = source
-        self.detector = detector
-        self.reader = reader
-        self.formats = formats
         self.tracker = tracker
         self.privacy = privacy
         self.outbox = outbox
         self.detect_every = detect_every
-        self.min_read_confidence = min_read_confidence
         self.live = live
         self.queue_size = queue_size
         self.on_pass = on_pass

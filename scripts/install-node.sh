@@ -75,16 +75,20 @@ run install -m 0644 "$SRC/models/manifest.json" "$PREFIX/models/manifest.json"
 for f in "$SRC"/models/*.tflite; do
   [ -e "$f" ] && run install -m 0644 "$f" "$PREFIX/models/"
 done
-# The converted plate reader (PP-OCR) comes from the checkout: scripts/setup.sh converts it there (on this
-# unit, or on a build machine whose models/fetched/ was copied here); its sha256 is checked below.
-if [ ! -e "$SRC/models/fetched/ppocr_rec_plate.tflite" ]; then
-  echo "install-node: models/fetched/ppocr_rec_plate.tflite is missing: run scripts/setup.sh first" >&2
-  exit 3
-fi
+# The converted plate reader (PP-OCR) and plate detector (WPOD-NET, the second look) come from the checkout:
+# scripts/setup.sh converts them there (on this unit, or on a build machine whose models/fetched/ was copied
+# here); their sha256 is checked below.
+for m in ppocr_rec_plate wpod_net; do
+  if [ ! -e "$SRC/models/fetched/$m.tflite" ]; then
+    echo "install-node: models/fetched/$m.tflite is missing: run scripts/setup.sh first" >&2
+    exit 3
+  fi
+done
 run install -d -m 0755 "$PREFIX/models/fetched"
-run install -m 0644 "$SRC/models/fetched/ppocr_rec_plate.tflite" "$PREFIX/models/fetched/"
+run install -m 0644 "$SRC/models/fetched/ppocr_rec_plate.tflite" "$SRC/models/fetched/wpod_net.tflite" "$PREFIX/models/fetched/"
 run "$PREFIX/venv/bin/python" -m edge.runtime.fetch --models-dir "$PREFIX/models"
 run "$PREFIX/venv/bin/python" -m edge.runtime.fetch --models-dir "$PREFIX/models" --check ppocr_rec_plate
+run "$PREFIX/venv/bin/python" -m edge.runtime.fetch --models-dir "$PREFIX/models" --check wpod_net
 run chmod -R a+rX "$PREFIX/models"
 
 # 5. Template, docs, config directory (root:edge-anpr 0750: the key inside is the service user's).

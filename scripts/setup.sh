@@ -62,10 +62,10 @@ if [ "${EDGE_SKIP_CONVERT:-0}" != "1" ] && ! .venv/bin/python -m edge.runtime.fe
   rm -f "$log"
 fi
 
-# The optional WPOD-NET plate detector (detect.backend: wpod) is converted the same way, from the pinned
-# lpdr==0.1 wheel (MIT), in the same venv; skipped when present with the manifest's sha256, or with
-# EDGE_SKIP_CONVERT=1 (the wpod backend then refuses to start; the default edges detector needs no model, so a failed
-# conversion is only a warning).
+# The WPOD-NET plate detector (the second look, detect.second_look: wpod; or detect.backend: wpod) is
+# converted the same way, from the pinned lpdr==0.1 wheel (MIT), in the same venv; skipped when present with
+# the manifest's sha256, or with EDGE_SKIP_CONVERT=1 (then set detect.second_look: none, or copy
+# models/fetched/wpod_net.tflite from a build machine).
 wpod=models/fetched/wpod_net.tflite
 if [ "${EDGE_SKIP_CONVERT:-0}" != "1" ] && ! .venv/bin/python -m edge.runtime.fetch --check wpod_net >/dev/null 2>&1; then
   echo "setup: converting the WPOD-NET plate detector (from lpdr 0.1) into ${wpod}" >&2
@@ -74,7 +74,8 @@ if [ "${EDGE_SKIP_CONVERT:-0}" != "1" ] && ! .venv/bin/python -m edge.runtime.fe
   if ! { .venv-convert/bin/python -m pip install -q --disable-pip-version-check -r tools/requirements-convert.txt &&
          .venv-convert/bin/python tools/convert_wpod_net.py; } >"$log" 2>&1; then
     cat "$log" >&2
-    echo "setup: warning: converting the WPOD-NET detector failed (output above); detect.backend wpod will not start" >&2
+    echo "setup: converting the WPOD-NET detector failed (output above)" >&2
+    exit 1
   fi
   rm -f "$log"
 fi

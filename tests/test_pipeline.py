@@ -14,10 +14,10 @@ from edge.track import PlateTracker
 
 
 def _pipeline(source: ListSource, detector: ScriptedDetector, outbox: ListOutbox, **kw: object) -> Pipeline:
+    kw.setdefault("reader", FixedReader("AB12CDE"))
     return Pipeline(
         source=source,
         detector=detector,
-        reader=FixedReader("AB12CDE"),
         formats=PassThroughFormats(),
         tracker=PlateTracker(TrackConfig(max_gap_s=0.2, min_sightings=2)),
         privacy=JsonPrivacy(),
@@ -43,9 +43,7 @@ def test_detections_are_cropped_from_the_full_resolution_frame() -> None:
             seen.append(crop.shape)
             return super().read(crop)
 
-    pipe = _pipeline(ListSource(3), ScriptedDetector({0: [Box(10, 10, 40, 10)]}), ListOutbox())
-    pipe.reader = Spy("AB12CDE")
-    pipe.run()
+    _pipeline(ListSource(3), ScriptedDetector({0: [Box(10, 10, 40, 10)]}), ListOutbox(), reader=Spy("AB12CDE")).run()
     # lores is half size: a 40x10 lores box is 80x20 at full resolution, plus the crop margin
     assert seen and seen[0][1] >= 80 and seen[0][0] >= 20
 
@@ -66,8 +64,8 @@ def test_a_vanished_live_source_raises_after_open_tracks_are_flushed() -> None:
 
 
 def test_low_confidence_reads_are_rejected_and_counted() -> None:
-    pipe = _pipeline(ListSource(5), ScriptedDetector({i: [Box(20, 40, 40, 9)] for i in range(5)}), ListOutbox())
-    pipe.reader = FixedReader("AB12CDE", conf=0.2)
+    script = {i: [Box(20, 40, 40, 9)] for i in range(5)}
+    pipe = _pipeline(ListSource(5), ScriptedDetector(script), ListOutbox(), reader=FixedReader("AB12CDE", conf=0.2))
     stats = pipe.run()
     assert stats.reads == 0
     assert stats.reads_rejected == 5

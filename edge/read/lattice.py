@@ -142,7 +142,10 @@ class FormatDecoder:
             chars = [(int(plausible[c]), ts) for c, ts in paths.spell(i)]
             text = "".join(ALPHABET[c] for c, _ in chars)
             if self._layouts[fits[i]].fmt.accepts(text, _EVER):
-                confs = tuple(float(sure[ts, c].max()) for c, ts in chars)
+                # a character's confidence counts its twin whole, as the greedy decoder's does (the font
+                # draws them alike); the half share above only ranks the layouts
+                whole = lattice[:, 1:SEPARATOR] + lattice[:, _TWIN[1:SEPARATOR]] * (_TWIN_WEIGHT[1:SEPARATOR] > 0)
+                confs = tuple(float(min(1.0, whole[ts, c].max())) for c, ts in chars)
                 return Reading(text, confs, max(cost, 0.0))
         return None
 
