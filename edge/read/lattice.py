@@ -40,8 +40,8 @@ SEPARATOR = COLUMNS - 1
 TWINS = {"O": "0", "0": "O", "I": "1", "1": "I"}  # drawn alike in the UK plate font
 
 TWIN_SHARE = 0.5  # a character's twin adds this share of its probability to the character's own
-JUNK_WEIGHT = 0.1  # a frame read as a character outside the mark counts at this share of its probability
-MAX_COST = 4.0  # nats: a format reading at most this much less likely than the greedy read is taken
+JUNK_WEIGHT = 0.01  # a frame read as a character outside the mark counts at this share of its probability
+MAX_COST = 1.5  # nats: a format reading at most this much less likely than the greedy read is taken
 
 _NEG = -1e9
 _FLOOR = 1e-9

@@ -71,9 +71,14 @@ def test_an_unsure_extra_character_between_sure_ones_is_left_out() -> None:
 
 
 def test_a_country_band_s_letters_at_the_start_are_read_as_junk() -> None:
-    got = FormatDecoder(UK).decode(frames(("G", 0.7), ("B", 0.7), " ", *"AB12CDE"))
+    got = FormatDecoder(UK).decode(frames(("G", 0.55), ("B", 0.55), " ", *"AB12CDE"))
     assert got is not None and got.text == "AB12CDE"
     assert got.cost > 0.0
+
+
+def test_a_sure_character_is_never_dropped_to_fit_a_shorter_format() -> None:
+    # a Brazilian mark under the UK formats: "JT2905" would fit uk_dateless, but the P is sure
+    assert FormatDecoder(UK).decode(frames(*"PJT2905")) is None
 
 
 def test_one_run_of_frames_is_never_read_as_two_alike_characters() -> None:
