@@ -11,6 +11,8 @@ import pytest
 
 from edge.errors import ModelError
 from edge.read.charsets import PPOCR_PLATE_CLASSES
+from edge.read.formats import FormatSet
+from edge.read.lattice import FormatDecoder
 from edge.read.ppocr import PpocrPlateReader, ctc_decode, preprocess
 from edge.runtime import load_manifest, open_model
 from edge.sample.plates import render_plate
@@ -87,10 +89,10 @@ def _pipeline_crop(plate: np.ndarray) -> np.ndarray:
     return cv2.copyMakeBorder(plate, my, my, mx, mx, cv2.BORDER_CONSTANT, value=(90, 90, 90))
 
 
-def _reader() -> PpocrPlateReader:
+def _reader(decoder: FormatDecoder | None = None) -> PpocrPlateReader:
     if not MODEL.is_file():
         pytest.skip("PP-OCR model not installed: run tools/convert_ppocr_rec.py in .venv-convert")
-    return PpocrPlateReader(open_model(MODEL, load_manifest(MANIFEST)))
+    return PpocrPlateReader(open_model(MODEL, load_manifest(MANIFEST)), decoder=decoder)
 
 
 @pytest.mark.parametrize("text", ["AB12 CDE", "XY61 ZZB", "K123 ABC", "YK08 HNR"])
@@ -100,6 +102,27 @@ def test_reads_rendered_plates_exactly(text: str, char_h: int, rear: bool) -> No
     read = _reader().read(_pipeline_crop(plate))
     assert read.text == text.replace(" ", "")
     assert len(read.char_confidences) == len(read.text) and read.confidence > 0.5
+
+
+@pytest.mark.parametrize("text", ["AB12 CDE", "K123 ABC", "ABC 123D", "XYZ 9", "AIZ 1234"])
+@pytest.mark.parametrize(("char_h", "angle", "blur", "contrast"), [
+    (12, 0.0, 0, 1.0), (20, 4.0, 3, 0.6), (40, -3.0, 5, 0.35),
+])
+def test_format_guided_reads_of_rendered_uk_plates_are_exact(
+    text: str, char_h: int, angle: float, blur: int, contrast: float
+) -> None:
+    """Several sizes, slants, blurs and contrasts, read as the node reads them (UK formats guiding)."""
+    plate = render_plate(text, char_height=char_h)
+    h, w = plate.shape[:2]
+    if angle:
+        plate = cv2.warpAffine(plate, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), (w, h),
+                               borderMode=cv2.BORDER_REPLICATE)
+    if blur:
+        plate = cv2.GaussianBlur(plate, (blur, blur), 0)
+    plate = np.clip(128 + (plate.astype(np.float32) - 128) * contrast, 0, 255).astype(np.uint8)
+    read = _reader(FormatDecoder(FormatSet.load(["all"]))).read(_pipeline_crop(plate))
+    assert read.text == text.replace(" ", "")
+    assert read.confidence > 0.5
 
 
 def test_reads_a_blurred_slanted_plate_and_a_two_line_plate() -> None:
