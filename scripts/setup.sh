@@ -43,40 +43,28 @@ rm -f "$log"
 # Models that come from registry packages are extracted at install time (never at run time).
 .venv/bin/python -m edge.runtime.fetch
 
-# The plate reader is converted from a pinned registry package (PP-OCR in rapidocr==3.10.0) by the
-# project's own script, in a separate venv (.venv-convert: onnx2tf pins TensorFlow 2.19; ~2.6 GB, a few
-# minutes the first time). Skipped when the converted model is already there with the manifest's sha256.
-# EDGE_SKIP_CONVERT=1 skips it (the node then refuses to start with read.model pointing at it, and the
-# tests that need it are skipped); copy models/fetched/ppocr_rec_plate.tflite from a build machine instead.
-ppocr=models/fetched/ppocr_rec_plate.tflite
-if [ "${EDGE_SKIP_CONVERT:-0}" != "1" ] && ! .venv/bin/python -m edge.runtime.fetch --check ppocr_rec_plate >/dev/null 2>&1; then
-  echo "setup: converting the plate reader (PP-OCR from rapidocr 3.10.0) into ${ppocr}" >&2
+# Two models are converted from pinned registry packages by the project's own scripts, in a separate venv
+# (.venv-convert: onnx2tf pins TensorFlow 2.19; ~2.6 GB, a few minutes the first time): the plate reader
+# (PP-OCR in rapidocr==3.10.0) and the plate detector's second look (WPOD-NET in lpdr==0.1, MIT). Each is
+# skipped when already there with the manifest's sha256. EDGE_SKIP_CONVERT=1 skips both (the node then
+# refuses to start with read.model or detect.second_look needing them, and the tests that need them are
+# skipped): copy models/fetched/*.tflite from a build machine instead.
+convert() {  # convert MODEL_NAME SCRIPT WHAT
+  if [ "${EDGE_SKIP_CONVERT:-0}" = "1" ] || .venv/bin/python -m edge.runtime.fetch --check "$1" >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "setup: converting $3 into models/fetched/$1.tflite" >&2
   [ -x .venv-convert/bin/python ] || python3 -m venv .venv-convert
+  local log
   log=$(mktemp)
   if ! { .venv-convert/bin/python -m pip install -q --disable-pip-version-check -r tools/requirements-convert.txt &&
-         .venv-convert/bin/python tools/convert_ppocr_rec.py; } >"$log" 2>&1; then
+         .venv-convert/bin/python "$2"; } >"$log" 2>&1; then
     cat "$log" >&2
-    echo "setup: converting the plate reader failed (output above)" >&2
+    echo "setup: converting $3 failed (output above)" >&2
     exit 1
   fi
   rm -f "$log"
-fi
-
-# The WPOD-NET plate detector (the second look, detect.second_look: wpod; or detect.backend: wpod) is
-# converted the same way, from the pinned lpdr==0.1 wheel (MIT), in the same venv; skipped when present with
-# the manifest's sha256, or with EDGE_SKIP_CONVERT=1 (then set detect.second_look: none, or copy
-# models/fetched/wpod_net.tflite from a build machine).
-wpod=models/fetched/wpod_net.tflite
-if [ "${EDGE_SKIP_CONVERT:-0}" != "1" ] && ! .venv/bin/python -m edge.runtime.fetch --check wpod_net >/dev/null 2>&1; then
-  echo "setup: converting the WPOD-NET plate detector (from lpdr 0.1) into ${wpod}" >&2
-  [ -x .venv-convert/bin/python ] || python3 -m venv .venv-convert
-  log=$(mktemp)
-  if ! { .venv-convert/bin/python -m pip install -q --disable-pip-version-check -r tools/requirements-convert.txt &&
-         .venv-convert/bin/python tools/convert_wpod_net.py; } >"$log" 2>&1; then
-    cat "$log" >&2
-    echo "setup: converting the WPOD-NET detector failed (output above)" >&2
-    exit 1
-  fi
-  rm -f "$log"
-fi
+}
+convert ppocr_rec_plate tools/convert_ppocr_rec.py "the plate reader (PP-OCR from rapidocr 3.10.0)"
+convert wpod_net tools/convert_wpod_net.py "the WPOD-NET plate detector (from lpdr 0.1)"
 echo "setup: done (.venv ready, models verified)" >&2
