@@ -115,3 +115,20 @@ def test_a_failing_privacy_worker_stops_the_loop_with_its_error() -> None:
     pipe.privacy = Broken()
     with pytest.raises(RuntimeError, match="policy bug"):
         pipe.run()
+
+
+def test_a_plate_only_the_second_look_finds_still_makes_a_pass() -> None:
+    script = {i: [Box(20, 40, 40, 9)] for i in range(10)}
+    outbox = ListOutbox()
+    second = ScriptedDetector(script)
+    stats = _pipeline(ListSource(10), ScriptedDetector({}), outbox, second_look=second, second_look_every=1).run()
+    assert second.calls == 10
+    assert stats.passes == 1
+    assert [json.loads(m.payload)["plate"] for m in outbox.messages] == ["AB12CDE"]
+
+
+def test_the_second_look_rests_while_the_first_detector_reads_plates() -> None:
+    script = {i: [Box(20, 40, 40, 9)] for i in range(10)}
+    second = ScriptedDetector({})
+    _pipeline(ListSource(10), ScriptedDetector(script), ListOutbox(), second_look=second).run()
+    assert second.calls == 0

@@ -351,7 +351,8 @@ def _ratio(num: int, den: int) -> float | None:
 def format_table(r: dict[str, Any]) -> str:
     formats = r["formats"] if r["formats"] == "none" else ",".join(r["formats"])
     lines = [
-        f"eval plates {r['dir']}: detector {r['detector']}, reader {r['reader']} ({r['model']}), "
+        f"eval plates {r['dir']}: detector {r['detector']} (second look {r['second_look']}), "
+        f"reader {r['reader']} ({r['model']}), "
         f"formats {formats}, threads {r['threads']}",
         f"  images        {r['images']}",
         f"  plates        {r['plates']}",
