@@ -101,14 +101,15 @@ def check_disk(config: Config, min_free_mb: float) -> Check:
 def check_models(config: Config) -> Check:
     from edge.runtime import load_manifest, open_model
 
-    wanted = [config.read.model]
+    wanted = [(config.read.model, config.read.manifest)]
+    if "wpod" in (config.detect.backend, config.detect.second_look):
+        wanted.append((config.detect.model, config.detect.manifest))
     if config.privacy.images_may_leave:
-        wanted.append(config.privacy.face_model)
+        wanted.append((config.privacy.face_model, config.read.manifest))
     loaded = []
     try:
-        manifest = load_manifest(config.read.manifest)
-        for path in wanted:
-            model = open_model(path, manifest, threads=1)
+        for path, manifest_path in wanted:
+            model = open_model(path, load_manifest(manifest_path), threads=1)
             loaded.append(f"{model.entry.name} {model.entry.sha256[:12]}")
     except EdgeError as exc:
         return _fail("models", str(exc), "reinstall the models: sudo /opt/edge-anpr/venv/bin/python -m "
