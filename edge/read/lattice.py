@@ -48,15 +48,17 @@ _FLOOR = 1e-9
 _EVER = dt.date.max  # the reader does not know the capture date; the format check tests the age later
 
 
-def _twin_index() -> npt.NDArray[np.intp]:
+def _twin_column() -> npt.NDArray[np.intp]:
+    """For each lattice column, the column of its twin character (O/0, I/1), else its own. Read-only."""
     twin = np.arange(COLUMNS)
     for a, b in TWINS.items():
         twin[ALPHABET.index(a) + 1] = ALPHABET.index(b) + 1
+    twin.flags.writeable = False
     return twin
 
 
-_TWIN = _twin_index()
-_TWIN_WEIGHT = (np.arange(COLUMNS) != _TWIN).astype(np.float32) * TWIN_SHARE
+TWIN_COLUMN = _twin_column()
+_TWIN_WEIGHT = (np.arange(COLUMNS) != TWIN_COLUMN).astype(np.float32) * TWIN_SHARE
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +107,6 @@ class FormatDecoder:
             for k, chars in enumerate(lay.slots):
                 self._allowed[n, k, [ALPHABET.index(c) for c in chars]] = True
 
-    @property
-    def layouts(self) -> int:
-        return len(self._layouts)
-
     def decode(self, lattice: npt.NDArray[np.float32]) -> Reading | None:
         """The best reading within ``max_cost`` of the greedy one whose format's date-free rules hold; None
         if there is none (or no layout at all)."""
@@ -144,7 +142,7 @@ class FormatDecoder:
             if self._layouts[fits[i]].fmt.accepts(text, _EVER):
                 # a character's confidence counts its twin whole, as the greedy decoder's does (the font
                 # draws them alike); the half share above only ranks the layouts
-                whole = lattice[:, 1:SEPARATOR] + lattice[:, _TWIN[1:SEPARATOR]] * (_TWIN_WEIGHT[1:SEPARATOR] > 0)
+                whole = lattice[:, 1:SEPARATOR] + lattice[:, TWIN_COLUMN[1:SEPARATOR]] * (_TWIN_WEIGHT[1:SEPARATOR] > 0)
                 confs = tuple(float(min(1.0, whole[ts, c].max())) for c, ts in chars)
                 return Reading(text, confs, max(cost, 0.0))
         return None
@@ -152,10 +150,10 @@ class FormatDecoder:
 
 def _sure(lattice: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Each character's probability plus a share of its twin's (the font draws them alike)."""
-    return np.asarray(lattice + lattice[:, _TWIN] * _TWIN_WEIGHT, np.float32)
+    return np.asarray(lattice + lattice[:, TWIN_COLUMN] * _TWIN_WEIGHT, np.float32)
 
 
-_TWIN_CHAR = _TWIN[1:SEPARATOR] - 1  # the twin of each ALPHABET index, as an ALPHABET index
+_TWIN_CHAR = TWIN_COLUMN[1:SEPARATOR] - 1  # the twin of each ALPHABET index, as an ALPHABET index
 
 
 @dataclass(frozen=True, slots=True)

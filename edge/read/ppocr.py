@@ -24,7 +24,7 @@ import numpy.typing as npt
 from edge.domain import Image, PlateText
 from edge.errors import ModelError
 from edge.read.charsets import PPOCR_PLATE_CLASSES
-from edge.read.lattice import FormatDecoder
+from edge.read.lattice import TWIN_COLUMN, FormatDecoder
 from edge.read.ocr import ALPHABET, unfold_two_line
 from edge.runtime import TfliteModel
 
@@ -72,7 +72,6 @@ def _unfold(crop: Image) -> Image:
 
 _SEPARATOR = len(ALPHABET) + 1  # merged class of everything that is not a plate character
 _LOOKS_LIKE = {"l": "I"}  # lower-case letters read as another capital than their own
-_TWINS = {"O": "0", "0": "O", "I": "1", "1": "I"}  # identical in the UK plate font: one confidence
 
 
 @lru_cache(maxsize=8)
@@ -91,17 +90,7 @@ def merge_matrix(classes: str = PPOCR_PLATE_CLASSES) -> npt.NDArray[np.float32]:
     return m
 
 
-def _twin_columns() -> npt.NDArray[np.intp]:
-    """For each merged column, the column of its twin character (O/0, I/1), else its own."""
-    twin = np.arange(len(ALPHABET) + 2)
-    for a, b in _TWINS.items():
-        twin[ALPHABET.index(a) + 1] = ALPHABET.index(b) + 1
-    twin.flags.writeable = False
-    return twin
-
-
-_TWIN = _twin_columns()
-_HAS_TWIN = np.arange(_TWIN.size) != _TWIN
+_HAS_TWIN = np.arange(TWIN_COLUMN.size) != TWIN_COLUMN
 
 
 def ctc_decode(probs: npt.NDArray[np.float32], classes: str = PPOCR_PLATE_CLASSES) -> PlateText:
@@ -116,7 +105,7 @@ def ctc_decode(probs: npt.NDArray[np.float32], classes: str = PPOCR_PLATE_CLASSE
         raise ValueError(f"recogniser output has shape {probs.shape}; expected (time, {len(classes) + 1})")
     merged = probs @ merge_matrix(classes)
     best = merged.argmax(axis=1)
-    sure = merged + merged[:, _TWIN] * _HAS_TWIN
+    sure = merged + merged[:, TWIN_COLUMN] * _HAS_TWIN
     chars: list[str] = []
     confs: list[float] = []
     previous = _BLANK
