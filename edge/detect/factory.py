@@ -14,9 +14,10 @@ DETECTORS = ("contour", "edges", "wpod")
 
 
 def build_second_look(config: DetectConfig, backend: str | None = None) -> PlateDetector | None:
-    """The detector that looks again when the first found nothing readable (None: ``none``)."""
+    """The detector that looks again when the first found nothing readable (None: ``none``, or the same
+    detector as ``detect.backend``, which would only find the same boxes again)."""
     name = backend or config.second_look
-    return None if name == "none" else build_detector(config, name)
+    return None if name in ("none", config.backend) else build_detector(config, name)
 
 
 def build_detector(config: DetectConfig, backend: str | None = None) -> PlateDetector:

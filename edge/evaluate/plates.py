@@ -24,7 +24,7 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,14 @@ class Stages:
     lores_size: tuple[int, int]
     min_confidence: float
     second_look: PlateDetector | None = None
+    finder: PlateFinder | None = field(init=False)  # built once from the above (None: --truth-boxes)
+
+    def __post_init__(self) -> None:
+        # a still image is its own only chance: the second look runs on every image that needs it
+        finder = None if self.detector is None else PlateFinder(
+            self.detector, self.reader, self.formats, min_confidence=self.min_confidence,
+            second_look=self.second_look, second_look_every=1)
+        object.__setattr__(self, "finder", finder)
 
 
 def clean(text: str) -> str:
@@ -275,11 +283,9 @@ def lores_of(image: Image, size: tuple[int, int]) -> Image:
 
 def run_stages(stages: Stages, image: Image, boxes: Sequence[Box], captured_on: dt.date) -> list[Found]:
     """Detect (unless ``boxes`` are given), crop from the full image, read and check each plate, as the
-    node's :class:`PlateFinder` does (a still image is its own only chance: a second look whenever needed)."""
-    if stages.detector is not None:
-        finder = PlateFinder(stages.detector, stages.reader, stages.formats, min_confidence=stages.min_confidence,
-                             second_look=stages.second_look, second_look_every=1)
-        sightings = finder.find(image, lores_of(image, stages.lores_size), captured_on).sightings
+    node's :class:`PlateFinder` does."""
+    if stages.finder is not None:
+        sightings = stages.finder.find(image, lores_of(image, stages.lores_size), captured_on).sightings
     else:
         sightings = tuple(
             Sighting(PlateDetection(b, 1.0), read_box(image, b, stages.reader, stages.formats, captured_on,

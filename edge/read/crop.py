@@ -49,11 +49,11 @@ def crop_corners(image: Image, corners: Sequence[tuple[float, float]]) -> Image 
     src = np.asarray(corners, np.float32).reshape(4, 2)
     w = (np.linalg.norm(src[1] - src[0]) + np.linalg.norm(src[2] - src[3])) / 2.0
     h = (np.linalg.norm(src[3] - src[0]) + np.linalg.norm(src[2] - src[1])) / 2.0
-    mx, my = CROP_MARGIN * w, 0.0  # a detector's corners take in the plate's border already; the sides get a margin
-    if w + 2 * mx < 8 or h + 2 * my < 4 or not np.isfinite([w, h]).all():
+    mx = CROP_MARGIN * w  # the sides only: a detector's corners take in the plate's border already
+    if w + 2 * mx < 8 or h < 4 or not np.isfinite([w, h]).all():
         return None
-    dst = np.array([[mx, my], [mx + w, my], [mx + w, my + h], [mx, my + h]], np.float32)
-    size = (round(w + 2 * mx), round(h + 2 * my))
+    dst = np.array([[mx, 0.0], [mx + w, 0.0], [mx + w, h], [mx, h]], np.float32)
+    size = (round(w + 2 * mx), round(h))
     warp = cv2.getPerspectiveTransform(src, dst)
     return np.asarray(cv2.warpPerspective(image, warp, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
 

@@ -84,16 +84,17 @@ class PlateFinder:
         sightings = self._read(image, first, captured_on)
         read_s = self._timer() - t0 - detect_s
         self._since_second += 1
-        looked = self._second is not None and self._since_second >= self._every and not any(s.fits for s in sightings)
-        if looked and self._second is not None:
+        due = self._since_second >= self._every and not any(s.fits for s in sightings)
+        second = self._second if due else None
+        if second is not None:
             self._since_second = 0
             t1 = self._timer()
-            more = [d.scaled(sx, sy) for d in self._second.detect(lores)]
+            more = [d.scaled(sx, sy) for d in second.detect(lores)]
             t2 = self._timer()
             sightings = _merge(sightings, self._read(image, more, captured_on))
             detect_s += t2 - t1
             read_s += self._timer() - t2
-        return Finding(tuple(sightings), detect_s * 1000.0, read_s * 1000.0, looked)
+        return Finding(tuple(sightings), detect_s * 1000.0, read_s * 1000.0, second is not None)
 
     def _read(self, image: Image, found: list[PlateDetection], captured_on: dt.date) -> list[Sighting]:
         return [

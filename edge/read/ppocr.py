@@ -101,9 +101,11 @@ def ctc_decode(probs: npt.NDArray[np.float32], classes: str = PPOCR_PLATE_CLASSE
     characters at either end (below ``EDGE_CHAR_MIN``) are dropped: at a plate's ends they are most
     often the country letters of its band, a bolt or the frame's print.
     """
-    if probs.ndim != 2 or probs.shape[1] != len(classes) + 1:
-        raise ValueError(f"recogniser output has shape {probs.shape}; expected (time, {len(classes) + 1})")
-    merged = probs @ merge_matrix(classes)
+    return greedy_decode(lattice(probs, classes))
+
+
+def greedy_decode(merged: npt.NDArray[np.float32]) -> PlateText:
+    """:func:`ctc_decode` of a lattice (the model's output already merged by :func:`lattice`)."""
     best = merged.argmax(axis=1)
     sure = merged + merged[:, TWIN_COLUMN] * _HAS_TWIN
     chars: list[str] = []
@@ -158,11 +160,11 @@ class PpocrPlateReader:
         probs = np.asarray(self._model.run(tensor)[0], dtype=np.float32)
         if probs.ndim == 3:
             probs = probs[0]
-        if self._decoder is not None:
-            fitted = self._decoder.decode(lattice(probs, self._classes))
-            if fitted is not None:
-                return fitted.as_plate_text(), True
-        return ctc_decode(probs, self._classes), False
+        merged = lattice(probs, self._classes)
+        fitted = None if self._decoder is None else self._decoder.decode(merged)
+        if fitted is not None:
+            return fitted.as_plate_text(), True
+        return greedy_decode(merged), False
 
 
 def lattice(probs: npt.NDArray[np.float32], classes: str = PPOCR_PLATE_CLASSES) -> npt.NDArray[np.float32]:

@@ -14,7 +14,7 @@ import numpy.typing as npt
 import pytest
 
 from edge.config.model import DetectConfig
-from edge.detect.factory import build_detector
+from edge.detect.factory import build_detector, build_second_look
 from edge.detect.wpod import WpodDetectorOptions, WpodPlateDetector, decode, input_size, to_input
 from edge.domain import Box
 from edge.errors import ConfigError, ModelError
@@ -162,3 +162,8 @@ def test_the_factory_builds_the_wpod_detector() -> None:
         pytest.skip("WPOD-NET model not installed: run tools/convert_wpod_net.py in .venv-convert")
     config = DetectConfig(backend="wpod", model=str(MODEL), manifest=str(MANIFEST))
     assert isinstance(build_detector(config), WpodPlateDetector)
+
+
+def test_no_second_look_with_the_detector_that_already_looked() -> None:
+    assert build_second_look(DetectConfig(backend="wpod", second_look="wpod")) is None
+    assert build_second_look(DetectConfig(second_look="none")) is None
