@@ -18,11 +18,12 @@ from edge.capture import FrameSource
 from edge.capture.picam import PicameraSource
 from edge.capture.video import ImageFolderSource, StreamSource, VideoFileSource
 from edge.clock import Clock, SystemClock
-from edge.clocksync import ClockGate, ClockStatus
 from edge.config import Config
 from edge.detect.factory import build_detector, build_second_look
 from edge.domain import Frame, OutgoingMessage
 from edge.errors import ModelError, StateError
+from edge.node.clocksync import ClockGate, ClockStatus
+from edge.node.sequence import SequenceFile
 from edge.outbox.store import Outbox
 from edge.pipeline import PassObserver, Pipeline
 from edge.privacy.audit import AuditLog
@@ -35,7 +36,6 @@ from edge.publish.mqtt import MqttPublisher
 from edge.publish.topics import Topics
 from edge.read.factory import build_reader
 from edge.read.formats import FormatSet
-from edge.sequence import SequenceFile
 from edge.track import PlateTracker
 
 log = logging.getLogger(__name__)

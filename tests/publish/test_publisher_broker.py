@@ -13,7 +13,7 @@ from support.broker import MosquittoBroker, Subscriber
 from support.reads import first_arrivals, lab_mqtt, make_read, node_config, outbox_config, seqs_of
 
 from edge.clock import SystemClock
-from edge.health import HealthCollector, Versions
+from edge.node.health import HealthCollector, Versions
 from edge.outbox.store import Outbox
 from edge.pipeline import PipelineStats
 from edge.publish.mqtt import MqttPublisher

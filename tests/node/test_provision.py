@@ -16,10 +16,10 @@ from support.pki import TestPki, tls_listener_lines
 
 from edge.config import load_config
 from edge.errors import ConfigError
-from edge.provision import set_in_section
-from edge.selftest import probe_broker
+from edge.node.provision import set_in_section
+from edge.node.selftest import probe_broker
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _openssl(*args: str) -> str:

@@ -13,8 +13,8 @@ from support.broker import MosquittoBroker, Subscriber
 from support.reads import lab_mqtt, make_read, node_config, outbox_config
 
 from edge.clock import SystemClock
-from edge.clocksync import UNKNOWN, ClockState
-from edge.health import (
+from edge.node.clocksync import UNKNOWN, ClockState
+from edge.node.health import (
     HealthCollector,
     HealthReporter,
     PlatformPaths,
@@ -230,7 +230,7 @@ def test_health_is_published_retained_and_valid_on_a_real_broker(mosquitto: Mosq
 
 
 def test_the_firmware_throttled_file_is_found_on_a_pi_4_and_a_pi_5_layout(tmp_path: Path) -> None:
-    from edge.health import firmware_throttled_file
+    from edge.node.health import firmware_throttled_file
 
     pi5 = tmp_path / "pi5"
     (pi5 / "soc@107c000000" / "soc@107c000000:firmware").mkdir(parents=True)

@@ -39,11 +39,11 @@ PLUGGED: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("audit", "verify"), "edge.privacy.audit", "check the hash chain of the audit log"),
     (("listen",), "edge.publish.listen", "reference central subscriber: validate, de-duplicate, store reads"),
     (("bench", "outbox"), "edge.publish.bench", "measure outbox -> broker throughput and backlog drain"),
-    (("bench", "pipeline"), "edge.bench", "measure whole-pipeline fps, latency and memory on a replay"),
+    (("bench", "pipeline"), "edge.cli.bench", "measure whole-pipeline fps, latency and memory on a replay"),
     (("bench", "redaction"), "edge.privacy.bench", "measure face redaction time per image on one thread"),
-    (("selftest",), "edge.selftest", "check config, models, camera, broker, clock and disk; print a table"),
-    (("provision",), "edge.provision", "write a site config and create this node's key and CSR"),
-    (("aim",), "edge.aim", "help aim the camera: plate widths in pixels and an annotated still"),
+    (("selftest",), "edge.node.selftest", "check config, models, camera, broker, clock and disk; print a table"),
+    (("provision",), "edge.node.provision", "write a site config and create this node's key and CSR"),
+    (("aim",), "edge.node.aim", "help aim the camera: plate widths in pixels and an annotated still"),
 )
 
 
@@ -60,11 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate a config file and exit (2 when invalid)")
     p.add_argument("config", metavar="FILE", help="YAML config file")
-    p.set_defaults(func=_lazy("edge.commands", "check_config"))
+    p.set_defaults(func=_lazy("edge.cli.commands", "check_config"))
 
     p = sub.add_parser("run", help="run the node from its config (camera or stream, publish to the broker)")
     p.add_argument("--config", "-c", default="/etc/edge-anpr/config.yaml", help="config file (default: %(default)s)")
-    p.set_defaults(func=_lazy("edge.commands", "run"))
+    p.set_defaults(func=_lazy("edge.cli.commands", "run"))
 
     p = sub.add_parser(
         "replay",
@@ -83,13 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="DIR", help="write an HTML report of the replay")
     p.add_argument("--json", action="store_true", help="print one JSON summary object at the end")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-read lines")
-    p.set_defaults(func=_lazy("edge.commands", "replay"))
+    p.set_defaults(func=_lazy("edge.cli.commands", "replay"))
 
     p = sub.add_parser("sample-scene", help="render the synthetic sample scene (video + sidecar + truth CSV)")
     p.add_argument("output", metavar="VIDEO", help="output .mp4 path")
     p.add_argument("--seed", type=int, default=7, help="scene seed (default: %(default)s)")
     p.add_argument("--vehicles", type=int, default=4, help="number of vehicles (default: %(default)s)")
-    p.set_defaults(func=_lazy("edge.commands", "sample_scene"))
+    p.set_defaults(func=_lazy("edge.cli.commands", "sample_scene"))
 
     groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
     for names, module, text in PLUGGED:

@@ -20,13 +20,13 @@ from edge.errors import ConfigError
 
 if TYPE_CHECKING:
     from edge.app import Node
-    from edge.clocksync import ClockMonitor
-    from edge.health import HealthReporter
-    from edge.service import ServiceHooks
+    from edge.node.clocksync import ClockMonitor
+    from edge.node.health import HealthReporter
+    from edge.node.service import ServiceHooks
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FLUSH_TIMEOUT_S = 30.0
 
 
@@ -45,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
     delivering frames is an error (exit 3), so the service manager restarts the node.
     """
     from edge.app import LIVE_SOURCES, open_node
-    from edge.clocksync import ClockMonitor, SystemClockProbe
     from edge.errors import EdgeError, SourceError
-    from edge.service import ServiceHooks, SocketNotifier, Watchdog, watchdog_interval_s
+    from edge.node.clocksync import ClockMonitor, SystemClockProbe
+    from edge.node.service import ServiceHooks, SocketNotifier, Watchdog, watchdog_interval_s
 
     notifier = SocketNotifier.from_env()
     try:
@@ -84,7 +84,7 @@ def _health_reporter(node: Node, clock: ClockMonitor, config_path: str, hooks: S
 
     from edge import __version__
     from edge.errors import ModelError
-    from edge.health import HealthCollector, HealthReporter, HealthSink, Versions, summary
+    from edge.node.health import HealthCollector, HealthReporter, HealthSink, Versions, summary
     from edge.runtime import load_manifest
 
     config = node.config

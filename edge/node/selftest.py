@@ -28,7 +28,7 @@ from edge.config import Config, load_config
 from edge.errors import BrokerError, ConfigError, EdgeError, ModelError, SourceError, StateError
 
 if TYPE_CHECKING:
-    from edge.clocksync import ClockProbe
+    from edge.node.clocksync import ClockProbe
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def check_state(config: Config) -> Check:
 
 
 def check_disk(config: Config, min_free_mb: float) -> Check:
-    from edge.health import disk_free_mb
+    from edge.node.health import disk_free_mb
 
     free = disk_free_mb(config.node.state_dir)
     if free is None:
@@ -259,7 +259,7 @@ def probe_broker(config: Config, timeout_s: float) -> Check:
 
 
 def check_clock(config: Config, probe: ClockProbe | None = None) -> Check:
-    from edge.clocksync import ClockMonitor, SystemClockProbe, state_is_bad
+    from edge.node.clocksync import ClockMonitor, SystemClockProbe, state_is_bad
 
     state = ClockMonitor(probe or SystemClockProbe(), config.clock).refresh()
     offset = "unknown" if state.offset_ms is None else f"{state.offset_ms:+.1f} ms"

@@ -22,8 +22,7 @@ from support.field import make_node, run_cli, unwritable_dir, write_camera
 
 from edge.config import TrackConfig
 from edge.domain import Frame
-from edge.pipeline import Pipeline
-from edge.service import (
+from edge.node.service import (
     ServiceHooks,
     SocketNotifier,
     Watchdog,
@@ -32,6 +31,7 @@ from edge.service import (
     status_line,
     watchdog_interval_s,
 )
+from edge.pipeline import Pipeline
 from edge.track import PlateTracker
 
 

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from support.field import run_cli
 
-from edge.aim import MIN_PLATE_PX, AimReport, annotate, survey
 from edge.detect.contour import ContourDetectorOptions, ContourPlateDetector
 from edge.domain import Box, Frame
+from edge.node.aim import MIN_PLATE_PX, AimReport, annotate, survey
 from edge.sample.plates import render_plate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FACE_MODEL = ROOT / "models" / "fetched" / "face_detection_full_range.tflite"
 
 

@@ -12,12 +12,12 @@ from support.broker import MosquittoBroker, free_port
 from support.field import NodeFiles, make_node, run_cli, unwritable_dir
 from support.pki import TestPki, tls_listener_lines
 
-from edge.clocksync import ClockState
 from edge.config import load_config
-from edge.selftest import exit_code, render, run_checks
+from edge.node.clocksync import ClockState
+from edge.node.selftest import exit_code, render, run_checks
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class FixedProbe:

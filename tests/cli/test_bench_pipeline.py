@@ -12,7 +12,7 @@ import pytest
 from edge.cli import main
 from edge.sample.scene import scenario, write_scene
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OCR_MODEL = ROOT / "models" / "fetched" / "ppocr_rec_plate.tflite"
 
 

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from support.fakes import ListOutbox
 
-from edge.clocksync import (
+from edge.config.model import ClockConfig, NodeConfig, PrivacyConfig
+from edge.domain import Box, FormatMatch, PlateDetection, PlateRead, PlateText, VehiclePass
+from edge.node.clocksync import (
     UNKNOWN,
     AdjtimexProbe,
     ClockGate,
@@ -23,8 +25,6 @@ from edge.clocksync import (
     state_is_bad,
     timex_state,
 )
-from edge.config.model import ClockConfig, NodeConfig, PrivacyConfig
-from edge.domain import Box, FormatMatch, PlateDetection, PlateRead, PlateText, VehiclePass
 from edge.privacy.stage import PrivacyStage
 from edge.publish.schema import Schemas
 

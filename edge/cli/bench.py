@@ -168,7 +168,7 @@ def _video(args: argparse.Namespace, tmp: Path) -> Path:
 
 
 def _config(args: argparse.Namespace, video: Path, state: Path) -> Config:
-    from edge.commands import replay_config
+    from edge.cli.commands import replay_config
 
     ns = argparse.Namespace(source=str(video), config=args.config, start=None, fps=None, realtime=args.realtime,
                             state_dir=str(state), broker=None)

@@ -22,8 +22,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-from edge.clocksync import ClockState, state_is_bad
 from edge.files import write_atomic
+from edge.node.clocksync import ClockState, state_is_bad
 from edge.pipeline import PipelineStats
 
 log = logging.getLogger(__name__)

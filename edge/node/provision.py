@@ -36,7 +36,7 @@ from edge.files import write_atomic
 
 SERVICE_USER = "edge-anpr"
 TEMPLATES = (
-    Path(__file__).resolve().parent.parent / "config" / "example.yaml",
+    Path(__file__).resolve().parents[2] / "config" / "example.yaml",
     Path("/opt/edge-anpr/share/config.example.yaml"),
 )
 OPENSSL_TIMEOUT_S = 30.0
