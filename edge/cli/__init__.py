@@ -37,7 +37,7 @@ PLUGGED: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("eval", "faces"), "edge.evaluate.faces", "score face redaction on a labelled folder (labels.csv)"),
     (("eval", "plates"), "edge.evaluate.plates", "score plate detection and reading on a labelled folder"),
     (("audit", "verify"), "edge.privacy.audit", "check the hash chain of the audit log"),
-    (("listen",), "edge.publish.listen", "reference central subscriber: validate, de-duplicate, store reads"),
+    (("listen",), "edge.central.listen", "reference central subscriber: validate, de-duplicate, store reads"),
     (("bench", "outbox"), "edge.publish.bench", "measure outbox -> broker throughput and backlog drain"),
     (("bench", "pipeline"), "edge.cli.bench", "measure whole-pipeline fps, latency and memory on a replay"),
     (("bench", "redaction"), "edge.privacy.bench", "measure face redaction time per image on one thread"),

@@ -145,7 +145,7 @@ def test_key_file_readable_by_others_refuses_to_start(tls: TlsSetup, tmp_path: P
 def test_listen_over_tls_stores_the_nodes_reads(tls: TlsSetup, tmp_path: Path) -> None:
     import threading
 
-    from edge.publish.listen import ListenStats, ListenTls, run_listen
+    from edge.central.listen import ListenStats, ListenTls, run_listen
 
     out = tmp_path / "central.jsonl"
     stats: list[ListenStats] = []

@@ -13,7 +13,7 @@ import pytest
 from support.broker import MosquittoBroker
 from support.reads import make_read, node_config
 
-from edge.publish.listen import ListenStats, configure_parser, main, run_listen
+from edge.central.listen import ListenStats, configure_parser, main, run_listen
 
 pytestmark = pytest.mark.integration
 
