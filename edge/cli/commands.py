@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from edge.app import Node
     from edge.node.clocksync import ClockMonitor
     from edge.node.health import HealthReporter
-    from edge.node.service import ServiceHooks
+    from edge.node.service import ServiceHooks, SocketNotifier
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         with open_node(config, on_frame=hooks.on_frame, clock_status=clock) as node:
-            reporter = _health_reporter(node, clock, args.config, hooks)
+            reporter = _health_reporter(node, clock, args.config, hooks, notifier)
             signal.signal(signal.SIGUSR1, lambda *_: reporter.request())
             hooks.on_ready.append(reporter.request)  # first health with real fps and latencies
             with reporter:
@@ -78,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _health_reporter(node: Node, clock: ClockMonitor, config_path: str, hooks: ServiceHooks) -> HealthReporter:
+def _health_reporter(
+    node: Node, clock: ClockMonitor, config_path: str, hooks: ServiceHooks, notifier: SocketNotifier
+) -> HealthReporter:
     """Health for a running node: published retained over MQTT, shown by ``systemctl status``, kept in health.json."""
     import hashlib
 
@@ -108,6 +110,7 @@ def _health_reporter(node: Node, clock: ClockMonitor, config_path: str, hooks: S
         clock=clock,
         max_offset_ms=config.clock.max_offset_ms,
         oldest=lambda: _oldest(node),
+        faults=lambda: _faults(node, notifier),
     )
     sinks: list[HealthSink] = [lambda body: hooks.status(summary(body))]
     if node.publisher is not None:
@@ -118,6 +121,12 @@ def _health_reporter(node: Node, clock: ClockMonitor, config_path: str, hooks: S
         on_tick=node.clock_gate.release if node.clock_gate is not None else None,
         json_path=Path(config.node.state_dir) / "health.json",
     )
+
+
+def _faults(node: Node, notifier: SocketNotifier) -> dict[str, Any]:
+    """Faults the node survived, for health (a field is left out while its count is zero)."""
+    faults: dict[str, Any] = {"notify_dropped": notifier.dropped}
+    return {k: v for k, v in faults.items() if v}
 
 
 def _oldest(node: Node) -> dict[str, float]:

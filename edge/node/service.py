@@ -44,8 +44,12 @@ def notify_socket_address(name: str) -> str | bytes:
 
 
 def sd_notify(message: str, socket_name: str | None) -> bool:
-    """Send ``message`` to the service manager's notify socket; False when there is none (not under systemd).
+    """Send ``message`` to the service manager's notify socket; False when there is none (not under systemd)
+    or when it cannot be sent now.
 
+    The send never blocks (``MSG_DONTWAIT``): when the manager's socket queue is full
+    (``net.unix.max_dgram_qlen``, 10 on a default kernel) the notification is dropped, not waited for, so
+    the frame loop that sends the watchdog pings can never hang on it; a missed ping is systemd's business.
     Errors are logged, never raised: a node must not stop reading plates because a status line failed.
     """
     if not socket_name:
@@ -57,18 +61,25 @@ def sd_notify(message: str, socket_name: str | None) -> bool:
         return False
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-            sock.sendto(message.encode(), address)
+            sock.sendto(message.encode(), socket.MSG_DONTWAIT, address)
+    except BlockingIOError:
+        log.debug("sd_notify to %s: the manager's queue is full; notification dropped", socket_name)
+        return False
     except OSError as exc:
         log.warning("sd_notify to %s failed: %s", socket_name, exc.strerror or exc)
         return False
     return True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SocketNotifier:
-    """The real :class:`Notifier`: sends to ``socket_name`` (from ``$NOTIFY_SOCKET``; None: a no-op)."""
+    """The real :class:`Notifier`: sends to ``socket_name`` (from ``$NOTIFY_SOCKET``; None: a no-op).
+
+    ``dropped`` counts notifications that could not be sent (queue full, socket gone); reported in health.
+    """
 
     socket_name: str | None
+    dropped: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SocketNotifier:
@@ -80,7 +91,12 @@ class SocketNotifier:
         return bool(self.socket_name)
 
     def send(self, message: str) -> bool:
-        return sd_notify(message, self.socket_name)
+        if not self.socket_name:
+            return False
+        sent = sd_notify(message, self.socket_name)
+        if not sent:
+            self.dropped += 1
+        return sent
 
 
 def watchdog_interval_s(env: Mapping[str, str] | None = None, pid: int | None = None) -> float | None:

@@ -117,6 +117,7 @@ def test_health_on_a_pi_has_every_measure_and_validates(tmp_path: Path) -> None:
             tmp_path, pi_tree(tmp_path), outbox=outbox, outbox_dropped=lambda: outbox.dropped.total,
             publisher=Published(), privacy_stats=lambda: {"redaction_failures": 1, "images_dropped": 2, "passes": 9},
             clock=ClockView(ClockState(True, 3.25, "chronyc")), oldest=lambda: {"logs": 12.0},
+            faults=lambda: {"notify_dropped": 4},
         ).collect()
     Schemas().validate("health", full_message(body))
     assert body["fps_configured"] == 25.0
@@ -132,6 +133,7 @@ def test_health_on_a_pi_has_every_measure_and_validates(tmp_path: Path) -> None:
     assert body["disk_free_mb"] > 0
     assert (body["clock_synced"], body["clock_offset_ms"]) == (True, 3.25)
     assert set(body["oldest"]) == {"outbox", "logs"}
+    assert body["notify_dropped"] == 4
     assert body["versions"] == {"software": "0.1.0", "config_sha256": SHA, "models": {"plate_ocr": "b" * 64}}
 
 

@@ -109,6 +109,24 @@ def test_without_notify_socket_nothing_is_sent_and_nothing_fails() -> None:
     assert not notifier.send("READY=1")
 
 
+def test_a_full_notify_queue_never_blocks_the_sender_and_counts_what_it_dropped(systemd: FakeSystemd) -> None:
+    # Nobody reads the socket: its queue fills after net.unix.max_dgram_qlen datagrams (10 on a default kernel).
+    notifier = SocketNotifier(systemd.name)
+    done = threading.Event()
+
+    def flood() -> None:
+        for _ in range(5000):
+            notifier.send("WATCHDOG=1")
+        done.set()
+
+    threading.Thread(target=flood, daemon=True).start()
+    assert done.wait(10), "sd_notify blocked on a full queue"
+    assert notifier.dropped > 0
+    received = systemd.drain()
+    assert len(received) + notifier.dropped == 5000
+    assert notifier.send("READY=1"), "sent again once the manager read its queue"
+
+
 def test_a_vanished_notify_socket_is_logged_not_raised(tmp_path: Path) -> None:
     assert not sd_notify("READY=1", str(tmp_path / "gone"))
     assert not sd_notify("READY=1", "relative/path")
@@ -230,8 +248,16 @@ def test_watchdog_pings_stop_when_the_frame_loop_stalls(systemd: FakeSystemd) ->
 
 
 def _run_service(node_config: Path, systemd: FakeSystemd, *, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """``edge-anpr run`` with the fake systemd reading its socket all the while, as systemd does (a default kernel
+    queues only 10 datagrams: read afterwards, the node's 11th notification would find the queue full)."""
     env = {"NOTIFY_SOCKET": systemd.name, "WATCHDOG_USEC": "100000"}  # ping at most every 50 ms
-    return run_cli("run", "--config", str(node_config), env=env, timeout=timeout)
+    stop = threading.Event()
+    listener = systemd.listen(stop)
+    try:
+        return run_cli("run", "--config", str(node_config), env=env, timeout=timeout)
+    finally:
+        stop.set()
+        listener.join(5)
 
 
 @pytest.mark.integration
@@ -259,6 +285,15 @@ def test_run_becomes_ready_pings_the_watchdog_publishes_health_and_stops_cleanly
         late.stop()
     assert got, "health is retained on the broker"
     assert got[0].retain
+
+
+def test_run_never_hangs_when_systemd_does_not_read_its_notify_socket(systemd: FakeSystemd, tmp_path: Path) -> None:
+    # WATCHDOG_USEC=2: a ping after every frame, far more than the socket's queue holds while nobody reads it.
+    node = make_node(tmp_path, broker_port=free_port(), camera=write_camera(tmp_path / "camera", frames=60))
+    env = {"NOTIFY_SOCKET": systemd.name, "WATCHDOG_USEC": "2"}
+    done = run_cli("run", "--config", str(node.config), env=env, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(systemd.drain()) <= 60  # the queue's worth; the rest were dropped, never waited for
 
 
 @pytest.mark.parametrize(
