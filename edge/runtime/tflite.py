@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +19,36 @@ from edge.errors import ModelError
 from edge.runtime.manifest import Manifest, ModelEntry, verify
 
 log = logging.getLogger(__name__)
+
+# The runtime's C++ side prints this on stderr for every interpreter; it says nothing a user can act on.
+NOISE = (b"Created TensorFlow Lite XNNPACK delegate",)
+_STDERR_SWAP = threading.Lock()  # one swap of file descriptor 2 at a time
+
+
+@contextlib.contextmanager
+def quiet_runtime_stderr() -> Iterator[None]:
+    """Hold back the runtime's native stderr lines that are noise (unless logging is verbose).
+
+    The runtime writes straight to file descriptor 2, below Python's logging, so fd 2 is pointed at a
+    temporary file for the duration and every other line written meanwhile is passed on afterwards.
+    """
+    if log.isEnabledFor(logging.INFO):
+        yield
+        return
+    with _STDERR_SWAP, tempfile.TemporaryFile() as held:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held.read().splitlines(keepends=True) if not any(n in line for n in NOISE)]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 def _interpreter_class() -> Any:
@@ -38,7 +74,8 @@ class TfliteModel:
         self.path = Path(path)
         try:
             self._interp = _interpreter_class()(model_path=str(path), num_threads=threads)
-            self._interp.allocate_tensors()
+            with quiet_runtime_stderr():
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load model {str(path)!r} ({entry.name}): {exc}") from exc
         self._inputs = self._interp.get_input_details()
@@ -56,7 +93,8 @@ class TfliteModel:
         """Resize a model with a dynamic input (for example a fully convolutional detector)."""
         if tuple(self.input_shape) != tuple(shape):
             self._interp.resize_tensor_input(self._inputs[0]["index"], list(shape))
-            self._interp.allocate_tensors()
+            with quiet_runtime_stderr():
+                self._interp.allocate_tensors()
             self._inputs = self._interp.get_input_details()
             self._outputs = self._interp.get_output_details()
 

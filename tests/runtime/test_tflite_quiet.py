@@ -1,0 +1,48 @@
+"""Loading a model keeps the runtime's "Created TensorFlow Lite XNNPACK delegate" line off stderr (it is shown
+with -v), and passes on every other line the runtime writes meanwhile."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge.runtime import load_manifest, open_model
+from edge.runtime.tflite import quiet_runtime_stderr
+
+PROJECT = Path(__file__).resolve().parents[2]
+MODEL = PROJECT / "models" / "plate_ocr.tflite"
+
+
+def test_loading_a_model_prints_no_xnnpack_line(capfd: pytest.CaptureFixture[str]) -> None:
+    open_model(MODEL, load_manifest(PROJECT / "models" / "manifest.json"))
+    assert "XNNPACK" not in capfd.readouterr().err
+
+
+def test_other_native_stderr_lines_are_passed_on(capfd: pytest.CaptureFixture[str]) -> None:
+    with quiet_runtime_stderr():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\nWARNING: something real\n")
+    assert capfd.readouterr().err == "WARNING: something real\n"
+
+
+def test_verbose_logging_shows_the_runtime_line(capfd: pytest.CaptureFixture[str]) -> None:
+    logger = logging.getLogger("edge.runtime.tflite")
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        with quiet_runtime_stderr():
+            os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+    finally:
+        logger.setLevel(old)
+    assert "XNNPACK" in capfd.readouterr().err
+
+
+def test_a_command_that_loads_models_is_quiet_unless_verbose(tmp_path: Path) -> None:
+    code = ("from edge.runtime import load_manifest, open_model; "
+            f"open_model({str(MODEL)!r}, load_manifest({str(PROJECT / 'models' / 'manifest.json')!r}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert "XNNPACK" not in done.stderr
