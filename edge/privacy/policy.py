@@ -146,17 +146,23 @@ def _confidence(c: ReadContext) -> dict[str, Any]:
     return {"confidence": round(min(1.0, max(0.0, float(c.vehicle.confidence))), 4)}
 
 
+# An allowed field always has a value: these stand where the node has none (never null).
+NO_FORMAT = "none"  # the plate fits none of the node's allowed formats (a raw read, flagged)
+NO_DIRECTION = "unknown"  # the track did not move enough to tell
+NO_ZONE = "none"  # the pass was in no lane zone (or none is configured)
+
+
 def _format(c: ReadContext) -> dict[str, Any]:
-    return {"format": c.vehicle.format_name}
+    return {"format": c.vehicle.format_name or NO_FORMAT}
 
 
 def _direction(c: ReadContext) -> dict[str, Any]:
     d = c.vehicle.direction
-    return {"direction": d if d in ("approaching", "receding") else None}
+    return {"direction": d if d in ("approaching", "receding") else NO_DIRECTION}
 
 
 def _zone(c: ReadContext) -> dict[str, Any]:
-    return {"zone": c.vehicle.zone}
+    return {"zone": c.vehicle.zone or NO_ZONE}
 
 
 def _first_seen(c: ReadContext) -> dict[str, Any]:

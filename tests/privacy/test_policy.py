@@ -221,6 +221,31 @@ def test_clock_unsynced_is_present_only_when_true() -> None:
         assert ("clock_unsynced" in payload) is flag
 
 
+def test_allowed_fields_the_node_has_no_value_for_are_sent_with_a_documented_value_never_null() -> None:
+    import dataclasses
+
+    policy = policy_for("plain", ("plate", "time", "seq", "site", "camera", *OPTIONAL))
+    unknown = dataclasses.replace(make_pass(), format_name=None, direction=None, zone=None)
+    payload = build_read_payload(unknown, policy=policy, node=NODE, seq=0, read_id="depot-1.gate-a.0.0000abcd",
+                                 image=None, hotlist_hit=None)
+    assert payload is not None
+    assert (payload["format"], payload["direction"], payload["zone"]) == ("none", "unknown", "none")
+    assert None not in payload.values()
+    validate("read", payload)
+    known = build_read_payload(make_pass(), policy=policy, node=NODE, seq=0, read_id="depot-1.gate-a.0.0000abcd",
+                               image=None, hotlist_hit=None)
+    assert known is not None
+    assert (known["format"], known["direction"], known["zone"]) == ("uk_current", "approaching", "lane-1")
+
+
+def test_time_is_the_best_sightings_frame() -> None:
+    policy = policy_for("plain", ("time", "seq", "site", "camera"))
+    p = make_pass()
+    payload = build_read_payload(p, policy=policy, node=NODE, seq=0, read_id="x", image=None, hotlist_hit=None)
+    assert payload is not None
+    assert payload["time"] == iso_ms(p.best.timestamp) != iso_ms(p.first_seen)
+
+
 def test_times_are_utc_with_milliseconds_and_z() -> None:
     assert iso_ms(T0) == "2026-11-22T08:30:15.123Z"
     policy = policy_for("plain", ("time", "seq", "site", "camera", "first_seen", "last_seen"))

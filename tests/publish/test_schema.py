@@ -30,7 +30,8 @@ def _field(kind: str, payload: dict[str, Any]) -> str:
     "extra",
     [
         {},
-        {"plate": "AB12CDE", "confidence": 0.97, "format": "uk_current", "direction": "approaching", "zone": None},
+        {"plate": "AB12CDE", "confidence": 0.97, "format": "uk_current", "direction": "approaching", "zone": "none"},
+        {"format": "none", "direction": "unknown", "zone": "lane-1"},
         {"plate_hash": "f" * 64, "key_id": "2026-03"},
         {"hotlist_hit": False, "clock_unsynced": True, "sightings": 3,
          "first_seen": "2026-03-14T08:00:00.900Z", "last_seen": "2026-03-14T08:00:01.500Z"},
@@ -52,6 +53,8 @@ def test_reads_the_policy_allows_validate(extra: dict[str, Any]) -> None:
         ({"plate": "AB12 CDE"}, "plate"),
         ({"confidence": 1.5}, "confidence"),
         ({"direction": "sideways"}, "direction"),
+        ({"direction": None}, "direction"),
+        ({"format": None}, "format"),
         ({"clock_unsynced": False}, "clock_unsynced"),
         ({"schema": "anpr.read/2"}, "schema"),
         ({"plate_hash": "f" * 64}, "key_id"),
