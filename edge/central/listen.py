@@ -1,28 +1,28 @@
-"""``edge-anpr listen``: a reference subscriber for the central side.
+"""``edge-anpr listen``: the reference central subscriber.
 
-Subscribes (MQTT 5, persistent session, QoS 1) to the nodes' topics, validates every message
-against its schema, checks that the payload's site/camera match the topic it came on, drops
-duplicates by ``id`` (at-least-once delivery means a read can arrive twice), and appends reads
-to JSON lines or a SQLite file. Status and health messages are validated and logged, not stored.
+Subscribes (MQTT 5, persistent session, QoS 1, manual acknowledgement) to the nodes' reads, status and
+health. Every message ends in exactly one of: stored, duplicate (the same read id, or the same status or
+health message, is already kept) or rejected into the dead letters with its reason; and only then is it
+acknowledged, so a message the store could not take yet comes again, and no message can stop the
+subscriber. Several listeners share one stream with an MQTT 5 shared subscription (``--share GROUP``):
+the broker hands each message to one of them; each needs its own fixed ``--client-id`` (its session holds
+its share while it restarts). Stores: PostgreSQL (``--store postgresql://...``), SQLite (the embedded
+default) or JSON lines (lab). Retention at the centre uses the node's classes (``--retention``).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import logging
 import signal
-import sqlite3
 import ssl
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -30,14 +30,21 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.errors import BrokerError, ConfigError
-from edge.publish.schema import InvalidMessageError, Schemas
+from edge.central.images import ImageFiles
+from edge.central.intake import MAX_PAYLOAD_BYTES, Intake
+from edge.central.records import ReadRecord
+from edge.central.store import StoreSpec, open_store, parse_store
+from edge.central.writer import Delivery, ListenStats, Writer
+from edge.clock import SystemClock
+from edge.errors import BrokerError, ConfigError, StateError
 from edge.publish.topics import all_nodes
 
 log = logging.getLogger(__name__)
 
-OutFormat = Literal["jsonl", "sqlite"]
-_KINDS = {"reads": "read", "status": "status", "health": "health"}
+SESSION_EXPIRY_S = 7 * 86_400  # what the broker keeps for a listener that is away (its queue, its share)
+RECEIVE_MAXIMUM = 2000  # unacknowledged messages the broker may have in flight to one listener
+
+__all__ = ["ListenOptions", "ListenStats", "ListenTls", "configure_parser", "main", "run_listen"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,240 +54,244 @@ class ListenTls:
     key_file: str
 
 
-@dataclass
-class ListenStats:
-    received: int = 0
-    stored: int = 0
-    duplicates: int = 0
-    invalid: int = 0
-    other: int = 0  # valid status / health messages
+@dataclass(frozen=True, slots=True)
+class ListenOptions:
+    host: str
+    port: int
+    store: StoreSpec
+    tls: ListenTls | None = None
+    topics: tuple[str, ...] = ("anpr/+/+/reads", "anpr/+/+/status", "anpr/+/+/health")
+    share: str | None = None  # MQTT 5 shared subscription group
+    client_id: str = "edge-anpr-listen"
+    max_reads: int | None = None
+    timeout_s: float | None = None
+    connect_timeout_s: float = 15.0
+    max_batch: int = 500
+    receive_maximum: int = RECEIVE_MAXIMUM
+    max_bytes: int = MAX_PAYLOAD_BYTES
+    keepalive_s: int = 30
+    filters: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        prefix = f"$share/{self.share}/" if self.share else ""
+        object.__setattr__(self, "filters", tuple(prefix + t for t in self.topics))
 
 
-class _ReadStore(Protocol):
-    def add(self, read: dict[str, Any], topic: str) -> bool: ...  # False: duplicate id
-
-    def close(self) -> None: ...
-
-
-class JsonLinesStore:
-    """Append-only JSON lines; ids already in the file are known at start (dedup across restarts)."""
-
-    def __init__(self, path: Path) -> None:
-        self._seen: set[str] = set()
-        if path.exists():
-            with path.open(encoding="utf-8") as f:
-                for line in f:
-                    if line.strip():
-                        self._seen.add(str(json.loads(line).get("id")))
-        self._file = path.open("a", encoding="utf-8")
-
-    def add(self, read: dict[str, Any], topic: str) -> bool:
-        if read["id"] in self._seen:
-            return False
-        self._seen.add(read["id"])
-        self._file.write(json.dumps(read, separators=(",", ":")) + "\n")
-        self._file.flush()
-        return True
-
-    def close(self) -> None:
-        self._file.close()
+def _topic_of(msg: paho.MQTTMessage) -> str:
+    try:
+        return msg.topic
+    except UnicodeDecodeError:
+        return repr(msg._topic)  # Mosquitto refuses such topics; kept readable for the dead letter
 
 
-class SqliteStore:
-    """One row per read id (PRIMARY KEY: a duplicate is ignored), the payload kept verbatim."""
+class _Session:
+    """The MQTT side: connect (exit 5 when that fails), subscribe, hand messages to the writer, ack later."""
 
-    def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # paho thread writes
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS reads (id TEXT PRIMARY KEY, site TEXT NOT NULL, camera TEXT NOT NULL,"
-            " seq INTEGER NOT NULL, time TEXT NOT NULL, topic TEXT NOT NULL, received_at TEXT NOT NULL,"
-            " payload TEXT NOT NULL)"
-        )
+    def __init__(self, options: ListenOptions, writer: Writer, intake: Intake) -> None:
+        self.options = options
+        self._writer = writer
+        self._intake = intake
+        self._generation = 0  # connections so far: an ack is only sent on the connection the message came on
+        self._accepting = True
+        self._connack = threading.Event()
+        self._suback = threading.Event()
+        self._refusal: str | None = None
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=options.client_id, protocol=paho.MQTTv5,
+                                  manual_ack=True)
+        if options.tls is not None:
+            t = options.tls
+            self.client.tls_set(ca_certs=t.ca_file, certfile=t.cert_file, keyfile=t.key_file,
+                                cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        else:
+            log.warning("listen: plain TCP to %s:%d (no TLS): lab use only", options.host, options.port)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(1, 30)
 
-    def add(self, read: dict[str, Any], topic: str) -> bool:
-        cur = self._db.execute(
-            "INSERT OR IGNORE INTO reads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (read["id"], read["site"], read["camera"], read["seq"], read["time"], topic,
-             datetime.now(UTC).isoformat(timespec="milliseconds"), json.dumps(read, separators=(",", ":"))),
-        )
-        return cur.rowcount == 1
-
-    def close(self) -> None:
-        self._db.close()
-
-
-def open_store(path: Path, fmt: OutFormat) -> _ReadStore:
-    if not path.parent.is_dir():
-        raise ConfigError(f"output directory {path.parent} does not exist")
-    if fmt == "jsonl":
-        return JsonLinesStore(path)
-    if fmt == "sqlite":
-        return SqliteStore(path)
-    raise ConfigError(f"output format {fmt!r} is not supported; use 'jsonl' or 'sqlite'")
-
-
-class Listener:
-    """Validates and stores what arrives; paho's network thread calls ``handle``."""
-
-    def __init__(
-        self, store: _ReadStore, max_reads: int | None = None, on_read: Callable[[dict[str, Any]], None] | None = None
-    ) -> None:
-        self.stats = ListenStats()
-        self._on_read = on_read
-        self.done = threading.Event()
-        self._store = store
-        self._schemas = Schemas()
-        self._max_reads = max_reads
-        self._lock = threading.Lock()
-
-    def handle(self, topic: str, payload: bytes) -> None:
-        with self._lock:
-            self.stats.received += 1
-            levels = topic.split("/")
-            kind = _KINDS.get(levels[-1]) if len(levels) == 4 else None
-            if kind is None:
-                self.stats.invalid += 1
-                log.warning("listen: ignored message on unexpected topic %r", topic)
-                return
+    def connect(self) -> None:
+        o = self.options
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.ReceiveMaximum = o.receive_maximum
+        deadline = time.monotonic() + o.connect_timeout_s
+        where = f"{o.host}:{o.port}"
+        while True:
             try:
-                message = self._schemas.validate_bytes(kind, payload)
-            except InvalidMessageError as exc:
-                self.stats.invalid += 1
-                log.error("listen: invalid message on %s dropped: %s", topic, exc)
-                return
-            if (message["site"], message["camera"]) != (levels[1], levels[2]):
-                self.stats.invalid += 1
-                log.error("listen: message on %s claims site/camera %s/%s; dropped", topic,
-                          message["site"], message["camera"])
-                return
-            if kind != "read":
-                self.stats.other += 1
-                log.info("listen: %s %s", topic, message.get("state", ""))
-                return
-            if self._store.add(message, topic):
-                self.stats.stored += 1
-                if self._on_read is not None:
-                    self._on_read(message)
-            else:
-                self.stats.duplicates += 1
-                log.debug("listen: duplicate read %s dropped", message["id"])
-            if self._max_reads is not None and self.stats.stored >= self._max_reads:
-                self.done.set()
+                self.client.connect(o.host, o.port, keepalive=o.keepalive_s, clean_start=False, properties=props)
+                break
+            except ssl.SSLError as exc:  # a certificate or handshake problem does not go away by waiting
+                raise BrokerError(f"listen: TLS handshake with {where} failed: {exc}") from exc
+            except OSError as exc:
+                if time.monotonic() >= deadline:
+                    raise BrokerError(f"listen: cannot connect to the broker at {where}: {exc}") from exc
+                log.warning("listen: cannot connect to %s yet (%s); trying again", where, exc)
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        self.client.loop_start()
+        if not self._connack.wait(max(1.0, deadline - time.monotonic())):
+            raise BrokerError(f"listen: the broker at {where} did not answer the connection in time")
+        if self._refusal is not None:
+            raise BrokerError(f"listen: the broker at {where} {self._refusal}")
+        if not self._suback.wait(max(1.0, deadline - time.monotonic())):
+            raise BrokerError(f"listen: the broker at {where} did not confirm the subscription in time")
+        if self._refusal is not None:
+            raise BrokerError(f"listen: the broker at {where} {self._refusal}")
+        log.info("listen: connected to %s, subscribed to %s", where, ", ".join(o.filters))
+
+    def _on_connect(self, c: paho.Client, u: object, f: paho.ConnectFlags, rc: ReasonCode, p: object) -> None:
+        if rc.is_failure:
+            self._refusal = f"refused the connection: {rc}"
+            log.error("listen: broker %s:%d %s", self.options.host, self.options.port, self._refusal)
+            self._connack.set()
+            self._suback.set()
+            return
+        self._generation += 1
+        c.subscribe([(t, 1) for t in self.options.filters])
+        self._connack.set()
+
+    def _on_subscribe(self, c: paho.Client, u: object, mid: int, codes: list[ReasonCode], p: object) -> None:
+        refused = [f"{t} ({rc})" for t, rc in zip(self.options.filters, codes, strict=False) if rc.is_failure]
+        if refused:
+            self._refusal = f"refused the subscription to {', '.join(refused)}"
+            log.error("listen: %s", self._refusal)
+        self._suback.set()
+
+    def _on_message(self, c: paho.Client, u: object, msg: paho.MQTTMessage) -> None:
+        if not self._accepting:
+            return  # closing: not acknowledged, so the broker delivers it again
+        payload = msg.payload if isinstance(msg.payload, bytes) else bytes(msg.payload)
+        record = self._intake.judge(_topic_of(msg), payload)
+        generation, mid, qos = self._generation, msg.mid, msg.qos
+
+        def ack() -> None:
+            if self._generation == generation:
+                c.ack(mid, qos)
+
+        self._writer.put(Delivery(record, ack))
+
+    def close(self) -> None:
+        self._accepting = False
+
+    def disconnect(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
-def run_listen(
-    host: str,
-    port: int,
-    *,
-    tls: ListenTls | None,
-    topic: str,
-    out_path: Path,
-    fmt: OutFormat = "jsonl",
-    client_id: str = "edge-anpr-listen",
-    max_reads: int | None = None,
-    stop: threading.Event | None = None,
-    timeout_s: float | None = None,
-    on_read: Callable[[dict[str, Any]], None] | None = None,
-) -> ListenStats:
+def run_listen(options: ListenOptions, *, stop: threading.Event | None = None,
+               on_read: Callable[[ReadRecord], None] | None = None) -> ListenStats:
     """Listen until ``stop`` is set, ``max_reads`` new reads were stored, or ``timeout_s`` passed.
 
-    ``on_read`` is called with each new (validated, de-duplicated) read after it is stored.
+    Raises BrokerError when the broker cannot be reached, refuses, or the TLS handshake fails, and
+    StateError when the store cannot be opened.
     """
-    store = open_store(out_path, fmt)
-    listener = Listener(store, max_reads, on_read)
     stop = stop or threading.Event()
-    # manual_ack: PUBACK only after the read is stored (or judged invalid/duplicate), so a read the
-    # store could not write is delivered again after a reconnect instead of being lost.
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5, manual_ack=True)
-    if tls is not None:
-        client.tls_set(ca_certs=tls.ca_file, certfile=tls.cert_file, keyfile=tls.key_file,
-                       cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-    else:
-        log.warning("listen: plain TCP to %s:%d (no TLS): lab use only", host, port)
-
-    def on_connect(c: paho.Client, u: object, f: paho.ConnectFlags, rc: ReasonCode, p: object) -> None:
-        if rc.is_failure:
-            log.error("listen: broker %s:%d refused the connection: %s", host, port, rc)
-            return
-        log.info("listen: connected to %s:%d, subscribing to %s", host, port, topic)
-        c.subscribe(topic, qos=1)
-
-    def on_message(c: paho.Client, u: object, msg: paho.MQTTMessage) -> None:
-        try:
-            listener.handle(msg.topic, bytes(msg.payload))
-        except (sqlite3.Error, OSError):
-            log.exception("listen: cannot store the message on %s; not acknowledged, the broker resends it",
-                          msg.topic)
-            return
-        c.ack(msg.mid, msg.qos)
-
-    client.on_connect = on_connect
-    client.on_message = on_message
-    client.reconnect_delay_set(1, 30)
-    session = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    session.SessionExpiryInterval = 7 * 86_400  # reads queued while the listener is away
+    store = open_store(options.store)
+    writer = Writer(store, max_batch=options.max_batch, queue_size=2 * options.receive_maximum,
+                    max_reads=options.max_reads, on_read=on_read)
+    session = _Session(options, writer, Intake(SystemClock(), max_bytes=options.max_bytes))
+    writing = threading.Event()
+    thread = threading.Thread(target=writer.run, args=(writing,), name="listen-writer", daemon=True)
+    thread.start()
     try:
-        client.connect_async(host, port, keepalive=30, clean_start=False, properties=session)
-        client.loop_start()
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while not (stop.is_set() or listener.done.is_set()):
+        session.connect()
+        deadline = None if options.timeout_s is None else time.monotonic() + options.timeout_s
+        while not (stop.is_set() or writer.done.is_set()):
             if deadline is not None and time.monotonic() >= deadline:
                 break
             stop.wait(0.1)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        session.close()
+        writing.set()
+        thread.join()
+        session.disconnect()
         store.close()
-    return listener.stats
+    if writer.failed is not None:
+        raise StateError(f"listen: the store writer failed: {writer.failed}")
+    return writer.stats
+
+
+class ReadShower:
+    """Shows reads as they are stored: a line each on stdout, with the image file when there is one."""
+
+    def __init__(self, images: ImageFiles) -> None:
+        self.images = images
+
+    def __call__(self, read: ReadRecord) -> None:
+        saved = ""
+        if read.image is not None:
+            path = self.images.root / self.images.relative_path(read)
+            saved = f"  image {path} ({read.image.kind}, {read.image.regions} face regions redacted)"
+        plate = read.plate or (read.plate_hash or "")[:12] or "-"
+        conf = "-" if read.confidence is None else f"{read.confidence:.2f}"
+        print(f"central: received seq {read.seq:>4}  {read.document['time']}  {plate:<10} conf {conf}"
+              f"  {read.direction or ''}{saved}", flush=True)
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = """\
+examples:
+  edge-anpr listen --host broker.example.org --ca-file ca.crt --cert-file central.crt --key-file central.key \\
+      --store postgresql://anpr@db.example.org/anpr --images /srv/anpr/images
+  three listeners sharing the stream (each its own --client-id; run each under systemd, Restart=always):
+  edge-anpr listen ... --share central --client-id central-1 --store postgresql://... --images /srv/anpr/images
+  edge-anpr listen --insecure-lab-mode --port 1883 --store out/reads.sqlite      (SQLite, the embedded default)
+
+exit codes: 0 ok, 2 bad options, 5 broker unreachable, refused or TLS failure, 6 store unavailable"""
     p.add_argument("--host", default="localhost", help="Broker host name (checked against its certificate).")
     p.add_argument("--port", type=int, default=8883, help="Broker port (default 8883, TLS).")
     p.add_argument("--ca-file", help="CA that signed the broker's certificate.")
     p.add_argument("--cert-file", help="This subscriber's client certificate (CN 'central' in the example ACL).")
     p.add_argument("--key-file", help="This subscriber's private key.")
     p.add_argument("--insecure-lab-mode", action="store_true", help="Plain TCP, no TLS (lab bench only).")
-    p.add_argument("--topic", default=all_nodes("anpr", "reads"), help="Topic filter (default anpr/+/+/reads).")
-    p.add_argument("--out", required=True, type=Path, help="Output file (JSON lines or SQLite).")
-    p.add_argument("--format", choices=("jsonl", "sqlite"), default="jsonl", help="Output format.")
-    p.add_argument("--client-id", default="edge-anpr-listen", help="Fixed client id (persistent session).")
-    p.add_argument("--print", action="store_true", help="Print one line per new read as it arrives.")
-    p.add_argument("--images", type=Path, help="Save the image of each read that carries one into this folder.")
+    p.add_argument("--topic", action="append", metavar="FILTER",
+                   help="Topic filter; repeat for several (default: anpr/+/+/reads, .../status and .../health).")
+    p.add_argument("--share", metavar="GROUP",
+                   help="Join the MQTT 5 shared subscription $share/GROUP/...: the broker gives each message to one "
+                        "listener of the group. Needs a fixed --client-id per listener.")
+    p.add_argument("--store", metavar="URL_OR_FILE",
+                   help="postgresql://user@host/db, sqlite:FILE, jsonl:FILE, or a file (.sqlite/.db: SQLite).")
+    p.add_argument("--out", type=Path, help="Output file (the same as --store FILE; kept for older scripts).")
+    p.add_argument("--format", choices=("jsonl", "sqlite"), help="Format of a --store/--out file (default: suffix).")
+    p.add_argument("--images", type=Path,
+                   help="Folder for the reads' images (one file each; default for a file store: <file stem>-images "
+                        "beside it; required for PostgreSQL).")
+    p.add_argument("--client-id", help="Fixed client id (persistent session; default edge-anpr-listen).")
+    p.add_argument("--print", action="store_true", help="Print one line per new read as it is stored.")
     p.add_argument("--count", type=int, default=None, help="Exit after this many new reads.")
     p.add_argument("--timeout", type=float, default=None, help="Exit after this many seconds.")
+    p.add_argument("--connect-timeout", type=float, default=15.0,
+                   help="Give up (exit 5) when the broker cannot be reached for this long at start (default 15).")
+    p.add_argument("--max-batch", type=int, default=500, help="Most messages written in one transaction.")
+    p.add_argument("--max-bytes", type=int, default=MAX_PAYLOAD_BYTES,
+                   help=f"Larger messages are dead letters (default {MAX_PAYLOAD_BYTES}).")
 
 
-class ReadShower:
-    """Shows reads as they arrive: a line each on stdout, and any image saved as ``<id>.jpg``."""
-
-    def __init__(self, *, print_lines: bool, images: Path | None) -> None:
-        self.print_lines = print_lines
-        self.images = images
-        if images is not None:
-            images.mkdir(parents=True, exist_ok=True)
-
-    def __call__(self, read: dict[str, Any]) -> None:
-        saved = ""
-        image = read.get("image")
-        if self.images is not None and isinstance(image, dict):
-            path = self.images / f"{read['id']}.jpg"
-            path.write_bytes(base64.b64decode(image["data"]))
-            saved = f"  image {path} ({image['kind']}, {image['redaction']['regions']} face regions redacted)"
-        if self.print_lines:
-            plate = read.get("plate") or read.get("plate_hash", "")[:12] or "-"
-            conf = f"{read['confidence']:.2f}" if "confidence" in read else "-"
-            print(f"central: received seq {read['seq']:>4}  {read['time']}  {plate:<10} conf {conf}"
-                  f"  {read.get('direction') or ''}{saved}", flush=True)
-
-
-def main(args: argparse.Namespace) -> int:
+def options_from_args(args: argparse.Namespace) -> ListenOptions:
     tls = None
     if not args.insecure_lab_mode:
         if not (args.ca_file and args.cert_file and args.key_file):
             raise ConfigError("listen needs --ca-file, --cert-file and --key-file (or --insecure-lab-mode)")
         tls = ListenTls(args.ca_file, args.cert_file, args.key_file)
+    target = args.store or (str(args.out) if args.out else None)
+    if target is None:
+        raise ConfigError("listen needs --store (postgresql://..., or a SQLite or JSON lines file)")
+    if args.share is not None and not args.client_id:
+        raise ConfigError(f"--share {args.share} needs a fixed --client-id for each listener (e.g. central-1, "
+                          "central-2): its session keeps its share of the messages while it restarts")
+    if args.share is not None and (not args.share or any(c in args.share for c in "/+#")):
+        raise ConfigError(f"--share {args.share!r}: a share group name cannot be empty or hold '/', '+' or '#'")
+    topics: Sequence[str] = args.topic or [all_nodes("anpr", k) for k in ("reads", "status", "health")]
+    return ListenOptions(
+        host=args.host, port=args.port, tls=tls, store=parse_store(target, fmt=args.format, images=args.images),
+        topics=tuple(topics), share=args.share, client_id=args.client_id or "edge-anpr-listen",
+        max_reads=args.count, timeout_s=args.timeout, connect_timeout_s=args.connect_timeout,
+        max_batch=args.max_batch, max_bytes=args.max_bytes,
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    options = options_from_args(args)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -288,16 +299,11 @@ def main(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGTERM, on_signal)
     try:
-        shower = ReadShower(print_lines=args.print, images=args.images)
-        stats = run_listen(args.host, args.port, tls=tls, topic=args.topic, out_path=args.out, fmt=args.format,
-                           client_id=args.client_id, max_reads=args.count, stop=stop, timeout_s=args.timeout,
-                           on_read=shower)
+        shower = ReadShower(ImageFiles(options.store.images)) if args.print else None
+        stats = run_listen(options, stop=stop, on_read=shower)
     except KeyboardInterrupt:
         return 130
-    except (OSError, ssl.SSLError) as exc:
-        raise BrokerError(f"listen: {args.host}:{args.port}: {exc}") from exc
     finally:
         signal.signal(signal.SIGTERM, previous)
-    print(json.dumps({"received": stats.received, "stored": stats.stored, "duplicates": stats.duplicates,
-                      "invalid": stats.invalid, "status_health": stats.other}))
+    print(json.dumps(stats.as_dict()))
     return 0

@@ -1,4 +1,4 @@
-"""The reference central subscriber: validates, drops duplicates by id, writes JSON lines or SQLite."""
+"""The reference central subscriber against a real Mosquitto: validates, drops duplicates by id, stores once."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import pytest
 from support.broker import MosquittoBroker
 from support.reads import make_read, node_config
 
-from edge.central.listen import ListenStats, configure_parser, main, run_listen
+from edge.central.listen import ListenOptions, ListenStats, configure_parser, main, run_listen
+from edge.central.store import parse_store
+from edge.errors import ConfigError
 
 pytestmark = pytest.mark.integration
 
@@ -33,9 +35,9 @@ def _publish_mix(broker: MosquittoBroker) -> None:
 
 def _listen(broker: MosquittoBroker, out: Path, fmt: str) -> ListenStats:
     result: list[ListenStats] = []
-    t = threading.Thread(target=lambda: result.append(run_listen(
-        broker.host, broker.port, tls=None, topic="anpr/+/+/reads", out_path=out, fmt=fmt,  # type: ignore[arg-type]
-        client_id=f"listen-{fmt}", max_reads=3, timeout_s=10)))
+    options = ListenOptions(broker.host, broker.port, parse_store(str(out), fmt=fmt), client_id=f"listen-{fmt}",
+                            timeout_s=3)
+    t = threading.Thread(target=lambda: result.append(run_listen(options)))
     t.start()
     threading.Event().wait(0.5)  # subscribed
     _publish_mix(broker)
@@ -48,24 +50,35 @@ def test_listen_writes_each_valid_read_once_as_json_lines(mosquitto: MosquittoBr
     stats = _listen(mosquitto, out, "jsonl")
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["seq"] for r in lines] == [0, 1, 2]
-    assert stats.stored == 3
-    assert stats.duplicates >= 1
-    assert stats.invalid >= 1
+    assert (stats.received, stats.stored, stats.duplicates, stats.rejected) == (7, 3, 2, 2)
+    rejected = [json.loads(line) for line in (tmp_path / "reads.rejected.jsonl").read_text().splitlines()]
+    assert ["colour" in r["reason"] for r in rejected] == [True, False]
+    assert "claims site/camera site1/cam2" in rejected[1]["reason"]
 
 
-def test_listen_writes_sqlite_keyed_by_id(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
+def test_listen_writes_typed_sqlite_rows_keyed_by_id(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
     out = tmp_path / "reads.sqlite"
-    _listen(mosquitto, out, "sqlite")
+    stats = _listen(mosquitto, out, "sqlite")
     with sqlite3.connect(out) as db:
-        rows = db.execute("SELECT seq, site, camera FROM reads ORDER BY seq").fetchall()
-    assert rows == [(0, "site1", "cam1"), (1, "site1", "cam1"), (2, "site1", "cam1")]
+        rows = db.execute("SELECT seq, site, camera, plate, confidence FROM reads ORDER BY seq").fetchall()
+        dead = db.execute("SELECT topic, reason FROM dead_letters ORDER BY id").fetchall()
+    assert rows == [(0, "site1", "cam1", "AB00CDE", 0.9), (1, "site1", "cam1", "AB01CDE", 0.9),
+                    (2, "site1", "cam1", "AB02CDE", 0.9)]
+    assert [t for t, _ in dead] == ["anpr/site1/cam1/reads"] * 2
+    assert (stats.stored, stats.duplicates, stats.rejected) == (3, 2, 2)
 
 
 def test_listen_cli_needs_certificates_unless_lab_mode(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     configure_parser(parser)
     args = parser.parse_args(["--out", str(tmp_path / "x.jsonl")])
-    from edge.errors import ConfigError
-
     with pytest.raises(ConfigError, match="--ca-file"):
+        main(args)
+
+
+def test_listen_cli_refuses_a_share_group_without_a_client_id_of_its_own(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    configure_parser(parser)
+    args = parser.parse_args(["--insecure-lab-mode", "--store", str(tmp_path / "x.sqlite"), "--share", "central"])
+    with pytest.raises(ConfigError, match="--client-id"):
         main(args)

@@ -145,14 +145,15 @@ def test_key_file_readable_by_others_refuses_to_start(tls: TlsSetup, tmp_path: P
 def test_listen_over_tls_stores_the_nodes_reads(tls: TlsSetup, tmp_path: Path) -> None:
     import threading
 
-    from edge.central.listen import ListenStats, ListenTls, run_listen
+    from edge.central.listen import ListenOptions, ListenStats, ListenTls, run_listen
+    from edge.central.store import parse_store
 
     out = tmp_path / "central.jsonl"
     stats: list[ListenStats] = []
     creds = ListenTls(tls.pki.ca_file, tls.central.cert_file, tls.central.key_file)
-    listener = threading.Thread(target=lambda: stats.append(run_listen(
-        tls.broker.host, tls.broker.port, tls=creds, topic="anpr/+/+/reads", out_path=out, client_id="central",
-        max_reads=3, timeout_s=15)))
+    options = ListenOptions(tls.broker.host, tls.broker.port, parse_store(str(out)), tls=creds,
+                            topics=("anpr/+/+/reads",), client_id="central", max_reads=3, timeout_s=15)
+    listener = threading.Thread(target=lambda: stats.append(run_listen(options)))
     listener.start()
     time.sleep(0.5)
     node = node_config("site1", "cam1")

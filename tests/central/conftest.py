@@ -1,0 +1,45 @@
+"""A real PostgreSQL (Debian's server, started on a free loopback port for the test session) and fresh databases."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from edge.central.pgtemp import TempPostgres, server_bindir
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[TempPostgres]:
+    if server_bindir() is None:
+        if os.environ.get("CI"):
+            pytest.fail("the PostgreSQL server is not installed: scripts/setup.sh installs Debian's postgresql")
+        pytest.skip("the PostgreSQL server is not installed (apt-get install postgresql; scripts/setup.sh does)")
+    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install -e '.[central]')")
+    with TempPostgres(fsync=False) as server:
+        yield server
+
+
+@pytest.fixture
+def new_postgres_url(postgres_server: TempPostgres) -> Callable[[], str]:
+    """Makes a new, empty database on the session's server; returns its URL."""
+
+    def make() -> str:
+        import psycopg
+
+        name = f"t{os.getpid()}_{next(_names)}"
+        with psycopg.connect(postgres_server.url, autocommit=True) as db:
+            db.execute(f"CREATE DATABASE {name}")
+        return postgres_server.url.rsplit("/", 1)[0] + "/" + name
+
+    return make
+
+
+@pytest.fixture
+def postgres_url(new_postgres_url: Callable[[], str]) -> str:
+    """A new, empty database on the session's server."""
+    return new_postgres_url()
