@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import re
@@ -15,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from edge.clock import iso_ms
 from edge.config import Config, load_config, parse_config
-from edge.domain import OutgoingMessage, VehiclePass
+from edge.domain import Frame, OutgoingMessage, VehiclePass
 from edge.errors import ConfigError
 
 if TYPE_CHECKING:
     from edge.app import Node
+    from edge.evaluate.progress import ReplayProgress
     from edge.node.clocksync import ClockMonitor
     from edge.node.health import HealthReporter
     from edge.node.service import ServiceHooks, SocketNotifier
@@ -140,6 +142,14 @@ def _oldest(node: Node) -> dict[str, float]:
     return ages
 
 
+def replay_state_dir(source: str) -> str:
+    """The default state (outbox, sequence, audit) of a replay: one folder per source under ./var/replay, so a
+    replay never sends another recording's reads and its ids never repeat another's."""
+    stem = re.sub(r"[^a-z0-9_-]+", "-", Path(source.rstrip("/")).name.lower()).strip("-")[:40] or "source"
+    where = source if "://" in source else str(Path(source).resolve())
+    return f"var/replay/{stem}-{hashlib.sha256(where.encode()).hexdigest()[:8]}"
+
+
 def replay_config(args: argparse.Namespace) -> Config:
     """The config for a replay: the given file (or a lab default) with the source and broker from the command line."""
     source = str(args.source)
@@ -149,9 +159,11 @@ def replay_config(args: argparse.Namespace) -> Config:
     else:
         stem = re.sub(r"[^a-z0-9_-]+", "-", Path(source).stem.lower()).strip("-") or "replay"
         data = {
-            "node": {"site": "replay", "camera": stem[:60], "state_dir": "var/replay"},
+            "node": {"site": "replay", "camera": stem[:60], "state_dir": replay_state_dir(source)},
             "read": {"model": str(PROJECT_ROOT / "models/fetched/ppocr_rec_plate.tflite"),
                      "manifest": str(PROJECT_ROOT / "models/manifest.json")},
+            "detect": {"model": str(PROJECT_ROOT / "models/fetched/wpod_net.tflite"),
+                       "manifest": str(PROJECT_ROOT / "models/manifest.json")},
             "privacy": {"face_model": str(PROJECT_ROOT / "models/fetched/face_detection_full_range.tflite")},
         }
     data["capture"] = {**data.get("capture", {}), "source": kind, "path": source}
@@ -175,6 +187,7 @@ def replay_config(args: argparse.Namespace) -> Config:
 def replay(args: argparse.Namespace) -> int:
     from edge.app import LIVE_SOURCES, build_source, open_node
     from edge.clock import ReplayClock, SystemClock
+    from edge.evaluate.progress import ReplayProgress, frame_count
     from edge.evaluate.replay import (
         PassRecorder,
         TimedSource,
@@ -187,22 +200,36 @@ def replay(args: argparse.Namespace) -> int:
 
     config = replay_config(args)
     truth = load_truth(args.truth) if args.truth else None
-    if args.report and truth is None:
-        raise ConfigError("--report needs --truth CSV: the report sets the reads against the truth")
-    printer = _PassPrinter(quiet=args.quiet or args.json)
+    show_progress = sys.stderr.isatty() and not args.quiet
+    progress = ReplayProgress(frame_count(config.capture.source, config.capture.path), enabled=show_progress)
+    printer = _PassPrinter(quiet=args.quiet or args.json, progress=progress)
     # a live stream keeps the node's own threaded capture; files and folders are timed as they are read
     source = None if config.capture.source in LIVE_SOURCES else TimedSource(build_source(config, SystemClock()))
     recorder = PassRecorder(source, then=printer, keep_crops=bool(args.report))
     started = time.monotonic()
     # a recording is aged, expired and stamped by its own time, so old recordings replay like live ones
     replay_clock = ReplayClock() if source is not None else None
-    with open_node(config, source=source, on_pass=recorder, clock=replay_clock,
-                   on_frame=(lambda f: replay_clock.observe(f.timestamp)) if replay_clock else None) as node:
+
+    def on_frame(frame: Frame) -> None:
+        if replay_clock is not None:
+            replay_clock.observe(frame.timestamp)
+        progress.frame(recorder.passes)
+
+    with open_node(config, source=source, on_pass=recorder, clock=replay_clock, on_frame=on_frame) as node:
+        earlier = node.outbox.depth()
+        if earlier and not args.json:
+            print(f"replay: the outbox in {config.node.state_dir} already holds {earlier} reads from an earlier "
+                  f"replay of this source; they are sent too (--state-dir NEW_DIR to start empty)", file=sys.stderr)
         stats = node.pipeline.run()
+        progress.done()
         elapsed = time.monotonic() - started
-        published = node.publisher.flush(FLUSH_TIMEOUT_S) if node.publisher is not None else False
+        publisher = node.publisher
+        if publisher is not None:  # wait for the broker's acknowledgements (briefly when it never answered)
+            publisher.flush(FLUSH_TIMEOUT_S if publisher.connected else min(FLUSH_TIMEOUT_S, 5.0))
+        published = publisher.reads_published if publisher is not None else 0
         summary: dict[str, Any] = {
             "source": str(args.source),
+            "state_dir": config.node.state_dir,
             "frames": stats.frames,
             "frames_dropped": stats.frames_dropped + (source.skipped if source is not None else 0),
             "fps": round(stats.frames / elapsed, 2) if elapsed > 0 else None,
@@ -214,35 +241,48 @@ def replay(args: argparse.Namespace) -> int:
             "weak_tracks": node.pipeline.tracker.weak_passes,
             "sightings_excluded": node.pipeline.tracker.excluded,
             "messages": stats.messages,
+            "broker": f"{config.mqtt.host}:{config.mqtt.port}" if config.mqtt else None,
+            "broker_connected": publisher.connected if publisher is not None else False,
+            "published": published,
             "outbox_depth": node.outbox.depth(),
-            "published_all": bool(published),
         }
-    if truth is not None:
-        result = score(truth, recorder.found)
+        summary["published_all"] = publisher is not None and summary["outbox_depth"] == 0
+    result = score(truth, recorder.found) if truth is not None else None
+    if result is not None:
         summary.update(result.as_dict())
-        if args.report:
-            frame_at = video_frame_at(args.source) if config.capture.source == "video" else None
-            summary["report"] = str(write_report(args.report, result, summary, title=f"Replay of {args.source}",
-                                                 frame_at=frame_at))
-        if not args.json:
-            print(table(result))
+    if args.report:
+        frame_at = video_frame_at(args.source) if config.capture.source == "video" else None
+        summary["report"] = str(write_report(args.report, summary, title=f"Replay of {args.source}",
+                                             found=recorder.found, result=result, frame_at=frame_at))
+    if result is not None and not args.json:
+        print(table(result))
     summary["reads"] = printer.reads
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        where = f"published to {config.mqtt.host}:{config.mqtt.port}" if config.mqtt else "kept in the outbox"
         print(f"{stats.frames} frames at {summary['fps']} fps ({summary['frames_dropped']} dropped), "
               f"{summary['passes']} vehicle passes, p95 latency {summary['latency_p95_ms']} ms, "
-              f"{stats.messages} reads {where}; outbox now holds {summary['outbox_depth']}"
+              f"{stats.messages} reads queued; {_delivery(summary)}"
               + (f"; report {summary['report']}" if "report" in summary else ""), file=sys.stderr)
     return 0
+
+
+def _delivery(summary: dict[str, Any]) -> str:
+    """Where the reads went, saying "published" only of what a broker acknowledged."""
+    depth = summary["outbox_depth"]
+    if summary["broker"] is None:
+        return f"no broker given: outbox now holds {depth} ({summary['state_dir']})"
+    if not summary["broker_connected"] and not summary["published"]:
+        return f"broker {summary['broker']} not reachable, nothing published: outbox now holds {depth}"
+    return f"{summary['published']} published to {summary['broker']}; outbox now holds {depth}"
 
 
 class _PassPrinter:
     """Prints one line per vehicle pass as it completes, and keeps a summary for --json."""
 
-    def __init__(self, *, quiet: bool) -> None:
+    def __init__(self, *, quiet: bool, progress: ReplayProgress) -> None:
         self.quiet = quiet
+        self.progress = progress
         self.reads: list[dict[str, Any]] = []
 
     def __call__(self, p: VehiclePass, message: OutgoingMessage | None) -> None:
@@ -258,6 +298,7 @@ class _PassPrinter:
             "message_id": message.message_id if message else None,
         })
         if not self.quiet:
+            self.progress.clear()
             print(f"node: {iso_ms(p.first_seen)}  {p.display:<10} conf {p.confidence:.2f}  "
                   f"{p.format_name or 'no format':<20} {p.direction or '-':<11} {p.sightings:>3} sightings  "
                   f"{'queued ' + message.message_id if message else 'not sent (policy)'}", flush=True)

@@ -1,9 +1,13 @@
-"""A progress line on stderr for long evaluation runs, at most every two seconds."""
+"""Progress on stderr for long runs: a line at most every two seconds (eval), a live status line (replay)."""
 
 from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
+from typing import TextIO
+
+from edge.capture.video import IMAGE_SUFFIXES
 
 
 class Progress:
@@ -25,3 +29,70 @@ class Progress:
     def done(self) -> None:
         if self.total >= 50:
             print(f"{self.label}: {self.total}/{self.total} images", file=sys.stderr, flush=True)
+
+
+def frame_count(kind: str, path: str | None) -> int | None:
+    """Frames a replay source will give, when it can be told in advance (a video file, an image folder)."""
+    if path is None:
+        return None
+    if kind == "images":
+        return sum(1 for p in Path(path).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if kind != "video":
+        return None
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    try:
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        cap.release()
+    return n if n > 0 else None
+
+
+class ReplayProgress:
+    """``frame 250/750 (33%)  24.8 fps  3 passes`` on one terminal line, rewritten at most every half second.
+
+    ``clear()`` wipes it before another line is printed (a read), so the two never mix.
+    """
+
+    def __init__(self, total: int | None, *, enabled: bool, stream: TextIO | None = None,
+                 interval_s: float = 0.5) -> None:
+        self.total = total
+        self.enabled = enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.interval_s = interval_s
+        self.frames = 0
+        self.passes = 0
+        self._started = time.monotonic()
+        self._last = 0.0
+        self._shown = False
+
+    def line(self) -> str:
+        elapsed = max(1e-6, time.monotonic() - self._started)
+        of = f"/{self.total} ({100 * self.frames // self.total}%)" if self.total else ""
+        return f"replay: frame {self.frames}{of}  {self.frames / elapsed:.1f} fps  {self.passes} passes"
+
+    def frame(self, passes: int) -> None:
+        self.frames += 1
+        self.passes = passes
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last >= self.interval_s:
+            self._last = now
+            self.stream.write("\r\x1b[K" + self.line())
+            self.stream.flush()
+            self._shown = True
+
+    def clear(self) -> None:
+        if self._shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._shown = False
+            self._last = 0.0  # shown again at the next frame
+
+    def done(self) -> None:
+        if self.enabled:
+            self.stream.write("\r\x1b[K" + self.line() + "\n")
+            self.stream.flush()
+            self._shown = False

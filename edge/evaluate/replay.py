@@ -1,4 +1,4 @@
-"""Score a replay's vehicle passes against ground truth, and write the tester's HTML report.
+"""Score a replay's vehicle passes against ground truth, and write the tester's HTML report (with or without truth).
 
 Truth is a CSV with ``plate,first_seen_s,last_seen_s`` and optionally ``direction``: seconds from the
 start of the recording, one row per vehicle pass. A found pass *matches* a truth pass when their
@@ -63,6 +63,9 @@ class FoundPass:
     confidence: float = 0.0
     track_id: int = 0
     crop: Image | None = field(default=None, repr=False)
+    format_name: str | None = None
+    sightings: int = 0
+    message_id: str | None = None  # None: the policy sent nothing for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,15 +216,35 @@ def _start(o: Outcome) -> float:
     return o.truth.first_s if o.truth is not None else (o.found.first_s if o.found is not None else 0.0)
 
 
+# What the replay summary's counts mean, shown under the report's summary table.
+GLOSSARY: dict[str, str] = {
+    "passes": "vehicle passes: tracks whose voted read was good enough to publish (previews left out)",
+    "previews": "early preview reads sent before a pass ended (track.preview_after_s); not passes",
+    "weak_tracks": "tracks the node saw but never read well enough to be a pass (fewer than track.min_chars "
+                   "characters, or a voted confidence below track.min_confidence, when the track ended): "
+                   "nothing published; many of them mean plates too small, blurred or dark to read",
+    "repeats_suppressed": "tracks whose plate had already been published by a pass within track.repeat_gap_s "
+                          "(the same vehicle found again, e.g. after it was hidden for a moment): merged into "
+                          "that pass, not published twice",
+    "sightings_excluded": "plate sightings inside an exclude zone (track.zones), dropped",
+    "frames_dropped": "frames skipped because detection fell behind (realtime replays only) or unreadable",
+    "messages": "read messages queued in the outbox (one per pass the policy lets out)",
+    "published": "read messages the broker acknowledged (0 without a broker)",
+    "outbox_depth": "read messages still waiting in the outbox at the end (sent when a broker is reachable)",
+}
+
+
 def write_report(
     directory: str | Path,
-    result: Score,
     summary: dict[str, Any],
     *,
     title: str,
+    found: Sequence[FoundPass],
+    result: Score | None = None,
     frame_at: Callable[[float], Image | None] | None = None,
 ) -> Path:
-    """``index.html`` with a timeline (inline SVG) of truth against reads, and the crop of every error.
+    """``index.html``: the summary (with what its counts mean), a timeline, every pass with its crop,
+    confidence, format and direction, and, given a scored ``result``, the outcome of each and the errors.
 
     A missed pass has no crop; given ``frame_at`` (seconds -> frame), a small still from the middle of
     its truth interval stands in, so a tester can see what the node missed.
@@ -229,13 +252,66 @@ def write_report(
     out = Path(directory)
     crops = out / "crops"
     crops.mkdir(parents=True, exist_ok=True)
+    kind_of = {id(o.found): o.kind for o in result.outcomes if o.found is not None} if result else {}
+    truth_of = {id(o.found): o.truth for o in result.outcomes if o.found is not None} if result else {}
+    passes = []
+    for n, f in enumerate(sorted(found, key=lambda f: f.first_s)):
+        img = _crop_img(out, f"crops/pass-{n:03d}-{_safe(f.plate)}.png", f.crop, f.plate)
+        kind = kind_of.get(id(f))
+        truth = truth_of.get(id(f))
+        scored = (f"<td style='color:{COLOURS[kind]}'>{kind}</td><td>{_esc(truth.plate if truth else '-')}</td>"
+                  if kind else "")
+        passes.append(
+            f"<tr><td>{n + 1}</td><td>{f.first_s:.1f}-{f.last_s:.1f}</td><td class='plate'>{_esc(f.plate)}</td>"
+            f"<td>{f.confidence:.2f}</td><td>{_esc(f.format_name or 'none')}</td><td>{_esc(f.direction or '-')}</td>"
+            f"<td>{f.sightings}</td>{scored}<td>{img or 'no crop'}</td>"
+            f"<td class='id'>{_esc(f.message_id or 'not sent (policy)')}</td></tr>"
+        )
+    errors = _error_rows(out, result, frame_at) if result is not None else []
+    counts = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td><td class='note'>{_esc(GLOSSARY.get(k, ''))}</td>"
+        "</tr>" for k, v in summary.items() if not isinstance(v, (list, dict)))
+    scored_head = "<th>outcome</th><th>truth</th>" if result is not None else ""
+    if result is not None:
+        legend = ("Grey: truth (when the plate is in view). Coloured: published passes (" + ", ".join(
+            f"<span style='color:{c}'>{k}</span>" for k, c in COLOURS.items() if k != "missed") + "); red: missed.")
+        timeline = timeline_svg(result)
+    else:
+        legend = ("One bar per published pass, from first to last sighting, coloured by confidence (green sure, "
+                  "orange unsure). No truth was given: pass <code>--truth CSV</code> to score the reads.")
+        timeline = passes_svg(found)
+    error_part = ("" if result is None else f"<h2>Errors ({len(errors)})</h2><table><tr><th>outcome</th>"
+                  f"<th>truth</th><th>read</th><th>time s</th><th>crop</th></tr>{''.join(errors)}</table>")
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:2px 8px;
+text-align:left;border-bottom:1px solid #ddd;vertical-align:middle}}img{{max-height:60px}}img.still{{max-height:180px}}
+td.note{{color:#555;font-size:90%;max-width:50em}}td.plate{{font-family:monospace;font-size:120%}}
+td.id{{font-family:monospace;font-size:80%;color:#555}}</style></head><body>
+<h1>{html.escape(title)}</h1><h2>Summary</h2><table>{counts}</table>
+<h2>Timeline (seconds from the start of the recording)</h2><p>{legend}</p>
+{timeline}
+{error_part}
+<h2>Passes ({len(passes)})</h2><table><tr><th>#</th><th>time s</th><th>plate</th><th>confidence</th><th>format</th>
+<th>direction</th><th>sightings</th>{scored_head}<th>best crop</th><th>message id</th></tr>
+{"".join(passes)}</table></body></html>"""
+    index = out / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index
+
+
+def _crop_img(out: Path, name: str, crop: Image | None, alt: str) -> str:
+    if crop is None or not crop.size:
+        return ""
+    cv2.imwrite(str(out / name), crop)
+    return f'<img src="{html.escape(name)}" alt="{html.escape(alt)}">'
+
+
+def _error_rows(out: Path, result: Score, frame_at: Callable[[float], Image | None] | None) -> list[str]:
     rows = []
     for n, o in enumerate(sorted(result.errors, key=_start)):
         img = ""
-        if o.found is not None and o.found.crop is not None and o.found.crop.size:
-            name = f"crops/{n:03d}-{o.kind}-{_safe(o.found.plate)}.png"
-            cv2.imwrite(str(out / name), o.found.crop)
-            img = f'<img src="{html.escape(name)}" alt="{html.escape(o.found.plate)}">'
+        if o.found is not None:
+            img = _crop_img(out, f"crops/{n:03d}-{o.kind}-{_safe(o.found.plate)}.png", o.found.crop, o.found.plate)
         elif o.truth is not None and frame_at is not None:
             still = frame_at((o.truth.first_s + o.truth.last_s) / 2.0)
             if still is not None:
@@ -249,20 +325,31 @@ def write_report(
             f"<tr><td style='color:{COLOURS[o.kind]}'>{o.kind}</td><td>{_esc(o.truth.plate if o.truth else '-')}</td>"
             f"<td>{_esc(o.found.plate if o.found else '-')}</td><td>{_span(o)}</td><td>{img or 'no read'}</td></tr>"
         )
-    counts = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in summary.items()
-                     if not isinstance(v, (list, dict)))
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:2px 8px;
-text-align:left;border-bottom:1px solid #ddd}}img{{max-height:60px}}img.still{{max-height:180px}}</style></head><body>
-<h1>{html.escape(title)}</h1><h2>Summary</h2><table>{counts}</table>
-<h2>Timeline</h2><p>Grey: truth (when the plate is in view). Coloured: published passes
-({", ".join(f"<span style='color:{c}'>{k}</span>" for k, c in COLOURS.items() if k != "missed")}); red: missed.</p>
-{timeline_svg(result)}
-<h2>Errors ({len(rows)})</h2><table><tr><th>outcome</th><th>truth</th><th>read</th><th>time s</th><th>crop</th></tr>
-{"".join(rows)}</table></body></html>"""
-    index = out / "index.html"
-    index.write_text(page, encoding="utf-8")
-    return index
+    return rows
+
+
+def passes_svg(found: Sequence[FoundPass], width: int = 1000, row_h: int = 16) -> str:
+    """One row per published pass: a bar from first to last sighting, green when sure, orange when not."""
+    passes = sorted(found, key=lambda f: f.first_s)
+    end = max([1.0] + [f.last_s for f in passes])
+    left, scale = 110, (width - 120) / end
+    parts = []
+    for row, f in enumerate(passes):
+        y = 20 + row * row_h
+        colour = COLOURS["exact"] if f.confidence >= 0.9 else COLOURS["misread"]
+        parts.append(f'<text x="2" y="{y + 10}" font-size="11">{_esc(f.plate)}</text>')
+        parts.append(_bar(left + f.first_s * scale, y + 2, (f.last_s - f.first_s) * scale, 10, colour,
+                          tip=f"{f.plate} {f.confidence:.2f} {f.first_s:.1f}-{f.last_s:.1f} s"))
+    height = 30 + len(passes) * row_h
+    return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 10}">{"".join(parts)}' \
+           f'{_ticks(end, left, scale, height)}</svg>'
+
+
+def _ticks(end: float, left: float, scale: float, height: int) -> str:
+    return "".join(
+        f'<text x="{left + s * scale:.0f}" y="{height - 2}" font-size="10">{s}s</text>'
+        for s in range(0, int(end) + 1, max(1, int(end) // 10))
+    )
 
 
 def timeline_svg(result: Score, width: int = 1000, row_h: int = 16) -> str:
@@ -283,12 +370,8 @@ def timeline_svg(result: Score, width: int = 1000, row_h: int = 16) -> str:
             parts.append(_bar(left + o.found.first_s * scale, y + 7, (o.found.last_s - o.found.first_s) * scale, 6,
                               COLOURS[o.kind], tip=f"{o.kind}: {o.found.plate}"))
     height = 30 + len(outcomes) * row_h
-    ticks = "".join(
-        f'<text x="{left + s * scale:.0f}" y="{height - 2}" font-size="10">{s}s</text>'
-        for s in range(0, int(end) + 1, max(1, int(end) // 10))
-    )
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 10}">'
-            f'{"".join(parts)}{ticks}</svg>')
+            f'{"".join(parts)}{_ticks(end, left, scale, height)}</svg>')
 
 
 def _bar(x: float, y: float, w: float, h: float, colour: str, *, tip: str = "") -> str:
@@ -372,9 +455,17 @@ class PassRecorder:
                 confidence=p.confidence,
                 track_id=p.track_id,
                 crop=p.best.crop if self.keep_crops else None,
+                format_name=p.format_name,
+                sightings=p.sightings,
+                message_id=message.message_id if message is not None else None,
             ))
         if self.then is not None:
             self.then(p, message)
+
+    @property
+    def passes(self) -> int:
+        """Final passes recorded so far."""
+        return len(self.found)
 
     @property
     def latency_p95_ms(self) -> float | None:

@@ -82,11 +82,31 @@ def test_report_has_a_timeline_and_the_crop_of_every_error(tmp_path: Path) -> No
     crop = np.full((20, 90, 3), 220, np.uint8)
     result = score([TruthPass("AB12CDE", 1.0, 3.0), TruthPass("XY63KLM", 5.0, 6.0)],
                    [FoundPass("AB12CDF", 1.0, 3.0, crop=crop), FoundPass("QQ99QQQ", 8.0, 9.0, crop=crop)])
-    index = write_report(tmp_path / "r", result, result.as_dict(), title="test")
+    found = [o.found for o in result.outcomes if o.found is not None]
+    index = write_report(tmp_path / "r", result.as_dict(), title="test", found=found, result=result)
     page = index.read_text(encoding="utf-8")
     assert "<svg" in page
-    assert page.count("<img") == 2  # the misread and the false pass; the missed one has no read
-    assert len(list((tmp_path / "r" / "crops").glob("*.png"))) == 2
+    errors, passes = page.split("<h2>Passes")
+    assert errors.count("<img") == 2  # the misread and the false pass; the missed one has no read
+    assert passes.count("<img") == 2  # and every pass with its crop
+    assert "misread" in passes and "false_pass" in passes  # each pass with its outcome
+
+
+def test_report_without_truth_shows_every_pass_and_what_the_counts_mean(tmp_path: Path) -> None:
+    crop = np.full((20, 90, 3), 220, np.uint8)
+    found = [FoundPass("AB12CDE", 1.0, 3.0, "approaching", 0.97, crop=crop, format_name="uk_current", sightings=12,
+                       message_id="replay.cam.0.0000abcd"),
+             FoundPass("XY63KLM", 5.0, 6.0, None, 0.71, crop=crop, sightings=3)]
+    summary = {"passes": 2, "weak_tracks": 1, "repeats_suppressed": 0, "published": 0}
+    page = write_report(tmp_path / "r", summary, title="no truth", found=found).read_text(encoding="utf-8")
+    assert "<svg" in page and page.count("<rect") == 2  # a timeline bar per pass
+    assert page.count("<img") == 2
+    for text in ("AB12CDE", "0.97", "uk_current", "approaching", "replay.cam.0.0000abcd", "not sent (policy)",
+                 "XY63KLM", "--truth CSV"):
+        assert text in page
+    assert "never read well enough" in page  # weak_tracks explained
+    assert "already been published" in page  # repeats_suppressed explained
+    assert "Errors" not in page and "outcome" not in page
 
 
 # -- whole replays on generated scenes -------------------------------------------------------------
@@ -162,6 +182,30 @@ def test_replay_command_scores_the_default_scene_against_its_truth(tmp_path: Pat
     assert {"fps", "latency_p95_ms"} <= set(result)
     assert (tmp_path / "report-a" / "index.html").is_file()
     assert outputs[0]["reads"] == outputs[1]["reads"]  # same video, same config: same output
+    assert (result["broker"], result["published"], result["published_all"]) == (None, 0, False)
+
+
+def test_replay_report_needs_no_truth_and_each_source_has_its_own_state(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    if not OCR_MODEL.is_file():
+        pytest.skip(f"{OCR_MODEL} is not there yet (scripts/setup.sh converts it)")
+    monkeypatch.chdir(tmp_path)
+    video, _, _ = write_scene(scenario("default"), tmp_path / "a" / "scene.mp4")
+    other = tmp_path / "b" / "scene.mp4"  # same name, another recording
+    other.parent.mkdir()
+    other.write_bytes(video.read_bytes())
+    assert main(["replay", str(video), "--report", str(tmp_path / "report")]) == 0
+    out, err = capsys.readouterr()
+    assert out.count("node: ") == 4  # a line per pass
+    assert "no broker given: outbox now holds 4" in err and "published" not in err
+    page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    assert page.count("<img") == 4 and "weak_tracks" in page
+    assert main(["replay", str(other), "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["outbox_depth"] == 4  # not 8: the first replay's reads stay in its own state
+    states = sorted(p.name for p in (tmp_path / "var" / "replay").iterdir())
+    assert len(states) == 2 and all(s.startswith("scene-") for s in states)
+    assert second["reads"][0]["message_id"].split(".")[2] == "0"  # its own sequence
 
 
 def test_a_realtime_replay_drops_frames_a_slow_node_cannot_take_and_counts_them(tmp_path: Path) -> None:
