@@ -43,6 +43,8 @@ PLUGGED: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("bench", "redaction"), "edge.privacy.bench", "measure face redaction time per image on one thread"),
     (("selftest",), "edge.node.selftest", "check config, models, camera, broker, clock and disk; print a table"),
     (("provision",), "edge.node.provision", "write a site config and create this node's key and CSR"),
+    (("firstboot",), "edge.node.firstboot",
+     "take this unit's identity from edge-anpr-node.yaml on the boot partition (a card image for many units)"),
     (("aim",), "edge.node.aim", "help aim the camera: plate widths in pixels and an annotated still"),
 )
 

@@ -174,7 +174,7 @@ def _ask(label: str, value: str | None, interactive: bool) -> str:
     return answer
 
 
-def _service_ids() -> tuple[int, int] | None:
+def service_ids() -> tuple[int, int] | None:
     if os.geteuid() != 0:
         return None
     try:
@@ -208,7 +208,7 @@ def provision(site: Site, out: Path, template: Path, *, ca: Path | None, force: 
         done.append(f"copied the broker's CA to {tls / 'ca.crt'}")
     write_atomic(config_path, text.encode(), mode=0o640)
     done.append(f"wrote {config_path} (site {site.site}, camera {site.camera}, broker {site.host}:{site.port})")
-    ids = _service_ids()
+    ids = service_ids()
     if ids is not None:
         for path in (tls, key, csr):
             os.chown(path, *ids)
