@@ -185,6 +185,8 @@ def open_node(
             on_pass=on_pass,
             on_frame=on_frame,
             privacy_thread=True,  # redaction must not stall the camera
+            # a node with formats publishes only reads that fit one (with none, there is nothing to fit)
+            publish_unfitted=config.read.publish_unfitted or not formats.formats,
         )
         yield Node(config=config, pipeline=pipeline, outbox=outbox, publisher=publisher, privacy=privacy,
                    retention=retention, clock_gate=gate)

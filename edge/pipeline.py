@@ -50,6 +50,8 @@ class PipelineStats:
     reads: int = 0
     reads_rejected: int = 0
     passes: int = 0
+    passes_unfitted_dropped: int = 0  # passes whose read fits no allowed format, not published
+    passes_unfitted_published: int = 0  # ... published all the same (read.publish_unfitted)
     messages: int = 0
     detect_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2048))
     ocr_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2048))
@@ -87,6 +89,7 @@ class Pipeline:
         on_frame: Callable[[Frame], None] | None = None,
         privacy_thread: bool = False,
         privacy_queue_size: int = 16,
+        publish_unfitted: bool = False,
     ) -> None:
         self.source = source
         self.tracker = tracker
@@ -99,6 +102,7 @@ class Pipeline:
         self.on_frame = on_frame
         self.privacy_thread = privacy_thread
         self.privacy_queue_size = privacy_queue_size
+        self.publish_unfitted = publish_unfitted
         self.stats = PipelineStats()
         self._worker: _PassWorker | None = None
         self._finder = PlateFinder(detector, reader, formats, min_confidence=min_read_confidence,
@@ -155,8 +159,15 @@ class Pipeline:
         return reads
 
     def _emit(self, passes: list[VehiclePass]) -> None:
+        """Hand each pass on to privacy and the outbox; one whose read fits no allowed format only when
+        ``publish_unfitted`` (either way it is counted)."""
         for vehicle_pass in passes:
             self.stats.passes += 1
+            if vehicle_pass.format_name is None:
+                if not self.publish_unfitted:
+                    self.stats.passes_unfitted_dropped += 1
+                    continue
+                self.stats.passes_unfitted_published += 1
             if self._worker is not None:
                 self._worker.submit(vehicle_pass)  # blocks when full: back-pressure, never a lost pass
             else:

@@ -8,17 +8,17 @@ import pytest
 from support.fakes import FixedReader, JsonPrivacy, ListOutbox, ListSource, PassThroughFormats, ScriptedDetector
 
 from edge.config import TrackConfig
-from edge.domain import Box
+from edge.domain import Box, FormatMatch
 from edge.pipeline import Pipeline
 from edge.track import PlateTracker
 
 
 def _pipeline(source: ListSource, detector: ScriptedDetector, outbox: ListOutbox, **kw: object) -> Pipeline:
     kw.setdefault("reader", FixedReader("AB12CDE"))
+    kw.setdefault("formats", PassThroughFormats())
     return Pipeline(
         source=source,
         detector=detector,
-        formats=PassThroughFormats(),
         tracker=PlateTracker(TrackConfig(max_gap_s=0.2, min_sightings=2)),
         privacy=JsonPrivacy(),
         outbox=outbox,
@@ -132,3 +132,25 @@ def test_the_second_look_rests_while_the_first_detector_reads_plates() -> None:
     second = ScriptedDetector({})
     _pipeline(ListSource(10), ScriptedDetector(script), ListOutbox(), second_look=second).run()
     assert second.calls == 0
+
+
+class _SevenCharFormats:
+    """Fits seven-character reads only (a stand-in for a node's formats)."""
+
+    def match(self, text: str, captured_on: object) -> FormatMatch:
+        return FormatMatch(text, "seven" if len(text) == 7 else None, False, text)
+
+
+@pytest.mark.parametrize("publish_unfitted", [False, True])
+def test_a_read_that_fits_no_format_is_published_only_when_the_node_asks_and_is_counted_either_way(
+    publish_unfitted: bool,
+) -> None:
+    # BU5 (a road marking read as text) fits no format of this node
+    script = {i: [Box(20, 40, 40, 9)] for i in range(5)}
+    outbox = ListOutbox()
+    pipe = _pipeline(ListSource(5), ScriptedDetector(script), outbox, reader=FixedReader("BU5"),
+                     formats=_SevenCharFormats(), publish_unfitted=publish_unfitted)
+    stats = pipe.run()
+    assert stats.passes == 1
+    assert len(outbox.messages) == (1 if publish_unfitted else 0)
+    assert (stats.passes_unfitted_published, stats.passes_unfitted_dropped) == ((1, 0) if publish_unfitted else (0, 1))

@@ -237,6 +237,7 @@ def replay(args: argparse.Namespace) -> int:
             "latency_p95_ms": recorder.latency_p95_ms,
             "passes": stats.passes - recorder.previews,
             "previews": recorder.previews,
+            "unfitted_dropped": stats.passes_unfitted_dropped,
             "repeats_suppressed": node.pipeline.tracker.suppressed_repeats,
             "weak_tracks": node.pipeline.tracker.weak_passes,
             "sightings_excluded": node.pipeline.tracker.excluded,

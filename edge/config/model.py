@@ -104,6 +104,11 @@ class ReadConfig(_Section):
         True,
         description="Decode the OCR's frames to the likeliest reading that fits an allowed format (false: greedy).",
     )
+    publish_unfitted: bool = Field(
+        False,
+        description="Also publish passes whose read fits none of read.formats (format 'none'); by default only "
+        "reads that fit are published. Counted in health either way.",
+    )
 
 
 class ZoneConfig(_Section):
@@ -176,7 +181,7 @@ class PrivacyConfig(_Section):
                 "last_seen", "sightings"],
         ...,
     ] = Field(
-        ("plate", "time", "seq", "site", "camera", "confidence"),
+        ("plate", "time", "seq", "site", "camera", "confidence", "format"),
         description="Allow-list of fields a read may carry. Nothing else is ever published.",
     )
     plate_mode: Literal["plain", "pseudonymised", "hotlist_only"] = Field(

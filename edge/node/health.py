@@ -228,6 +228,8 @@ class HealthCollector:
         body["fps"] = round(max(0.0, fps), 2)
         body["fps_configured"] = self._fps_configured
         body["frames_dropped"] = stats.frames_dropped
+        body["passes_unfitted_dropped"] = stats.passes_unfitted_dropped
+        body["passes_unfitted_published"] = stats.passes_unfitted_published
         detect, ocr = _snapshot(stats.detect_ms), _snapshot(stats.ocr_ms)
         body["detect_ms_p50"], body["detect_ms_p95"] = percentile(detect, 50), percentile(detect, 95)
         body["ocr_ms_p50"], body["ocr_ms_p95"] = percentile(ocr, 50), percentile(ocr, 95)

@@ -27,6 +27,7 @@ from edge.clock import iso_ms
 from edge.config.model import NodeConfig, PrivacyConfig
 from edge.domain import VehiclePass
 from edge.privacy.pseudonym import Pseudonymiser, normalise_plate
+from edge.read.formats import NO_FORMAT
 
 SCHEMA_ID = "anpr.read/1"
 ALWAYS_KEYS: frozenset[str] = frozenset({"id", "schema", "seq", "time", "site", "camera"})
@@ -147,7 +148,6 @@ def _confidence(c: ReadContext) -> dict[str, Any]:
 
 
 # An allowed field always has a value: these stand where the node has none (never null).
-NO_FORMAT = "none"  # the plate fits none of the node's allowed formats (a raw read, flagged)
 NO_DIRECTION = "unknown"  # the track did not move enough to tell
 NO_ZONE = "none"  # the pass was in no lane zone (or none is configured)
 

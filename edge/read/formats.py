@@ -25,6 +25,7 @@ from edge.errors import ConfigError
 _TOKEN = re.compile(r"^([a-z_][a-z0-9_]*)(?:\{(\d+)(?:,(\d+))?\})?$")
 _STRIP = re.compile(r"[\s\-]+")
 _AGE_SCHEMES = ("uk",)
+NO_FORMAT = "none"  # the format published for a read that fits no allowed format (never a format's name)
 
 
 def normalise(text: str) -> str:
@@ -213,6 +214,9 @@ def _parse_format(item: Any, source: str, classes: Mapping[str, str]) -> Registr
     if not isinstance(item, dict) or not isinstance(item.get("name"), str):
         raise ConfigError(f"{source}: every format needs a 'name', got {item!r}")
     name = item["name"]
+    if name in (NO_FORMAT, "all"):
+        raise ConfigError(f"{source}: {name!r} is reserved (read.formats: all; format none for a read that fits none); "
+                          "name the format otherwise")
     patterns = item.get("patterns") or ([item["pattern"]] if "pattern" in item else [])
     if not patterns:
         raise ConfigError(f"{source}: format {name!r} needs 'pattern' or 'patterns'")

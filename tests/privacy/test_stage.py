@@ -127,7 +127,8 @@ def test_payload_is_compact_json_with_exactly_the_allowed_keys() -> None:
     msg = stage(PrivacyConfig()).prepare(make_pass())
     assert msg is not None
     assert b" " not in msg.payload
-    assert set(payload(msg)) == {"id", "schema", "plate", "time", "seq", "site", "camera", "confidence"}
+    assert set(payload(msg)) == {"id", "schema", "plate", "time", "seq", "site", "camera", "confidence", "format"}
+
 
 
 @pytest.mark.parametrize(("kind", "shape"), [("plate_patch", (24, 110)), ("redacted_overview", (90, 160))])
@@ -246,7 +247,7 @@ def test_a_real_subscriber_receives_exactly_the_allowed_fields_in_every_mode(mos
     key = tmp_path / "pseudonym.key"
     key.write_text("22" * 32)
     cases: list[tuple[PrivacyConfig, Any, set[str]]] = [
-        (PrivacyConfig(), GreyRedactor(), {"plate", "confidence"}),
+        (PrivacyConfig(), GreyRedactor(), {"plate", "confidence", "format"}),
         (PrivacyConfig(fields=(*BASE, "zone", "sightings"), image="plate_patch"), GreyRedactor(),
          {"zone", "sightings", "image"}),
         (PrivacyConfig(fields=(*BASE, "plate"), plate_mode="pseudonymised", pseudonym_key_file=str(key),

@@ -176,6 +176,7 @@ def test_another_countrys_formats_come_from_an_extra_file(tmp_path: Path) -> Non
         ("classes:\n  lower: abc\n", "class 'lower'"),
         ("formats:\n  - name: x\n    pattern: digit\n    age: {position: 0, scheme: fr}\n", "scheme"),
         ("[1, 2", "not valid YAML"),
+        ("formats:\n  - name: none\n    pattern: digit\n", "reserved"),
     ],
 )
 def test_a_bad_formats_file_is_a_config_error_naming_the_problem(tmp_path: Path, content: str, message: str) -> None:
