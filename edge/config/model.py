@@ -96,8 +96,9 @@ class ReadConfig(_Section):
     threads: int = Field(1, ge=1, le=16, description="Inference threads for the OCR model.")
     min_confidence: float = Field(0.5, ge=0.0, le=1.0, description="Reads below this character confidence are dropped.")
     formats: tuple[str, ...] = Field(
-        ("uk_current", "uk_prefix", "uk_suffix", "uk_dateless", "uk_northern_ireland", "uk_diplomatic"),
-        description="Registration formats accepted, by name from the formats files; [all] for every known one.",
+        ("uk_current", "uk_prefix", "uk_suffix", "uk_dateless", "uk_northern_ireland", "uk_diplomatic", "ie"),
+        description="Registration formats accepted, by name from the formats files; [all] for every known one. "
+        "The default: every UK format and the Republic of Ireland's (ie).",
     )
     formats_file: str | None = Field(None, description="YAML file of extra formats (other countries).")
     format_guided: bool = Field(

@@ -24,7 +24,7 @@ from edge.errors import ConfigError
 
 _TOKEN = re.compile(r"^([a-z_][a-z0-9_]*)(?:\{(\d+)(?:,(\d+))?\})?$")
 _STRIP = re.compile(r"[\s\-]+")
-_AGE_SCHEMES = ("uk",)
+_AGE_SCHEMES = ("uk", "ie")
 NO_FORMAT = "none"  # the format published for a read that fits no allowed format (never a format's name)
 
 
@@ -51,6 +51,28 @@ def uk_age_issued(identifier: str) -> dt.date | None:
     return dt.date(1950 + n, 9, 1)
 
 
+def ie_age_issued(identifier: str) -> dt.date | None:
+    """The date an Irish year identifier was (or will be) first issued; None if never valid.
+
+    Since 2013 three digits, the year's last two and the half-year (``131`` Jan-Jun 2013, ``132`` Jul-Dec);
+    1987-2012 two digits (``87``-``99``, ``00``-``12``).
+    """
+    if not identifier.isdigit():
+        return None
+    if len(identifier) == 3:
+        year, half = int(identifier[:2]), identifier[2]
+        return dt.date(2000 + year, 1 if half == "1" else 7, 1) if year >= 13 and half in "12" else None
+    if len(identifier) == 2:
+        year = int(identifier)
+        if year >= 87:
+            return dt.date(1900 + year, 1, 1)
+        return dt.date(2000 + year, 1, 1) if year <= 12 else None
+    return None
+
+
+_LEADING_DIGITS = re.compile(r"\d+")
+
+
 def uk_age_identifiers(on: dt.date) -> list[str]:
     """Every UK age identifier already issued on ``on``, oldest first."""
     ids = [f"{n:02d}" for n in [*range(51, 100), 0, *range(2, 51)]]
@@ -72,7 +94,9 @@ class RegistrationFormat:
     description: str
     layouts: tuple[Layout, ...]
     max_length: int | None = None
-    age_position: int | None = None  # start of a two-digit UK age identifier
+    age_position: int | None = None  # start of a dated age identifier
+    age_scheme: str = "uk"  # uk: two digits (uk_age_issued); ie: the digits there (ie_age_issued)
+    regex: re.Pattern[str] | None = None  # the whole mark must match this (e.g. a list of county codes)
     must_contain_positions: tuple[int, ...] = ()
     must_contain_chars: str = ""
 
@@ -81,14 +105,22 @@ class RegistrationFormat:
         if self.max_length is not None and len(text) > self.max_length:
             return False
         if self.age_position is not None:
-            issued = uk_age_issued(text[self.age_position : self.age_position + 2])
+            issued = self._issued(text[self.age_position :])
             if issued is None or issued > captured_on:
                 return False
+        if self.regex is not None and self.regex.fullmatch(text) is None:
+            return False
         if self.must_contain_chars:
             chars = [text[p] for p in self.must_contain_positions if p < len(text)]
             if not any(c in self.must_contain_chars for c in chars):
                 return False
         return True
+
+    def _issued(self, tail: str) -> dt.date | None:
+        if self.age_scheme == "ie":
+            digits = _LEADING_DIGITS.match(tail)
+            return ie_age_issued(digits.group(0)) if digits else None
+        return uk_age_issued(tail[:2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,13 +255,23 @@ def _parse_format(item: Any, source: str, classes: Mapping[str, str]) -> Registr
     layouts = tuple(lay for p in patterns for lay in _expand(str(p), name, source, classes))
     age = item.get("age")
     age_position: int | None = None
+    age_scheme = "uk"
     if age is not None:
         if not (isinstance(age, dict) and age.get("scheme") in _AGE_SCHEMES and isinstance(age.get("position"), int)):
             raise ConfigError(
                 f"{source}: format {name!r} age must be {{position: <int>, scheme: one of {list(_AGE_SCHEMES)}}}, "
                 f"got {age!r}"
             )
-        age_position = age["position"]
+        age_position, age_scheme = age["position"], age["scheme"]
+    regex = item.get("regex")
+    if regex is not None:
+        try:
+            compiled: re.Pattern[str] | None = re.compile(str(regex))
+        except re.error as exc:
+            raise ConfigError(f"{source}: format {name!r} regex {regex!r} is not a valid regular expression: {exc}") \
+                from exc
+    else:
+        compiled = None
     rule = item.get("must_contain") or {}
     if rule and not (isinstance(rule.get("positions"), list) and isinstance(rule.get("chars"), str)):
         raise ConfigError(f"{source}: format {name!r} must_contain needs 'positions' (list) and 'chars', got {rule!r}")
@@ -242,6 +284,8 @@ def _parse_format(item: Any, source: str, classes: Mapping[str, str]) -> Registr
         layouts=layouts,
         max_length=max_length,
         age_position=age_position,
+        age_scheme=age_scheme,
+        regex=compiled,
         must_contain_positions=tuple(int(p) for p in rule.get("positions", [])),
         must_contain_chars=str(rule.get("chars", "")),
     )

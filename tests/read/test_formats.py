@@ -227,3 +227,40 @@ def test_all_selects_the_packaged_formats_then_the_files() -> None:
     formats = FormatSet.load(["all"], str(CONFIG_FORMATS / "brazil.yaml"))
     assert formats.names[:2] == ("uk_current", "uk_prefix")
     assert formats.names[-2:] == ("br_standard", "br_mercosur")
+
+
+@pytest.mark.parametrize(
+    ("read", "fits"),
+    [
+        ("191-D-12345", "191D12345"),  # 2019, first half, Dublin
+        ("06-KY-1234", "06KY1234"),  # 2006, Kerry
+        ("262-C-1", "262C1"),  # July-December 2026 (ON is November 2026)
+        ("99-LK-456", "99LK456"),  # 1999, Limerick county (issued until 2013)
+        ("87-W-1", "87W1"),
+        ("131-T-12", "131T12"),
+    ],
+)
+def test_irish_marks_fit_the_ie_format_of_a_uk_node(read: str, fits: str) -> None:
+    m = FormatSet.load([*UK, "ie"]).match(read, ON)
+    assert (m.text, m.format_name) == (fits, "ie")
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        "271-D-5",  # a future year
+        "13-D-1",  # 2013 on has the half-year digit
+        "193-D-1",  # half-year 3
+        "191-XY-1",  # no such county
+        "191-D-0123",  # the number has no leading zero
+        "191-D-1234567",  # at most six digits
+    ],
+)
+def test_what_is_not_an_irish_mark_does_not_fit_ie(read: str) -> None:
+    assert FormatSet.load(["ie"]).match(read, ON).format_name is None
+
+
+def test_a_uk_node_accepts_irish_marks_by_default() -> None:
+    from edge.config.model import ReadConfig
+
+    assert "ie" in ReadConfig().formats
