@@ -21,7 +21,7 @@ from typing import Any
 
 from edge.central.records import HealthRecord, ImageRecord, ReadRecord, Record, Rejected, StatusRecord
 from edge.clock import Clock
-from edge.publish.schema import InvalidMessageError, Schemas
+from edge.publish.schema import SCHEMA_IDS, InvalidMessageError, Schemas, load_schema
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +98,31 @@ def _opt_time(message: Mapping[str, Any], field: str) -> datetime | None:
     return _time(message[field], field) if field in message else None
 
 
+class _FastCheck:
+    """jsonschema-rs (Rust, in the ``central`` extra) when installed: a valid message costs about 2 us instead of
+    about 60 us with jsonschema; a message it finds invalid is checked again by jsonschema, whose verdict and
+    message (the field and the rule) count."""
+
+    def __init__(self) -> None:
+        self._validators: dict[str, Any] = {}
+        try:
+            import jsonschema_rs
+        except ModuleNotFoundError:
+            return
+        self._validators = {kind: jsonschema_rs.Draft202012Validator(load_schema(kind)) for kind in SCHEMA_IDS}
+
+    def is_valid(self, kind: str, message: Mapping[str, Any]) -> bool:
+        validator = self._validators.get(kind)
+        return validator is not None and bool(validator.is_valid(message))
+
+
 class Intake:
     """Turns (topic, payload) into exactly one record; ``clock`` stamps ``received_at``."""
 
     def __init__(self, clock: Clock, *, max_bytes: int = MAX_PAYLOAD_BYTES, max_depth: int = MAX_DEPTH) -> None:
         self._clock = clock
         self._schemas = Schemas()
+        self._fast = _FastCheck()
         self._max_bytes = max_bytes
         self._max_depth = max_depth
 
@@ -127,7 +146,8 @@ class Intake:
         message = decode_json(payload, self._max_depth)
         if not isinstance(message, dict):
             raise _RefusedError(f"must be a JSON object, got {type(message).__name__}")
-        self._schemas.validate(kind, message)
+        if not self._fast.is_valid(kind, message):
+            self._schemas.validate(kind, message)
         if (message["site"], message["camera"]) != (levels[1], levels[2]):
             raise _RefusedError(
                 f"payload claims site/camera {message['site']}/{message['camera']} but came on {topic!r}"

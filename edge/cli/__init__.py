@@ -39,6 +39,8 @@ PLUGGED: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("audit", "verify"), "edge.privacy.audit", "check the hash chain of the audit log"),
     (("listen",), "edge.central.listen", "reference central subscriber: validate, de-duplicate, store reads"),
     (("bench", "outbox"), "edge.publish.bench", "measure outbox -> broker throughput and backlog drain"),
+    (("bench", "central"), "edge.central.bench",
+     "measure reads/s from Mosquitto into PostgreSQL through 1 and 3 shared-subscription listeners"),
     (("bench", "pipeline"), "edge.cli.bench", "measure whole-pipeline fps, latency and memory on a replay"),
     (("bench", "redaction"), "edge.privacy.bench", "measure face redaction time per image on one thread"),
     (("selftest",), "edge.node.selftest", "check config, models, camera, broker, clock and disk; print a table"),

@@ -24,12 +24,10 @@ from edge.errors import StateError
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_KEEP = 65_536  # bytes of a rejected payload kept (with its full size and sha256)
-_CHUNK = 400  # reads per INSERT statement
 
 _READ_COLUMNS = ("id", "site", "camera", "seq", "time", "plate", "plate_hash", "key_id", "confidence", "format",
                  "direction", "zone", "first_seen", "last_seen", "sightings", "hotlist_hit", "clock_unsynced", "topic",
                  "received_at")
-_ROW = "(" + ", ".join("?" * len(_READ_COLUMNS)) + ")"
 
 
 class StoreUnavailableError(StateError):
@@ -109,19 +107,10 @@ class SqlStore:
         return outcomes
 
     def _insert_reads(self, db: Db, reads: Sequence[Record]) -> set[str]:
-        inserted: set[str] = set()
-        typed = [r for r in reads if isinstance(r, ReadRecord)]
-        for start in range(0, len(typed), _CHUNK):
-            chunk = typed[start:start + _CHUNK]
-            params: list[object] = []
-            for r in chunk:
-                params.extend((r.id, r.site, r.camera, r.seq, db.ts(r.time), r.plate, r.plate_hash, r.key_id,
-                               r.confidence, r.format, r.direction, r.zone, db.ts(r.first_seen), db.ts(r.last_seen),
-                               r.sightings, r.hotlist_hit, r.clock_unsynced, r.topic, db.ts(r.received_at)))
-            sql = (f"INSERT INTO reads ({', '.join(_READ_COLUMNS)}) VALUES {', '.join([_ROW] * len(chunk))}"  # noqa: S608
-                   " ON CONFLICT (id) DO NOTHING RETURNING id")
-            inserted.update(str(row[0]) for row in db.rows(sql, params))
-        return inserted
+        rows = [(r.id, r.site, r.camera, r.seq, db.ts(r.time), r.plate, r.plate_hash, r.key_id, r.confidence,
+                 r.format, r.direction, r.zone, db.ts(r.first_seen), db.ts(r.last_seen), r.sightings, r.hotlist_hit,
+                 r.clock_unsynced, r.topic, db.ts(r.received_at)) for r in reads if isinstance(r, ReadRecord)]
+        return db.insert_new("reads", _READ_COLUMNS, rows) if rows else set()
 
     def _insert_image(self, db: Db, r: ReadRecord) -> None:
         image = r.image
