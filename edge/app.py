@@ -20,13 +20,14 @@ from edge.capture.video import ImageFolderSource, StreamSource, VideoFileSource
 from edge.clock import Clock, SystemClock
 from edge.config import Config
 from edge.detect.factory import build_detector, build_second_look
-from edge.domain import Frame, OutgoingMessage
+from edge.domain import Frame
 from edge.errors import ModelError, StateError
 from edge.node.clocksync import ClockGate, ClockStatus
 from edge.node.sequence import SequenceFile
+from edge.outbox.ledger import Ledger
 from edge.outbox.store import Outbox
 from edge.pipeline import PassObserver, Pipeline
-from edge.privacy.audit import AuditLog
+from edge.privacy.audit import AuditDraft, AuditLog
 from edge.privacy.faces import RedactorSettings, build_redactor
 from edge.privacy.hotlist import load_hotlist_for
 from edge.privacy.redact import Redactor
@@ -53,6 +54,8 @@ class Node:
     publisher: MqttPublisher | None
     privacy: PrivacyStage
     retention: Retention
+    ledger: Ledger[AuditDraft]
+    audit: AuditLog
     clock_gate: ClockGate | None = None  # set when reads are checked against clock synchronisation
 
 
@@ -95,22 +98,6 @@ def node_redactor(config: Config) -> Redactor | None:
         return None
 
 
-class _Queue:
-    """Puts a read into the durable outbox, records the next sequence number (so seq never repeats after a
-    restart), then wakes the publisher."""
-
-    def __init__(
-        self, outbox: Outbox, privacy: PrivacyStage, seq_file: SequenceFile, publisher: MqttPublisher | None
-    ) -> None:
-        self._outbox, self._privacy, self._seq_file, self._publisher = outbox, privacy, seq_file, publisher
-
-    def put(self, message: OutgoingMessage) -> None:
-        self._outbox.put(message)
-        self._seq_file.save(self._privacy.next_seq)
-        if self._publisher is not None:
-            self._publisher.notify()
-
-
 @contextmanager
 def open_node(
     config: Config,
@@ -134,20 +121,20 @@ def open_node(
     second_look = build_second_look(config.detect)
     topics = Topics(config.mqtt.topic_prefix if config.mqtt else "anpr", config.node.site, config.node.camera)
     redactor = node_redactor(config) if config.privacy.images_may_leave else None
-    seq_file = SequenceFile(state / "seq")
-    audit = AuditLog(state / config.privacy.audit_file)
-    privacy = PrivacyStage(
-        config.privacy,
-        config.node,
-        topics.reads,
-        redactor=redactor,
-        clock=clock,
-        hotlist=load_hotlist_for(config.privacy, clock.now()),
-        audit=audit,
-        seq_start=seq_file.load(),
-    )
+    hotlist = load_hotlist_for(config.privacy, clock.now())
     with ExitStack() as stack:
         outbox = stack.enter_context(Outbox(state / "outbox.sqlite", config.outbox, clock))
+        audit = AuditLog(state / config.privacy.audit_file)
+        ledger = Ledger(outbox, sequence=SequenceFile(state / "seq"), audit=audit, clock=clock)
+        privacy = PrivacyStage(
+            config.privacy,
+            config.node,
+            topics.reads,
+            redactor=redactor,
+            clock=clock,
+            hotlist=hotlist,
+            seq_start=ledger.open(),
+        )
         stores: dict[DataClass, RetentionStore] = {"logs": audit}
         for data_class, store in outbox.retention_stores().items():  # reads, hits and images in the outbox
             stores[data_class] = store
@@ -162,10 +149,10 @@ def open_node(
             publisher = stack.enter_context(
                 MqttPublisher(config.mqtt, config.node, outbox, clock, software_version=__version__)
             )
-        sequenced = _Queue(outbox, privacy, seq_file, publisher)
+            ledger.on_commit = publisher.notify
         gate = None
         if clock_status is not None:
-            gate = ClockGate(privacy, clock_status, sequenced, mode=config.clock.on_unsynced,
+            gate = ClockGate(privacy, clock_status, ledger, mode=config.clock.on_unsynced,
                              max_held=config.clock.max_held)
             stack.callback(gate.close)  # held reads reach the outbox before it closes
         pipeline = Pipeline(
@@ -175,7 +162,7 @@ def open_node(
             formats=formats,
             tracker=PlateTracker(config.track),
             privacy=gate or privacy,
-            outbox=sequenced,
+            outbox=ledger,
             detect_every=config.detect.every_n_frames,
             min_read_confidence=config.read.min_confidence,
             second_look=second_look,
@@ -189,4 +176,4 @@ def open_node(
             publish_unfitted=config.read.publish_unfitted or not formats.formats,
         )
         yield Node(config=config, pipeline=pipeline, outbox=outbox, publisher=publisher, privacy=privacy,
-                   retention=retention, clock_gate=gate)
+                   retention=retention, clock_gate=gate, ledger=ledger, audit=audit)

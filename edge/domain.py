@@ -174,14 +174,28 @@ class Redaction:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditNote:
+    """What the audit log records of a read that is to leave: the field names, never their content."""
+
+    fields: tuple[str, ...]
+    image: bool
+    policy_version: str
+
+
+@dataclass(frozen=True, slots=True)
 class OutgoingMessage:
-    """A message ready for the outbox: topic, JSON payload (already policy-filtered), id."""
+    """A message ready for the outbox: topic, JSON payload (already policy-filtered), id.
+
+    ``seq`` (the read's sequence number) and ``audit`` are committed with it in one transaction.
+    """
 
     message_id: str
     topic: str
     payload: bytes
     captured_at: datetime
     kind: str = "read"
+    seq: int | None = None
+    audit: AuditNote | None = None
 
 
 def as_image(array: object) -> Image:

@@ -19,6 +19,7 @@ from typing import Protocol
 from edge.capture import FrameSource
 from edge.detect import PlateDetector
 from edge.domain import Frame, OutgoingMessage, PlateRead, VehiclePass
+from edge.errors import EdgeError
 from edge.read import PlateReader
 from edge.read.crop import FormatMatcher
 from edge.read.finder import PlateFinder
@@ -52,6 +53,7 @@ class PipelineStats:
     passes: int = 0
     passes_unfitted_dropped: int = 0  # passes whose read fits no allowed format, not published
     passes_unfitted_published: int = 0  # ... published all the same (read.publish_unfitted)
+    passes_unstored: int = 0  # passes lost because the outbox refused to store (a full disk); the node then stops
     messages: int = 0
     detect_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2048))
     ocr_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2048))
@@ -114,10 +116,12 @@ class Pipeline:
         self.stats = PipelineStats()
         frames = self._live_frames(stop) if self.live else self.source.frames()
         if self.privacy_thread:
-            self._worker = _PassWorker(self._finish, self.privacy_queue_size)
+            self._worker = _PassWorker(self._finish, self.privacy_queue_size, self.stats)
         try:
             for frame in frames:
                 self.process(frame)
+                if self._worker is not None:
+                    self._worker.raise_if_failed()  # a read that could not be stored stops the node at once
                 if stop.is_set():
                     break
         finally:
@@ -220,32 +224,39 @@ class _PassWorker:
     in the frame loop at the next submit, or at close.
     """
 
-    def __init__(self, finish: Callable[[VehiclePass], None], size: int) -> None:
+    def __init__(self, finish: Callable[[VehiclePass], None], size: int, stats: PipelineStats) -> None:
         self._finish = finish
+        self._stats = stats
         self._queue: queue.Queue[VehiclePass | None] = queue.Queue(maxsize=size)
         self._error: Exception | None = None
         self._thread = threading.Thread(target=self._loop, name="privacy", daemon=True)
         self._thread.start()
 
     def submit(self, vehicle_pass: VehiclePass) -> None:
-        self._raise_if_failed()
+        self.raise_if_failed()
         self._queue.put(vehicle_pass)
 
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join()
-        self._raise_if_failed()
+        self.raise_if_failed()
 
     def _loop(self) -> None:
         while (item := self._queue.get()) is not None:
             if self._error is not None:
+                self._stats.passes_unstored += 1
                 continue  # keep draining so the frame loop never blocks on a dead worker
             try:
                 self._finish(item)
+            except EdgeError as exc:  # an expected failure (the disk refused the outbox): one line, no traceback
+                log.error("privacy/outbox worker stopped: %s", exc)
+                self._stats.passes_unstored += 1
+                self._error = exc
             except Exception as exc:
                 log.exception("privacy/outbox worker failed")
+                self._stats.passes_unstored += 1
                 self._error = exc
 
-    def _raise_if_failed(self) -> None:
+    def raise_if_failed(self) -> None:
         if self._error is not None:
             raise self._error

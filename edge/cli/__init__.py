@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 unexpected error; 2 bad configuration or usage; 3 camer
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
 import logging
@@ -15,9 +16,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from edge import __version__
-from edge.errors import EdgeError
+from edge.errors import EdgeError, StateError
 
 log = logging.getLogger("edge")
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG)
 
 EPILOG = """\
 examples:
@@ -129,6 +131,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a file system error no layer expected (a full disk, a read-only card): one line
+        code = StateError.exit_code if exc.errno in _DISK_ERRNOS else 1
+        print(f"edge-anpr: error: {exc}", file=sys.stderr)
+        log.debug("details", exc_info=True)
+        return code
+    except Exception as exc:  # a bug: one line for the user, the traceback with -v
+        print(f"edge-anpr: internal error: {type(exc).__name__}: {exc} (run with -v to see where)", file=sys.stderr)
+        log.info("traceback", exc_info=True)
+        return 1
 
 
 if __name__ == "__main__":

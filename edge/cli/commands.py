@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     delivering frames is an error (exit 3), so the service manager restarts the node.
     """
     from edge.app import LIVE_SOURCES, open_node
-    from edge.errors import EdgeError, SourceError
+    from edge.errors import EdgeError, SourceError, StateError
     from edge.node.clocksync import ClockMonitor, SystemClockProbe
     from edge.node.service import ServiceHooks, SocketNotifier, Watchdog, watchdog_interval_s
 
@@ -68,7 +68,16 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGUSR1, lambda *_: reporter.request())
             hooks.on_ready.append(reporter.request)  # first health with real fps and latencies
             with reporter:
-                node.pipeline.run(stop)
+                try:
+                    node.pipeline.run(stop)
+                except StateError:
+                    # A full (or failing) disk: say so in health at once, deliver what is stored, then exit 6 so
+                    # systemd restarts the node and the centre sees it go offline.
+                    hooks.stopping("stopping: the state directory refused a write")
+                    reporter.report()
+                    if node.publisher is not None:
+                        node.publisher.flush(hooks.last_ping_budget_s(FLUSH_TIMEOUT_S))
+                    raise
             hooks.stopping()
             if not stop.is_set() and config.capture.source in LIVE_SOURCES:
                 raise SourceError(f"capture source {config.capture.source!r} stopped delivering frames")
@@ -112,7 +121,7 @@ def _health_reporter(
         clock=clock,
         max_offset_ms=config.clock.max_offset_ms,
         oldest=lambda: _oldest(node),
-        faults=lambda: _faults(node, notifier),
+        extras=lambda: _faults(node, notifier),
     )
     sinks: list[HealthSink] = [lambda body: hooks.status(summary(body))]
     if node.publisher is not None:
@@ -126,9 +135,23 @@ def _health_reporter(
 
 
 def _faults(node: Node, notifier: SocketNotifier) -> dict[str, Any]:
-    """Faults the node survived, for health (a field is left out while its count is zero)."""
-    faults: dict[str, Any] = {"notify_dropped": notifier.dropped}
-    return {k: v for k, v in faults.items() if v}
+    """The audit chain's head, and the faults the node survived or is failing with, for health (a fault is left
+    out while it is zero or absent)."""
+    recorded = node.outbox.recorded()
+    publisher = node.publisher
+    faults: dict[str, Any] = {
+        "notify_dropped": notifier.dropped,
+        "storage_error": node.ledger.last_error or (publisher.state_error if publisher is not None else None),
+        "passes_unstored": node.pipeline.stats.passes_unstored,
+        "acks_unsaved": publisher.acks_unsaved if publisher is not None else 0,
+        "outbox_set_aside": ", ".join(node.outbox.set_aside_files())[:200],
+        "audit_breaks": recorded.audit_breaks,
+        "audit_unwritten": node.audit.unwritten,
+    }
+    body = {k: v for k, v in faults.items() if v}
+    if recorded.audit_head is not None:
+        body["audit_head"] = {"n": recorded.audit_head[0], "hash": recorded.audit_head[1]}
+    return body
 
 
 def _oldest(node: Node) -> dict[str, float]:

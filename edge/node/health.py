@@ -185,7 +185,7 @@ class HealthCollector:
         clock: ClockView | None = None,
         max_offset_ms: float = 1000.0,
         oldest: Callable[[], Mapping[str, float]] | None = None,
-        faults: Callable[[], Mapping[str, Any]] | None = None,
+        extras: Callable[[], Mapping[str, Any]] | None = None,
         paths: PlatformPaths | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -200,7 +200,7 @@ class HealthCollector:
         self._clock = clock
         self._max_offset_ms = max_offset_ms
         self._oldest = oldest
-        self._faults = faults
+        self._extras = extras
         self._paths = paths or PlatformPaths()
         self._monotonic = monotonic
         self._started = monotonic()
@@ -255,8 +255,8 @@ class HealthCollector:
             oldest.update({k: round(max(0.0, v), 1) for k, v in self._oldest().items()})
         if oldest:
             body["oldest"] = oldest
-        if self._faults is not None:
-            body.update(self._faults())  # what went wrong and was survived (dropped notifications, a full disk...)
+        if self._extras is not None:
+            body.update(self._extras())  # the audit head, and what went wrong (dropped notifications, a full disk...)
 
     def _platform(self, body: dict[str, Any]) -> None:
         paths = self._paths
@@ -301,7 +301,7 @@ class HealthSink(Protocol):
 
 
 def write_json_atomic(path: Path, body: Mapping[str, Any]) -> None:
-    write_atomic(path, (json.dumps(body, indent=1, sort_keys=True) + "\n").encode(), mode=0o644)
+    write_atomic(path, (json.dumps(body, indent=1, sort_keys=True) + "\n").encode(), mode=0o600)
 
 
 class HealthReporter:

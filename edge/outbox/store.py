@@ -8,16 +8,27 @@ only means the read is sent again, which receivers drop by id (at-least-once).
 The outbox is bounded by bytes (payload + topic + id) and by age, both from
 :class:`edge.config.model.OutboxConfig`. When a bound is hit the oldest messages (capture order)
 go first; every drop is counted (persisted across restarts) and logged.
+
+``put`` is also the node's one commit point for a read (see ``edge.outbox.ledger``): in the same
+transaction as the message it records the next sequence number and the read's audit entry (the
+``journal``), so a crash can never leave a read without its audit entry, an audit entry without its
+read, or a sequence number that is used again.
+
+A file that is not an SQLite database (truncated to 0 bytes, overwritten) is moved aside to
+``outbox.sqlite.damaged-<time>`` and a new outbox is started, loudly: an error in the log, and
+``outbox_set_aside`` in health for as long as the damaged file is kept. A new outbox is made under a
+temporary name and renamed into place, so a crash while creating it cannot leave an empty file behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,9 +56,32 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_capture_order ON messages (captured_us, seq);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (n INTEGER PRIMARY KEY, line BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-_COUNTERS = ("dropped_age", "dropped_bytes", "rejected")
+_COUNTERS = ("dropped_age", "dropped_bytes", "rejected", "audit_breaks")
+_HEADER = b"SQLite format 3\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """An audit entry committed with its read: its number, the exact line the audit log appends, and where the
+    chain stands after it (``head``: a break entry may re-anchor the chain)."""
+
+    n: int
+    line: bytes
+    head: tuple[int, str]
+    is_break: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What the outbox committed besides messages: the next sequence number and the audit chain's head."""
+
+    next_seq: int = 0
+    audit_head: tuple[int, str] | None = None
+    audit_breaks: int = 0
 
 
 OutboxDataClass = Literal["non_hit_reads", "hit_reads", "images"]  # the retention classes the outbox holds
@@ -139,13 +173,13 @@ class Outbox:
             raise StateError(f"state directory {directory} does not exist: create it (systemd StateDirectory=)")
         if not os.access(directory, os.W_OK | os.X_OK):
             raise StateError(f"state directory {directory} is not writable by this user: the outbox needs it")
+        damage = damaged_reason(self._path)
+        if damage is not None:
+            self._set_aside(damage)
+        if not self._path.exists():
+            self._create()
         try:
-            db = sqlite3.connect(self._path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StateError(f"outbox {self._path}: SQLite refused WAL mode (got {mode!r})")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(_SCHEMA)
+            db = _connect(self._path)
             self._bytes = int(db.execute("SELECT COALESCE(SUM(size), 0) FROM messages").fetchone()[0])
         except sqlite3.Error as exc:
             raise StateError(f"outbox {self._path} cannot be opened: {exc}") from exc
@@ -160,6 +194,36 @@ class Outbox:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+    def _create(self) -> None:
+        """A new, empty outbox, made under a temporary name and renamed into place (never a half-made file)."""
+        tmp = self._path.with_name(self._path.name + ".new")
+        for leftover in (tmp, *_sidecars(tmp)):
+            leftover.unlink(missing_ok=True)
+        try:
+            _connect(tmp).close()  # a clean close folds the WAL back: one self-contained file
+            os.replace(tmp, self._path)
+            _fsync_dir(self._path.parent)
+        except (sqlite3.Error, OSError) as exc:
+            raise StateError(f"outbox {self._path} cannot be created: {exc}") from exc
+
+    def _set_aside(self, reason: str) -> None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        aside = self._path.with_name(f"{self._path.name}.damaged-{stamp}")
+        try:
+            for src in (self._path, *_sidecars(self._path)):
+                if src.exists():
+                    os.replace(src, aside.with_name(aside.name + src.name[len(self._path.name):]))
+        except OSError as exc:
+            raise StateError(f"outbox {self._path} is damaged ({reason}) and cannot be moved aside: {exc}") from exc
+        log.error("outbox %s is damaged (%s): moved aside to %s and a new, empty outbox started; the reads it held "
+                  "are not published (health shows outbox_set_aside while that file is kept)", self._path, reason,
+                  aside.name)
+
+    def set_aside_files(self) -> list[str]:
+        """Damaged outboxes moved aside and still kept beside this one (names), for health."""
+        return sorted(p.name for p in self._path.parent.glob(self._path.name + ".damaged-*")
+                      if not p.name.endswith(("-wal", "-shm")))
 
     def __enter__(self) -> Outbox:
         return self.open()
@@ -176,8 +240,13 @@ class Outbox:
 
     # -- producer --------------------------------------------------------------------------
 
-    def put(self, msg: OutgoingMessage) -> None:
-        """Store ``msg`` durably (fsynced before returning). A known message_id is ignored."""
+    def put(
+        self, msg: OutgoingMessage, *, seq: int | None = None, journal: Sequence[JournalEntry] = (),
+        forget_journal_upto: int | None = None,
+    ) -> bool:
+        """Store ``msg`` durably (fsynced before returning), and in the same transaction record ``seq + 1`` as the
+        next sequence number and the ``journal`` (the read's audit entry). False (nothing changed) when the
+        message_id is already stored. ``forget_journal_upto`` drops journal entries the audit log now holds."""
         size = _size(msg)
         captured = _to_us(msg.captured_at)
         with self._lock:
@@ -192,15 +261,59 @@ class Outbox:
                 if cur.rowcount == 0:
                     db.execute("ROLLBACK")
                     log.debug("outbox: message %s is already stored, not added twice", msg.message_id)
-                    return
+                    return False
+                if seq is not None:
+                    db.execute("INSERT INTO meta (name, value) VALUES ('next_seq', ?) ON CONFLICT(name) DO UPDATE"
+                               " SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                               (str(seq + 1),))
+                self._journal_locked(db, journal, forget_journal_upto)
                 self._bytes += size
                 dropped = self._evict_locked(db)
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback(db)
-                self._bytes = int(db.execute("SELECT COALESCE(SUM(size), 0) FROM messages").fetchone()[0])
-                raise StateError(f"outbox {self._path}: cannot store message {msg.message_id}: {exc}") from exc
+                self._recount(db)
+                raise StateError(f"outbox {self._path}: cannot store message {msg.message_id}: {_why(exc)}") from exc
         self._log_drops(dropped)
+        return True
+
+    def commit_journal(self, journal: Sequence[JournalEntry], forget_upto: int | None = None) -> None:
+        """Record audit entries that come without a read (breaks), or forget those the audit log now holds."""
+        with self._lock:
+            db = self._conn()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                self._journal_locked(db, journal, forget_upto)
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(db)
+                raise StateError(f"outbox {self._path}: cannot record audit entries: {_why(exc)}") from exc
+
+    def journal(self) -> list[bytes]:
+        """Committed audit entries (lines, in order) that the audit log may not hold yet."""
+        with self._lock:
+            return [bytes(r[0]) for r in self._conn().execute("SELECT line FROM journal ORDER BY n")]
+
+    def recorded(self) -> Recorded:
+        with self._lock:
+            return _recorded(self._conn())
+
+    def _journal_locked(self, db: sqlite3.Connection, journal: Sequence[JournalEntry], forget: int | None) -> None:
+        if forget is not None:
+            db.execute("DELETE FROM journal WHERE n <= ?", (forget,))
+        for entry in journal:
+            db.execute("INSERT OR REPLACE INTO journal (n, line) VALUES (?, ?)", (entry.n, entry.line))
+        if journal:
+            head = journal[-1].head
+            db.executemany("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+                           [("audit_n", str(head[0])), ("audit_hash", head[1])])
+            breaks = sum(1 for e in journal if e.is_break)
+            if breaks:
+                self._bump_locked(db, "audit_breaks", breaks)
+
+    def _recount(self, db: sqlite3.Connection) -> None:
+        with contextlib.suppress(sqlite3.Error):  # else keep the running figure; the next open recounts
+            self._bytes = int(db.execute("SELECT COALESCE(SUM(size), 0) FROM messages").fetchone()[0])
 
     # -- dispatcher ------------------------------------------------------------------------
 
@@ -211,12 +324,20 @@ class Outbox:
             return []
         with self._lock:
             db = self._conn()
-            dropped = self._expire_locked(db)
-            rows = db.execute(
-                "SELECT message_id, topic, payload, captured_us, kind FROM messages"
-                " WHERE message_id NOT IN (SELECT value FROM json_each(?)) ORDER BY captured_us, seq LIMIT ?",
-                (json.dumps(sorted(exclude)), limit),
-            ).fetchall()
+            try:
+                dropped = self._expire_locked(db)
+            except sqlite3.Error as exc:  # a full disk refuses the delete: send what is there all the same
+                self._rollback(db)
+                log.debug("outbox: expiring old messages failed (%s); retried on the next call", exc)
+                dropped = (0, 0)
+            try:
+                rows = db.execute(
+                    "SELECT message_id, topic, payload, captured_us, kind FROM messages"
+                    " WHERE message_id NOT IN (SELECT value FROM json_each(?)) ORDER BY captured_us, seq LIMIT ?",
+                    (json.dumps(sorted(exclude)), limit),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise StateError(f"outbox {self._path}: cannot read pending messages: {_why(exc)}") from exc
         self._log_drops(dropped)
         return [OutgoingMessage(r[0], r[1], bytes(r[2]), _from_us(r[3]), r[4]) for r in rows]
 
@@ -230,14 +351,15 @@ class Outbox:
             return
         with self._lock:
             db = self._conn()
-            db.execute("PRAGMA synchronous=NORMAL")
             try:
+                db.execute("PRAGMA synchronous=NORMAL")
                 db.execute("BEGIN IMMEDIATE")
                 self._delete_locked(db, message_ids)
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback(db)
-                raise StateError(f"outbox {self._path}: cannot delete acknowledged messages: {exc}") from exc
+                self._recount(db)
+                raise StateError(f"outbox {self._path}: cannot delete acknowledged messages: {_why(exc)}") from exc
             finally:
                 db.execute("PRAGMA synchronous=FULL")
 
@@ -253,7 +375,7 @@ class Outbox:
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback(db)
-                raise StateError(f"outbox {self._path}: cannot reject message {message_id}: {exc}") from exc
+                raise StateError(f"outbox {self._path}: cannot reject message {message_id}: {_why(exc)}") from exc
         if removed:
             log.error("outbox: message %s rejected and removed, never published: %s", message_id, reason)
 
@@ -299,17 +421,17 @@ class Outbox:
         """Remove the class's messages captured before ``cutoff``, counted as dropped by age."""
         with self._lock:
             db = self._conn()
-            db.execute("BEGIN IMMEDIATE")
             try:
+                db.execute("BEGIN IMMEDIATE")
                 row = db.execute(_CLASS_SQL[data_class][1], (_to_us(cutoff),)).fetchone()
                 count, size = int(row[0]), int(row[1])
                 if count:
                     db.execute(_CLASS_SQL[data_class][2], (_to_us(cutoff),))
                     self._bump_locked(db, "dropped_age", count)
                 db.execute("COMMIT")
-            except sqlite3.Error:
+            except sqlite3.Error as exc:
                 self._rollback(db)
-                raise
+                raise StateError(f"outbox {self._path}: retention purge of {data_class} failed: {_why(exc)}") from exc
             self._bytes -= size
         if count:
             log.warning("outbox: retention removed %d unpublished %s message(s) captured before %s "
@@ -393,7 +515,10 @@ class Outbox:
     @staticmethod
     def _rollback(db: sqlite3.Connection) -> None:
         if db.in_transaction:
-            db.execute("ROLLBACK")
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error as exc:  # SQLite may have rolled back by itself (a full disk)
+                log.debug("outbox: rollback: %s", exc)
 
     def _log_drops(self, dropped: tuple[int, int]) -> None:
         by_age, by_bytes = dropped
@@ -407,6 +532,87 @@ class Outbox:
                 "outbox: dropped %d oldest message(s) to stay under max_bytes=%d (never published; counted)",
                 by_bytes, self._config.max_bytes,
             )
+
+
+def _why(exc: sqlite3.Error) -> str:
+    """An SQLite error for a person: a full disk named as such."""
+    text = str(exc)
+    if "full" in text.lower():
+        return f"{text} (the disk holding the state directory is full)"
+    return text
+
+
+def _sidecars(path: Path) -> tuple[Path, Path]:
+    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    try:
+        os.chmod(path, 0o600)  # plate text: for this user only, whatever the umask
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StateError(f"outbox {path}: SQLite refused WAL mode (got {mode!r})")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(_SCHEMA)
+        for side in _sidecars(path):
+            if side.exists():
+                os.chmod(side, 0o600)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def damaged_reason(path: Path) -> str | None:
+    """Why the file at ``path`` is not an outbox (None when it is one, or is absent)."""
+    try:
+        with path.open("rb") as f:
+            header = f.read(len(_HEADER))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateError(f"outbox {path} cannot be read: {exc.strerror or exc}") from exc
+    if not header:
+        return "it is empty (0 bytes)"
+    if header != _HEADER:
+        return "it is not an SQLite database"
+    return None
+
+
+def _recorded(db: sqlite3.Connection) -> Recorded:
+    meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
+    breaks = db.execute("SELECT value FROM counters WHERE name = 'audit_breaks'").fetchone()
+    head = (int(meta["audit_n"]), str(meta["audit_hash"])) if "audit_n" in meta and "audit_hash" in meta else None
+    return Recorded(int(meta.get("next_seq", 0)), head, int(breaks[0]) if breaks else 0)
+
+
+def recorded_audit_head(path: str | os.PathLike[str]) -> tuple[int, str] | None:
+    """The audit head the outbox at ``path`` vouches is in the audit log (read-only), for ``audit verify``:
+    entries still waiting in the journal are left out (a full disk may have kept them from the log)."""
+    if damaged_reason(Path(path)) is not None:
+        return None
+    try:
+        db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            first = db.execute("SELECT line FROM journal ORDER BY n LIMIT 1").fetchone()
+            recorded = _recorded(db)
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise StateError(f"outbox {path} cannot be read: {exc}") from exc
+    if first is not None:
+        entry = json.loads(bytes(first[0]))
+        return int(entry["n"]) - 1, str(entry["prev"])
+    return recorded.audit_head
 
 
 class OutboxClass:

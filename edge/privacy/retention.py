@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 
 from edge.clock import Clock
 from edge.config.model import RetentionConfig
+from edge.errors import StateError
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class Retention:
             cutoff = now - self.max_age(data_class)
             try:
                 removed[data_class] = store.purge_before(cutoff)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, StateError) as exc:
                 self.failures += 1
                 log.error("retention: purging %s older than %s failed: %s", data_class, cutoff.isoformat(), exc)
         self._last_run = now
@@ -74,7 +75,7 @@ class Retention:
         for data_class, store in self._stores.items():
             try:
                 t = store.oldest()
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, StateError) as exc:
                 log.warning("retention: cannot read the oldest %s: %s", data_class, exc)
                 continue
             if t is not None:

@@ -2,8 +2,9 @@
 
 Order for each pass: hotlist check -> (hotlist_only: non-hits stop here, consuming no sequence number, so
 the gaps do not count the traffic) -> sequence number and id -> image decision -> redaction of the image,
-failing closed -> JPEG + base64 -> payload built from the allow-list -> compact JSON -> audit entry ->
-``OutgoingMessage``. The plate text is never logged.
+failing closed -> JPEG + base64 -> payload built from the allow-list -> compact JSON -> ``OutgoingMessage``
+carrying its sequence number and the note its audit entry is made from (the entry is committed with the
+read, by ``edge.outbox.ledger``). The plate text is never logged.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 
 from edge.clock import Clock, iso_ms
 from edge.config.model import NodeConfig, PrivacyConfig
-from edge.domain import Box, Image, OutgoingMessage, Redaction, VehiclePass
+from edge.domain import AuditNote, Box, Image, OutgoingMessage, Redaction, VehiclePass
 from edge.privacy.policy import (
     ImageKind,
     PolicyViolationError,
@@ -49,14 +50,6 @@ class HotlistMatcher(Protocol):
     def match(self, plate: str, now: datetime) -> bool: ...
 
 
-class AuditRecorder(Protocol):
-    """Appends one entry per message that is to leave the node."""
-
-    def append(
-        self, *, read_id: str, fields: Sequence[str], image: bool, policy_version: str, time: datetime
-    ) -> str: ...
-
-
 @dataclass(slots=True)
 class PrivacyStats:
     """Counters for the health message (ints: safe to read from another thread)."""
@@ -68,7 +61,6 @@ class PrivacyStats:
     images_attached: int = 0
     images_dropped: int = 0
     redaction_failures: int = 0
-    audit_failures: int = 0
     policy_violations: int = 0
 
     def snapshot(self) -> dict[str, int]:
@@ -79,7 +71,7 @@ class PrivacyStage:
     """Decides what of a ``VehiclePass`` may leave and builds the outgoing message.
 
     ``redactor`` None means no image can ever leave (fail closed). ``seq_start`` is the next sequence
-    number (the caller restores it from the outbox so it keeps increasing across restarts).
+    number (the caller restores it from the outbox and the sequence file so it keeps increasing across restarts).
     """
 
     def __init__(
@@ -91,7 +83,6 @@ class PrivacyStage:
         redactor: ImageRedactor | None,
         clock: Clock,
         hotlist: HotlistMatcher | None = None,
-        audit: AuditRecorder | None = None,
         seq_start: int = 0,
         pseudonymiser: Pseudonymiser | None = None,
     ) -> None:
@@ -107,7 +98,6 @@ class PrivacyStage:
         self._redactor = redactor
         self._clock = clock
         self._hotlist = hotlist
-        self._audit = audit
         self._pseudonymiser = pseudonymiser
         self._seq = seq_start
         self._version = policy_version(policy)
@@ -128,7 +118,7 @@ class PrivacyStage:
             self._hotlist = hotlist
 
     def prepare(self, p: VehiclePass, *, clock_unsynced: bool = False) -> OutgoingMessage | None:
-        """The message for ``p``, or None when the policy lets nothing leave (or the audit log fails)."""
+        """The message for ``p``, or None when the policy lets nothing leave."""
         with self._lock:
             return self._prepare(p, clock_unsynced)
 
@@ -162,13 +152,13 @@ class PrivacyStage:
         if payload is None:  # pragma: no cover - hotlist_only non-hits return above
             self.stats.reads_suppressed += 1
             return None
-        if not self._record(read_id, payload):
-            return None
         self.stats.reads_prepared += 1
         if encoded is not None:
             self.stats.images_attached += 1
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        return OutgoingMessage(message_id=read_id, topic=self._topic, payload=body, captured_at=p.first_seen)
+        note = AuditNote(fields=tuple(sorted(payload)), image="image" in payload, policy_version=self._version)
+        return OutgoingMessage(message_id=read_id, topic=self._topic, payload=body, captured_at=p.first_seen,
+                               seq=seq, audit=note)
 
     def _check_hotlist(self, p: VehiclePass) -> bool | None:
         if self._hotlist is None:
@@ -213,23 +203,6 @@ class PrivacyStage:
             self.stats.redaction_failures += 1
         self.stats.images_dropped += 1
         log.warning("image of read %s dropped (%s); the read goes without it", read_id, why)
-
-    def _record(self, read_id: str, payload: dict[str, Any]) -> bool:
-        if self._audit is None:
-            return True
-        try:
-            self._audit.append(
-                read_id=read_id,
-                fields=sorted(payload),
-                image="image" in payload,
-                policy_version=self._version,
-                time=self._clock.now(),
-            )
-        except OSError as exc:
-            self.stats.audit_failures += 1
-            log.error("audit log append failed for read %s (%s); the read is withheld", read_id, exc)
-            return False
-        return True
 
 
 def _encode(image: Image, kind: ImageKind, record: Redaction, quality: int) -> dict[str, Any]:

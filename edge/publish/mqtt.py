@@ -31,7 +31,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge.clock import Clock
 from edge.config.model import MqttConfig, NodeConfig
 from edge.domain import OutgoingMessage
-from edge.errors import ConfigError
+from edge.errors import ConfigError, StateError
 from edge.outbox.store import Outbox
 from edge.publish.schema import InvalidMessageError, Schemas, iso_utc_ms, schema_id
 from edge.publish.topics import Topics
@@ -143,6 +143,11 @@ class MqttPublisher:
         self._paused_until = 0.0
         self._published = 0
         self._connect_failures = 0
+        # Acknowledged by the broker, but the disk refused their deletion: never sent again by this process
+        # (a restart sends them once more; receivers drop duplicates by id). Touched by the dispatcher only.
+        self._acked_unsaved: set[str] = set()
+        self._ack_retry_at = 0.0
+        self._state_error: str | None = None
 
     # -- public ----------------------------------------------------------------------------
 
@@ -161,6 +166,18 @@ class MqttPublisher:
         with self._lock:
             return self._published
 
+    @property
+    def acks_unsaved(self) -> int:
+        """Acknowledged messages whose deletion from the outbox the disk refused (retried; never re-sent)."""
+        with self._lock:
+            return len(self._acked_unsaved)
+
+    @property
+    def state_error(self) -> str | None:
+        """The outbox error the dispatcher last met (a full disk), None once it works again."""
+        with self._lock:
+            return self._state_error
+
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
 
@@ -173,8 +190,8 @@ class MqttPublisher:
         deadline = time.monotonic() + timeout_s
         while True:
             with self._lock:
-                inflight = self._inflight_n
-            if inflight == 0 and self._outbox.depth() == 0:
+                inflight, unsaved = self._inflight_n, len(self._acked_unsaved)
+            if inflight == 0 and self._outbox.depth() - unsaved <= 0:
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -367,12 +384,48 @@ class MqttPublisher:
                 sent = 0
                 if self.connected and not self._draining.is_set() and time.monotonic() >= self._paused_until:
                     sent = self._send_batch()
+                self._set_state_error(None)
                 if not sent:
                     self._wake.wait(0.1)
                     self._wake.clear()
+            except StateError as exc:  # the outbox's disk (full, failing): said once, retried, no traceback
+                self._set_state_error(str(exc))
+                self._stop.wait(1.0)
             except Exception:  # the dispatcher must survive and keep the outbox draining
                 log.exception("outbox dispatcher: unexpected error; retrying in 1 s")
                 self._stop.wait(1.0)
+
+    def _set_state_error(self, error: str | None) -> None:
+        with self._lock:
+            before, self._state_error = self._state_error, error
+        if error is not None and before is None:
+            log.error("outbox dispatcher: %s; retrying every second", error)
+        elif error is None and before is not None:
+            log.warning("outbox dispatcher: the outbox works again")
+
+    def _save_acks(self, done: list[str]) -> None:
+        """Delete acknowledged messages; when the disk refuses, keep their ids so they are not sent again, and
+        retry the deletion at most every 5 s."""
+        retry = time.monotonic() >= self._ack_retry_at
+        ids = done + (sorted(self._acked_unsaved) if retry else [])
+        if not ids or (not retry and not done):
+            return
+        try:
+            self._outbox.ack_many(ids)
+        except StateError as exc:
+            with self._lock:
+                first = not self._acked_unsaved
+                self._acked_unsaved.update(ids)
+            self._ack_retry_at = time.monotonic() + 5.0
+            if first:
+                log.error("MQTT: %s; %d acknowledged read(s) are kept from being sent again and deleted when the "
+                          "disk allows", exc, len(ids))
+            return
+        with self._lock:
+            saved = len(self._acked_unsaved & set(ids))
+            self._acked_unsaved.difference_update(ids)
+        if saved:
+            log.warning("MQTT: %d acknowledged read(s) deleted from the outbox at last", saved)
 
     def _process_acks(self) -> None:
         done: list[str] = []
@@ -390,8 +443,7 @@ class MqttPublisher:
                 log.error("MQTT: broker refused message %s: %s; it stays in the outbox, retry in %.0f s",
                           message_id, ack.reason, self._refused_retry_s)
                 self._paused_until = time.monotonic() + self._refused_retry_s
-        if done:
-            self._outbox.ack_many(done)
+        self._save_acks(done)
         with self._lock:
             self._published += len(done)
             self._inflight_n = len(self._inflight)
@@ -401,7 +453,7 @@ class MqttPublisher:
         if room <= 0:
             return 0
         sent = 0
-        for msg in self._outbox.pending(room, exclude=set(self._inflight.values())):
+        for msg in self._outbox.pending(room, exclude=set(self._inflight.values()) | self._acked_unsaved):
             if sent >= room:
                 break
             if not self._acceptable(msg):

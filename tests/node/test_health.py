@@ -117,7 +117,10 @@ def test_health_on_a_pi_has_every_measure_and_validates(tmp_path: Path) -> None:
             tmp_path, pi_tree(tmp_path), outbox=outbox, outbox_dropped=lambda: outbox.dropped.total,
             publisher=Published(), privacy_stats=lambda: {"redaction_failures": 1, "images_dropped": 2, "passes": 9},
             clock=ClockView(ClockState(True, 3.25, "chronyc")), oldest=lambda: {"logs": 12.0},
-            faults=lambda: {"notify_dropped": 4},
+            extras=lambda: {"notify_dropped": 4, "storage_error": "outbox: database or disk is full",
+                            "passes_unstored": 2, "acks_unsaved": 1, "outbox_set_aside": "outbox.sqlite.damaged-x",
+                            "audit_breaks": 1, "audit_unwritten": 3, "audit_head": {"n": 7, "hash": "c" * 64},
+                            "hotlist_problem": "expired", "decode_failures": 3, "frames_refused": 1},
         ).collect()
     Schemas().validate("health", full_message(body))
     assert body["fps_configured"] == 25.0

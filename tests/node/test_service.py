@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -249,13 +250,16 @@ def test_watchdog_pings_stop_when_the_frame_loop_stalls(systemd: FakeSystemd) ->
 
 def _run_service(node_config: Path, systemd: FakeSystemd, *, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """``edge-anpr run`` with the fake systemd reading its socket all the while, as systemd does (a default kernel
-    queues only 10 datagrams: read afterwards, the node's 11th notification would find the queue full)."""
+    queues only 10 datagrams: read afterwards, the node's 11th notification would find the queue full), under the
+    usual umask 022."""
     env = {"NOTIFY_SOCKET": systemd.name, "WATCHDOG_USEC": "100000"}  # ping at most every 50 ms
     stop = threading.Event()
     listener = systemd.listen(stop)
+    old = os.umask(0o022)
     try:
         return run_cli("run", "--config", str(node_config), env=env, timeout=timeout)
     finally:
+        os.umask(old)
         stop.set()
         listener.join(5)
 
@@ -277,6 +281,8 @@ def test_run_becomes_ready_pings_the_watchdog_publishes_health_and_stops_cleanly
     assert kinds.index("STOPPING") > ready
     health = json.loads((node.state / "health.json").read_text())
     assert health["fps_configured"] == 25.0
+    loose = {p.name: oct(p.stat().st_mode) for p in node.state.iterdir() if p.stat().st_mode & 0o077}
+    assert loose == {}, "every state file is the node's alone, whatever the umask"
     assert health["versions"]["models"]["tiny_ocr"]
     late = Subscriber(mosquitto.host, mosquitto.port, "anpr/site1/cam1/health").start()
     try:

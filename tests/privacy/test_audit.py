@@ -131,7 +131,7 @@ def test_cli_verify_exit_codes_and_json(tmp_path: Path, capsys: pytest.CaptureFi
     audit.configure_parser(parser)
     assert audit.main(parser.parse_args([str(path), "--json"])) == 0
     assert json.loads(capsys.readouterr().out) == {"file": str(path), "ok": True, "first_bad_line": None,
-                                                   "entries": N}
+                                                   "entries": N, "detail": None, "breaks": []}
     rewrite(path, lines(path)[1:])
     assert audit.main(parser.parse_args([str(path)])) == 1
     assert "BROKEN at line 1" in capsys.readouterr().out

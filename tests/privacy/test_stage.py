@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from edge.config.model import NodeConfig, PrivacyConfig
-from edge.domain import Box, FormatMatch, Image, PlateDetection, PlateRead, PlateText, Redaction, VehiclePass
+from edge.domain import AuditNote, Box, FormatMatch, Image, PlateDetection, PlateRead, PlateText, Redaction, VehiclePass
 from edge.privacy.redact import RedactionFailed
 from edge.privacy.stage import PrivacyStage
 
@@ -60,19 +60,6 @@ class SetHotlist:
 
     def match(self, plate: str, now: datetime) -> bool:
         return plate in self.plates
-
-
-class ListAudit:
-    def __init__(self, fail: bool = False) -> None:
-        self.entries: list[dict[str, Any]] = []
-        self.fail = fail
-
-    def append(self, *, read_id: str, fields: Sequence[str], image: bool, policy_version: str,
-               time: datetime) -> str:
-        if self.fail:
-            raise OSError(28, "No space left on device")
-        self.entries.append({"read_id": read_id, "fields": list(fields), "image": image, "policy": policy_version})
-        return "0" * 64
 
 
 def make_pass(plate: str = "AB12CDE", track_id: int = 3, t: datetime = T0) -> VehiclePass:
@@ -199,19 +186,12 @@ def test_pseudonymised_stage_reads_its_key_file_and_sends_no_plate_text(tmp_path
     assert set(payload(msg)) >= {"plate_hash", "key_id"}
 
 
-def test_every_message_is_audited_with_its_fields_and_image_flag() -> None:
-    audit = ListAudit()
-    s = stage(PrivacyConfig(image="plate_patch"), audit=audit)
+def test_every_message_carries_its_seq_and_the_audit_note_of_its_fields_and_image_flag() -> None:
+    s = stage(PrivacyConfig(image="plate_patch"), seq_start=5)
     msg = s.prepare(make_pass())
     assert msg is not None
-    assert audit.entries == [{"read_id": msg.message_id, "fields": sorted(payload(msg)), "image": True,
-                              "policy": s.policy_version}]
-
-
-def test_a_read_that_cannot_be_audited_does_not_leave() -> None:
-    s = stage(PrivacyConfig(), audit=ListAudit(fail=True))
-    assert s.prepare(make_pass()) is None
-    assert s.stats.audit_failures == 1
+    assert msg.seq == payload(msg)["seq"] == 5
+    assert msg.audit == AuditNote(fields=tuple(sorted(payload(msg))), image=True, policy_version=s.policy_version)
 
 
 def test_clock_unsynced_flag_is_passed_through() -> None:
@@ -287,6 +267,10 @@ def test_a_real_subscriber_receives_exactly_the_allowed_fields_in_every_mode(mos
 
 
 def test_stage_with_a_real_hotlist_and_audit_log_leaves_a_verifiable_trail(tmp_path: Any) -> None:
+    from edge.config.model import OutboxConfig
+    from edge.node.sequence import SequenceFile
+    from edge.outbox.ledger import Ledger
+    from edge.outbox.store import Outbox
     from edge.privacy.audit import AuditLog, verify
     from edge.privacy.hotlist import Hotlist
 
@@ -294,9 +278,15 @@ def test_stage_with_a_real_hotlist_and_audit_log_leaves_a_verifiable_trail(tmp_p
                                   grace=timedelta(hours=1), confusables=1)
     audit = AuditLog(tmp_path / "audit.jsonl")
     policy = PrivacyConfig(plate_mode="hotlist_only", hotlist_file="h", image="plate_patch")
-    s = stage(policy, hotlist=hotlist, audit=audit)
+    s = stage(policy, hotlist=hotlist)
     assert s.prepare(make_pass("AB12CDE")) is None
-    hit = payload(s.prepare(make_pass("XY5IZZZ")))  # I read for 1: one confusable, still a hit
+    message = s.prepare(make_pass("XY5IZZZ"))  # I read for 1: one confusable, still a hit
+    assert message is not None
+    with Outbox(tmp_path / "outbox.sqlite", OutboxConfig(), FakeClock()) as outbox:
+        ledger = Ledger(outbox, sequence=SequenceFile(tmp_path / "seq"), audit=audit, clock=FakeClock())
+        ledger.open()
+        ledger.put(message)
+    hit = payload(message)
     assert hit["hotlist_hit"] is True
     assert "image" in hit
     assert verify(audit.path) == (True, None)

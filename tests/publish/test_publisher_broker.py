@@ -263,3 +263,45 @@ def test_connected_stays_false_when_the_broker_refuses_the_connection(
         assert not pub.wait_connected(2)
         assert box.depth() == 1
     assert "refused the connection" in caplog.text
+
+
+class FullDiskOutbox(Outbox):
+    """A real outbox whose disk refuses deletions while ``full`` is set (as SQLite does on a full disk)."""
+
+    full = True
+
+    def ack_many(self, message_ids: list[str]) -> None:
+        if self.full:
+            from edge.errors import StateError
+
+            raise StateError("outbox: cannot delete acknowledged messages: database or disk is full")
+        super().ack_many(message_ids)
+
+
+def test_an_acknowledged_read_whose_delete_fails_is_not_sent_again_and_is_deleted_once_the_disk_allows(
+    mosquitto: MosquittoBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    node = node_config()
+    sub = Subscriber(mosquitto.host, mosquitto.port, "anpr/site1/cam1/reads").start()
+    with FullDiskOutbox(tmp_path / "outbox.sqlite", outbox_config(), SystemClock()) as box:
+        for seq in range(3):
+            box.put(make_read(node, seq))
+        with MqttPublisher(lab_mqtt(mosquitto.host, mosquitto.port), node, box, SystemClock(), "0.1.0") as pub:
+            assert pub.wait_connected(10)
+            assert pub.flush(10), "acknowledged is delivered, even if not yet deleted"
+            time.sleep(3.0)  # the old dispatcher sent it again about once a second
+            assert pub.acks_unsaved == 3
+            assert box.depth() == 3
+            box.full = False
+            deadline = time.monotonic() + 10
+            while box.depth() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert box.depth() == 0
+            assert pub.acks_unsaved == 0
+        got = sub.wait_for(3, 5)
+        time.sleep(0.3)
+    sub.stop()
+    assert seqs_of([m.payload for m in sub.messages]) == [0, 1, 2], "each delivered once"
+    assert "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.exc_info], "no traceback in the log"
+    assert len(got) == 3
