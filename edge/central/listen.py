@@ -35,7 +35,8 @@ from edge.central.intake import MAX_PAYLOAD_BYTES, Intake
 from edge.central.records import ReadRecord
 from edge.central.store import StoreSpec, open_store, parse_store
 from edge.central.writer import Delivery, ListenStats, Writer
-from edge.clock import SystemClock
+from edge.clock import Clock, SystemClock
+from edge.config.model import RetentionConfig
 from edge.errors import BrokerError, ConfigError, StateError
 from edge.publish.topics import all_nodes
 
@@ -70,6 +71,7 @@ class ListenOptions:
     receive_maximum: int = RECEIVE_MAXIMUM
     max_bytes: int = MAX_PAYLOAD_BYTES
     keepalive_s: int = 30
+    retention: RetentionConfig | None = field(default_factory=RetentionConfig)  # None: no purge (cron purges)
     filters: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -178,17 +180,20 @@ class _Session:
 
 
 def run_listen(options: ListenOptions, *, stop: threading.Event | None = None,
-               on_read: Callable[[ReadRecord], None] | None = None) -> ListenStats:
+               on_read: Callable[[ReadRecord], None] | None = None, clock: Clock | None = None) -> ListenStats:
     """Listen until ``stop`` is set, ``max_reads`` new reads were stored, or ``timeout_s`` passed.
 
     Raises BrokerError when the broker cannot be reached, refuses, or the TLS handshake fails, and
-    StateError when the store cannot be opened.
+    StateError when the store cannot be opened. ``clock`` stamps arrivals and drives retention.
     """
     stop = stop or threading.Event()
+    clock = clock or SystemClock()
     store = open_store(options.store)
+    purging = threading.Event()
+    purger = _start_retention(options, clock, purging)
     writer = Writer(store, max_batch=options.max_batch, queue_size=2 * options.receive_maximum,
                     max_reads=options.max_reads, on_read=on_read)
-    session = _Session(options, writer, Intake(SystemClock(), max_bytes=options.max_bytes))
+    session = _Session(options, writer, Intake(clock, max_bytes=options.max_bytes))
     writing = threading.Event()
     thread = threading.Thread(target=writer.run, args=(writing,), name="listen-writer", daemon=True)
     thread.start()
@@ -205,9 +210,27 @@ def run_listen(options: ListenOptions, *, stop: threading.Event | None = None,
         thread.join()
         session.disconnect()
         store.close()
+        purging.set()
+        if purger is not None:
+            purger.join(30)
     if writer.failed is not None:
         raise StateError(f"listen: the store writer failed: {writer.failed}")
     return writer.stats
+
+
+def _start_retention(options: ListenOptions, clock: Clock, stop: threading.Event) -> threading.Thread | None:
+    if options.retention is None:
+        return None
+    if options.store.kind == "jsonl":
+        log.warning("listen: JSON lines keep everything (no retention): use SQLite or PostgreSQL for a deployment")
+        return None
+    from edge.central.retention import describe, start_purging
+    from edge.central.store.sql import SqlStore
+
+    store = open_store(options.store)  # its own connection: purging never holds up the writer's batches
+    assert isinstance(store, SqlStore)
+    log.info("listen: retention: %s", describe(options.retention))
+    return start_purging(store, options.retention, clock, stop)
 
 
 class ReadShower:
@@ -262,6 +285,11 @@ exit codes: 0 ok, 2 bad options, 5 broker unreachable, refused or TLS failure, 6
     p.add_argument("--timeout", type=float, default=None, help="Exit after this many seconds.")
     p.add_argument("--connect-timeout", type=float, default=15.0,
                    help="Give up (exit 5) when the broker cannot be reached for this long at start (default 15).")
+    p.add_argument("--retention", type=Path, metavar="FILE",
+                   help="Retention at the centre: YAML with the keys of the node's privacy.retention (non_hit_reads_s, "
+                        "hit_reads_s, images_s, logs_s, purge_interval_s). Default: the node's defaults.")
+    p.add_argument("--no-purge", action="store_true",
+                   help="Do not purge here (run 'edge-anpr central purge' from cron, or another listener purges).")
     p.add_argument("--max-batch", type=int, default=500, help="Most messages written in one transaction.")
     p.add_argument("--max-bytes", type=int, default=MAX_PAYLOAD_BYTES,
                    help=f"Larger messages are dead letters (default {MAX_PAYLOAD_BYTES}).")
@@ -281,12 +309,17 @@ def options_from_args(args: argparse.Namespace) -> ListenOptions:
                           "central-2): its session keeps its share of the messages while it restarts")
     if args.share is not None and (not args.share or any(c in args.share for c in "/+#")):
         raise ConfigError(f"--share {args.share!r}: a share group name cannot be empty or hold '/', '+' or '#'")
+    retention: RetentionConfig | None = None
+    if not args.no_purge:
+        from edge.central.retention import load_retention
+
+        retention = load_retention(args.retention) if args.retention else RetentionConfig()
     topics: Sequence[str] = args.topic or [all_nodes("anpr", k) for k in ("reads", "status", "health")]
     return ListenOptions(
         host=args.host, port=args.port, tls=tls, store=parse_store(target, fmt=args.format, images=args.images),
         topics=tuple(topics), share=args.share, client_id=args.client_id or "edge-anpr-listen",
         max_reads=args.count, timeout_s=args.timeout, connect_timeout_s=args.connect_timeout,
-        max_batch=args.max_batch, max_bytes=args.max_bytes,
+        max_batch=args.max_batch, max_bytes=args.max_bytes, retention=retention,
     )
 
 

@@ -40,6 +40,8 @@ PLUGGED: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("eval", "plates"), "edge.evaluate.plates", "score plate detection and reading on a labelled folder"),
     (("audit", "verify"), "edge.privacy.audit", "check the hash chain of the audit log"),
     (("listen",), "edge.central.listen", "reference central subscriber: validate, de-duplicate, store reads"),
+    (("central", "purge"), "edge.central.retention",
+     "remove what the centre keeps past its retention (the node's classes), once; for cron"),
     (("bench", "outbox"), "edge.publish.bench", "measure outbox -> broker throughput and backlog drain"),
     (("bench", "central"), "edge.central.bench",
      "measure reads/s from Mosquitto into PostgreSQL through 1 and 3 shared-subscription listeners"),
