@@ -148,7 +148,7 @@ def _confidence(c: ReadContext) -> dict[str, Any]:
 
 
 # An allowed field always has a value: these stand where the node has none (never null).
-NO_DIRECTION = "unknown"  # the track did not move enough to tell
+NO_DIRECTION = "unknown"  # the track does not tell (it crossed the view, stood still, or was too short)
 NO_ZONE = "none"  # the pass was in no lane zone (or none is configured)
 
 

@@ -17,7 +17,10 @@ import numpy as np
 from edge.domain import Box, Image
 
 SMOOTHING = 0.6  # share of a new velocity measurement taken into the estimate
-MIN_SIZE_CHANGE = math.log(1.12)  # plate width change over a track that says approaching / receding
+MIN_SIZE_CHANGE = math.log(1.12)  # plate scale change over a track that says approaching / receding
+END_SIGHTINGS = 5  # sightings at each end of a track whose median size and place are compared
+MIN_DROP = 0.5  # plate heights down (up) the image that say approaching (receding) when the scale is unsure
+MAX_FLATNESS = 0.4  # vertical over horizontal motion below which the vehicle crosses the view instead
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,38 +63,77 @@ class Motion:
         return Motion(cx, cy, w, h, vx, vy, vlogw, at, self.observations + 1)
 
 
-def direction_of(times: Sequence[float], boxes: Sequence[Box]) -> tuple[str | None, float | None]:
-    """Approaching / receding from the fitted change of plate width, and the image-plane angle.
+def direction_of(
+    times: Sequence[float], boxes: Sequence[Box], frame_size: tuple[int, int] = (0, 0)
+) -> tuple[str | None, float | None]:
+    """Approaching / receding, and the image-plane angle of travel, from a track's sightings.
 
-    ``times`` in seconds. Least-squares fits over all sightings, so one bad box does not flip it.
-    None where the track is too short or the plate barely changes size (or barely moves, for the angle).
+    A fixed camera sees a plate grow as its vehicle comes nearer. The plate's scale is compared
+    between the start and the end of the track (the median of a few sightings at each end, so a
+    noisy box or a vehicle that stood still for a while does not hide the change), as the mean
+    change of log height and log width: height is what yaw leaves alone when a vehicle turns,
+    width what a short box leaves alone. Boxes that touch the frame's edge (``frame_size``, width
+    and height; (0, 0) when unknown) are cut, so they do not count for scale.
+
+    The plate's motion down or up the image says the same: a camera that looks along the road from
+    above sees an approaching vehicle move down the image and a receding one up, and by far more
+    (in plate heights) than the plate grows; it is what tells a close vehicle that drives out of
+    the bottom of the frame, or a plate that turns as it comes. Each cue is measured against its
+    own threshold (``MIN_SIZE_CHANGE``; ``MIN_DROP`` plate heights, on a path no flatter than
+    ``MAX_FLATNESS``: a vehicle that crosses the view is neither), and the stronger one decides
+    where they disagree (a stray box at one end of a short track can fake a change of scale).
+
+    ``times`` in seconds. None where the track is too short or tells nothing (or barely moves, for
+    the angle: 0 = moving right, 90 = down the image).
     """
     if len(boxes) < 3 or len(times) != len(boxes):
         return None, None
-    t = np.asarray(times, dtype=np.float64)
-    span = float(t.max() - t.min())
-    if span <= 0:
+    order = sorted(range(len(boxes)), key=lambda i: times[i])
+    if times[order[-1]] - times[order[0]] <= 0:
         return None, None
-    logw = np.log(np.asarray([max(1, b.w) for b in boxes], dtype=np.float64))
-    xs = np.asarray([b.centre[0] for b in boxes], dtype=np.float64)
-    ys = np.asarray([b.centre[1] for b in boxes], dtype=np.float64)
-    size_change = _slope(t, logw) * span
+    ordered = [boxes[i] for i in order]
+    whole = [b for b in ordered if not _touches_edge(b, frame_size)]
+    size_change = 0.0
+    if len(whole) >= 3:
+        first, last = _ends(whole)
+        size_change = (_median_log(last, "h") - _median_log(first, "h")
+                       + _median_log(last, "w") - _median_log(first, "w")) / 2.0
+    first, last = _ends(ordered)
+    (x0, y0), (x1, y1) = _median_centre(first), _median_centre(last)
+    dx, dy = x1 - x0, y1 - y0
+    height = float(np.median([max(1, b.h) for b in ordered]))
+    width = float(np.median([max(1, b.w) for b in ordered]))
+    scale = size_change / MIN_SIZE_CHANGE
+    drop = dy / (MIN_DROP * height) if abs(dy) >= MAX_FLATNESS * abs(dx) else 0.0
+    evidence = scale if abs(scale) >= abs(drop) else drop
     direction = None
-    if size_change > MIN_SIZE_CHANGE:
+    if evidence >= 1.0:
         direction = "approaching"
-    elif size_change < -MIN_SIZE_CHANGE:
+    elif evidence <= -1.0:
         direction = "receding"
-    vx, vy = _slope(t, xs), _slope(t, ys)
-    mean_w = float(np.exp(logw.mean()))
-    moved = math.hypot(vx, vy) * span
-    angle = round(math.degrees(math.atan2(vy, vx)), 1) if moved > 0.5 * mean_w else None
+    angle = round(math.degrees(math.atan2(dy, dx)), 1) if math.hypot(dx, dy) > 0.5 * width else None
     return direction, angle
 
 
-def _slope(t: np.ndarray, y: np.ndarray) -> float:
-    tc = t - t.mean()
-    denom = float((tc * tc).sum())
-    return float((tc * (y - y.mean())).sum() / denom) if denom > 0 else 0.0
+def _ends(boxes: Sequence[Box]) -> tuple[Sequence[Box], Sequence[Box]]:
+    """The first and the last few boxes of a track (a third of them, at most END_SIGHTINGS)."""
+    k = max(1, min(END_SIGHTINGS, len(boxes) // 3))
+    return boxes[:k], boxes[-k:]
+
+
+def _median_log(boxes: Sequence[Box], side: str) -> float:
+    return float(np.median([math.log(max(1, b.h if side == "h" else b.w)) for b in boxes]))
+
+
+def _median_centre(boxes: Sequence[Box]) -> tuple[float, float]:
+    return (float(np.median([b.centre[0] for b in boxes])), float(np.median([b.centre[1] for b in boxes])))
+
+
+def _touches_edge(box: Box, frame_size: tuple[int, int]) -> bool:
+    width, height = frame_size
+    if width <= 0 or height <= 0:
+        return False
+    return box.x <= 0 or box.y <= 0 or box.x + box.w >= width or box.y + box.h >= height
 
 
 def inside(polygon: Sequence[tuple[float, float]], x: float, y: float) -> bool:

@@ -2,8 +2,10 @@
 
 Each frame's sightings are matched to the open tracks by a score of three cues: overlap with the
 box each track predicts for this frame (constant velocity, so a track coasts through a few missed
-detections), distance from that prediction in plate widths, and text similarity with the track's
-reads (so two plates side by side, or crossing, keep their own tracks). Pairs are assigned
+detections; a track seen fewer than three times is looked for where it was last seen, as one stray
+box would give it a wild velocity), distance from that prediction in plate widths, and text
+similarity with the track's most confident and latest reads (so two plates side by side, or
+crossing, keep their own tracks). Pairs are assigned
 greedily, best score first, at most one sighting per track per frame.
 
 A track ends when unseen for ``max_gap_s``, or sooner (``exit_gap_s``) when its predicted box has
@@ -35,6 +37,7 @@ TEXT_MATCH = 0.7  # text similarity that lets a sighting join from farther away 
 TEXT_CONFLICT = 0.35  # below this similarity two reads of 4+ characters are different plates...
 SAME_PLACE_IOU = 0.3  # ...unless their boxes overlap this much (then it is one plate, misread)
 VALID_BEST = 1.5  # best-frame score factor for a read that fits a format
+MIN_MOTION_SIGHTINGS = 3  # sightings before a track's velocity is used to predict where it goes
 MAX_READS = 128  # reads a track keeps for voting (a long wait keeps every other one)
 
 
@@ -96,6 +99,23 @@ class _Track:
             self.best, self.best_score, self.overview = read, score, image
 
 
+def _predict(track: _Track, now: datetime) -> Box:
+    """Where the track's plate is expected at ``now``. A velocity from fewer than MIN_MOTION_SIGHTINGS
+    sightings is not trusted (one stray box beside the plate would send the prediction far away, or out
+    of the frame while the plate is still in it): such a track is looked for where it was last seen."""
+    if track.motion.observations >= MIN_MOTION_SIGHTINGS:
+        return track.motion.predict(now)
+    return track.last.detection.box
+
+
+def _text_similarity(track: _Track, text: str) -> float:
+    """How alike ``text`` is to the track's text: its most confident read's, or its latest read's (a
+    misread that fits a format can outweigh the true reads, yet the next read still follows the last)."""
+    if not text:
+        return 0.0
+    return max((similarity(t, text) for t in (track.text, track.last.text) if t), default=0.0)
+
+
 class PlateTracker:
     """Feeds on each frame's reads; returns the passes that are complete (and previews, if enabled)."""
 
@@ -145,7 +165,7 @@ class PlateTracker:
     def _assign(self, now: datetime, reads: list[PlateRead]) -> list[_Track | None]:
         pairs: list[tuple[float, int, int]] = []
         for ti, track in enumerate(self._tracks):
-            predicted = track.motion.predict(now)
+            predicted = _predict(track, now)
             gap_s = (now - track.last_seen).total_seconds()
             for ri, read in enumerate(reads):
                 score = self._score(track, predicted, gap_s, read)
@@ -173,7 +193,7 @@ class PlateTracker:
         (px, py), (bx, by) = predicted.centre, box.centre
         dist = math.hypot(px - bx, py - by) / max(1, predicted.w, box.w)
         reach = self.config.max_jump * (1.0 + 2.0 * gap_s)
-        text = similarity(track.text, read.text) if track.text and read.text else 0.0
+        text = _text_similarity(track, read.text)
         if iou < SAME_PLACE_IOU and min(len(track.text), len(read.text)) >= 4 and text < TEXT_CONFLICT:
             return None  # two well-read, different plates: another vehicle, however near
         if iou < self.config.match_iou and out_of_frame(predicted, *self._frame_size):
@@ -201,12 +221,11 @@ class PlateTracker:
         cfg = self.config
         gap, exit_gap = timedelta(seconds=cfg.max_gap_s), timedelta(seconds=cfg.exit_gap_s)
         delay = timedelta(seconds=cfg.max_delay_s)
-        width, height = self._frame_size
         done: list[VehiclePass] = []
         still: list[_Track] = []
         for track in self._tracks:
             unseen = now - track.last_seen
-            left = unseen >= exit_gap and out_of_frame(track.motion.predict(now), width, height)
+            left = unseen >= exit_gap and out_of_frame(_predict(track, now), *self._frame_size)
             if unseen > gap or left:
                 if (p := self._finish(track)) is not None:
                     done.append(p)
@@ -285,7 +304,8 @@ class PlateTracker:
             return None
         t0 = track.first_seen
         direction, angle = direction_of(
-            [(r.timestamp - t0).total_seconds() for r in track.reads], [r.detection.box for r in track.reads]
+            [(r.timestamp - t0).total_seconds() for r in track.reads], [r.detection.box for r in track.reads],
+            self._frame_size,
         )
         zone = min(track.zones, key=lambda z: (-track.zones[z], z)) if track.zones else None
         return VehiclePass(

@@ -213,3 +213,27 @@ def test_a_plate_appearing_where_another_just_left_is_another_vehicle() -> None:
                    for i in range(17, 60, 3)})
     passes = run(PlateTracker(TrackConfig()), frames, 100)
     assert sorted(p.plate for p in passes) == ["LL26NOO", "W8CLU"]
+
+
+def test_a_stray_box_before_the_plate_does_not_split_its_track() -> None:
+    # the toll-lane red car: a one-character stray box far above the plate, then the plate four frames
+    # later; a velocity from those two would send the track out of the frame while the plate comes down
+    frames = {0: [sighting("1", 0, 574, 280, 112, valid=False)],
+              4: [sighting("34A23126", 4, 532, 545, 88, valid=False)]}
+    for i in range(9, 25):
+        frames[i] = [sighting("34A23126", i, 494 - 12 * (i - 9), 584 + 7 * (i - 9), 80, valid=False)]
+    passes = final(run(PlateTracker(TrackConfig()), frames, 60))
+    assert [(p.plate, p.sightings, p.direction) for p in passes] == [("34A23126", 18, "approaching")]
+
+
+def test_a_misread_that_fits_a_format_does_not_split_the_track() -> None:
+    # a foreign plate: its one read that fits a UK format outweighs the true reads, yet the partial
+    # reads that follow still continue the track (they follow its latest read)
+    texts = ["34A23126", "2312G", "34A23126", "34A23126", "34A231", "34A231", "34A23126", "34A2312"]
+    frames = {}
+    for i, text in enumerate(texts):
+        partial = len(text) == 6  # a short box over the left of the plate, a little low
+        x, y = 500 - 20 * i - (14 if partial else 0), 500 + 14 * i + (9 if partial else 0)
+        frames[i] = [sighting(text, i, x, y, 48 if partial else 76, valid=text == "2312G")]
+    passes = final(run(PlateTracker(TrackConfig()), frames, 40))
+    assert [(p.plate, p.sightings) for p in passes] == [("34A23126", len(texts))]
