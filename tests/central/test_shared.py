@@ -7,14 +7,24 @@ Restart=always does): every read is a row, none is stored twice, and each listen
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from support.broker import MosquittoBroker
+from support.pki import OPENSSL, TestPki, tls_listener_lines
+from support.reads import make_read, node_config, outbox_config
 
 from edge.central.bench import run_once
+from edge.central.listen import ListenOptions, ListenStats, ListenTls, run_listen
 from edge.central.store import open_store, parse_store
 from edge.cli import main as cli_main
+from edge.clock import SystemClock
+from edge.config.model import MqttConfig, TlsConfig
+from edge.outbox.store import Outbox
+from edge.publish.mqtt import MqttPublisher
 
 pytestmark = pytest.mark.integration
 
@@ -57,3 +67,30 @@ def test_bench_central_prints_reads_per_second_and_losses_as_json(
     (run,) = out["runs"]
     assert (run["listeners"], run["reads"], run["lost"], run["stored_twice"]) == (1, 300, 0, 0)
     assert run["reads_per_s"] > 0
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl is needed to make the test CA")
+def test_a_shared_subscription_passes_the_example_acl_over_tls(
+    mosquitto_factory: Callable[..., MosquittoBroker], tmp_path: Path
+) -> None:
+    pki = TestPki(tmp_path / "pki")
+    broker = mosquitto_factory(listener_lines=tls_listener_lines(pki, tmp_path, "localhost"))
+    central, node = pki.issue("central", "central"), pki.issue("node1", "site1/cam1")
+    out = tmp_path / "c.sqlite"
+    options = ListenOptions("localhost", broker.port, parse_store(str(out)), share="central",
+                            client_id="central-1", tls=ListenTls(pki.ca_file, central.cert_file, central.key_file),
+                            max_reads=3, timeout_s=15)
+    stats: list[ListenStats] = []
+    thread = threading.Thread(target=lambda: stats.append(run_listen(options)))
+    thread.start()
+    time.sleep(1.0)
+    tls = TlsConfig(ca_file=pki.ca_file, cert_file=node.cert_file, key_file=node.key_file)
+    mqtt = MqttConfig(host="localhost", port=broker.port, tls=tls)
+    node_cfg = node_config("site1", "cam1")
+    with Outbox(tmp_path / "o.sqlite", outbox_config(), SystemClock()) as box:
+        for seq in range(3):
+            box.put(make_read(node_cfg, seq))
+        with MqttPublisher(mqtt, node_cfg, box, SystemClock(), "1.0") as pub:
+            assert pub.flush(10)
+    thread.join(20)
+    assert stats[0].stored == 3
