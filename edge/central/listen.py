@@ -190,7 +190,7 @@ def run_listen(options: ListenOptions, *, stop: threading.Event | None = None,
     clock = clock or SystemClock()
     store = open_store(options.store)
     purging = threading.Event()
-    purger = _start_retention(options, clock, purging)
+    purger: threading.Thread | None = None
     writer = Writer(store, max_batch=options.max_batch, queue_size=2 * options.receive_maximum,
                     max_reads=options.max_reads, on_read=on_read)
     session = _Session(options, writer, Intake(clock, max_bytes=options.max_bytes))
@@ -198,6 +198,7 @@ def run_listen(options: ListenOptions, *, stop: threading.Event | None = None,
     thread = threading.Thread(target=writer.run, args=(writing,), name="listen-writer", daemon=True)
     thread.start()
     try:
+        purger = _start_retention(options, clock, purging)
         session.connect()
         deadline = None if options.timeout_s is None else time.monotonic() + options.timeout_s
         while not (stop.is_set() or writer.done.is_set()):

@@ -82,3 +82,26 @@ def test_listen_cli_refuses_a_share_group_without_a_client_id_of_its_own(tmp_pat
     args = parser.parse_args(["--insecure-lab-mode", "--store", str(tmp_path / "x.sqlite"), "--share", "central"])
     with pytest.raises(ConfigError, match="--client-id"):
         main(args)
+
+
+def test_print_shows_each_stored_read_and_where_its_image_file_is(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import base64
+
+    from edge.central.images import ImageFiles
+    from edge.central.intake import Intake
+    from edge.central.listen import ReadShower
+    from edge.central.records import ReadRecord
+    from edge.clock import SystemClock
+
+    image = {"kind": "plate_patch", "content_type": "image/jpeg", "width": 10, "height": 4,
+             "data": base64.b64encode(b"\xff\xd8x\xff\xd9").decode(),
+             "redaction": {"detector": "d", "model_sha256": "0" * 64, "threshold": 0.3, "regions": 2,
+                           "second_pass_faces": 0}}
+    record = Intake(SystemClock()).judge("anpr/site1/cam1/reads",
+                                         make_read(node_config(), 7, extra={"image": image}).payload)
+    assert isinstance(record, ReadRecord)
+    ReadShower(ImageFiles(tmp_path / "images"))(record)
+    line = capsys.readouterr().out
+    assert "seq    7" in line and "AB07CDE" in line and "conf 0.90" in line
+    assert f"image {tmp_path / 'images'}/" in line and f"{record.id}.jpg (plate_patch, 2 face regions" in line
