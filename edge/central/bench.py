@@ -31,7 +31,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from edge.errors import BrokerError, StateError
+from edge.central.store import without_password
+from edge.errors import BrokerError, ConfigError, StateError
 
 NODES = tuple((f"site{s}", f"cam{c}") for s in range(5) for c in range(4))  # 20 simulated nodes
 
@@ -215,6 +216,9 @@ def _servers(args: argparse.Namespace, workdir: Path) -> Iterator[tuple[str, int
         from edge.central.store import open_store, parse_store
 
         open_store(parse_store(url, images=workdir / "images")).close()  # migrate once, before the listeners
+        if args.store and _count(url)[0]:
+            raise ConfigError(f"bench central empties the reads table between runs: give --store an empty database"
+                              f" ({without_password(url)} holds reads)")
         yield host, port, url
 
 
@@ -225,7 +229,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-bytes", type=int, default=0, help="Add an image of this many bytes to every read.")
     p.add_argument("--host", help="Lab broker (plain TCP). Default: start a Mosquitto on 127.0.0.1.")
     p.add_argument("--port", type=int, default=1883, help="Lab broker port.")
-    p.add_argument("--store", metavar="URL", help="PostgreSQL to write into (its reads table is emptied!). "
+    p.add_argument("--store", metavar="URL", help="An empty PostgreSQL database to write into (emptied between runs). "
                    "Default: a throw-away server on 127.0.0.1 (Debian's postgresql).")
     p.add_argument("--no-fsync", action="store_true", help="Throw-away server with fsync off (not a real figure).")
     p.add_argument("--json", action="store_true", help="Print one JSON object.")
@@ -234,8 +238,6 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     counts = [int(c) for c in str(args.listeners).split(",") if c.strip()]
     if not counts or min(counts) < 1:
-        from edge.errors import ConfigError
-
         raise ConfigError(f"--listeners {args.listeners!r}: give counts of at least 1, e.g. 1,3")
     workdir = Path(tempfile.mkdtemp(prefix="edge-anpr-bench-central-"))
     results: list[RunResult] = []

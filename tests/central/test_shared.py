@@ -94,3 +94,16 @@ def test_a_shared_subscription_passes_the_example_acl_over_tls(
             assert pub.flush(10)
     thread.join(20)
     assert stats[0].stored == 3
+
+
+def test_bench_central_refuses_a_database_that_holds_reads(postgres_url: str, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.central.bench import read_payloads
+    from edge.central.intake import Intake
+
+    store = open_store(parse_store(postgres_url, images=tmp_path / "images"))
+    store.write([Intake(SystemClock()).judge(topic, payload) for topic, payload, _ in read_payloads(1)])
+    store.close()
+    code = cli_main(["bench", "central", "--host", "127.0.0.1", "--port", "1", "--store", postgres_url])
+    assert code == 2
+    assert "give --store an empty database" in capsys.readouterr().err

@@ -21,7 +21,7 @@ from edge.errors import ConfigError
 
 StoreKind = Literal["postgresql", "sqlite", "jsonl"]
 
-__all__ = ["CentralStore", "StoreSpec", "StoreUnavailableError", "open_store", "parse_store"]
+__all__ = ["CentralStore", "StoreSpec", "StoreUnavailableError", "open_store", "parse_store", "without_password"]
 
 
 class CentralStore(Protocol):
@@ -38,11 +38,11 @@ class StoreSpec:
 
     def describe(self) -> str:
         if self.kind == "postgresql":
-            return f"PostgreSQL {_without_password(self.target)}"
+            return f"PostgreSQL {without_password(self.target)}"
         return f"{self.kind} {self.target}"
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
     head, sep, tail = url.partition("@")
     if not sep or "://" not in head:
         return url
