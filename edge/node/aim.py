@@ -2,10 +2,17 @@
 
 OpenALPR's camera guide: European plates need about 90 px of width (at the resolution the plate is
 read at: here the ``main`` stream) for reliable reads, and there is no gain beyond about 250 px;
-wider than that only narrows the field of view. ``aim`` runs the node's own plate detector over
-the configured camera for a number of frames, reports the widths it saw, and writes an annotated
-still (boxes, widths, a 90 px ruler). The still shows the street, so faces in it are redacted with
-the node's face model first; if that model cannot run, no still is written unless ``--unredacted``.
+wider than that only narrows the field of view. ``aim`` finds and reads plates exactly as the node
+does (:class:`edge.read.finder.PlateFinder`: the configured detector, its second look, the OCR and the
+registration formats) over the configured camera, or over a video, image folder, stream or single
+image given on the command line, and measures only *plates*: from a camera or a recording, the vehicle
+passes the node would publish (tracked and voted by the node's own tracker, fitting one of its formats,
+or any with ``read.publish_unfitted``), each measured once, in the frame it was read best; from a single
+image, the boxes whose read fits a format. Boxes on signs, walls and booths are counted but never
+measured, and with no plate read it says so instead of advising on false boxes. It
+writes an annotated still (plates with their widths, other boxes in thin orange, a 90 px ruler). The still
+shows the street, so faces in it are redacted with the node's face model first; if that model cannot
+run, no still is written unless ``--unredacted``.
 """
 
 from __future__ import annotations
@@ -15,39 +22,52 @@ import json
 import logging
 import statistics
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edge.config import Config, load_config
-from edge.detect import PlateDetector
-from edge.domain import Box, Frame, Image, PlateDetection
+from edge.domain import Box, Frame, Image, PlateRead, VehiclePass
 from edge.errors import ModelError, SourceError
+from edge.read.finder import PlateFinder, Sighting
+from edge.read.formats import FormatSet
+from edge.track import PlateTracker
 
 log = logging.getLogger(__name__)
 
 MIN_PLATE_PX = 90  # OpenALPR camera guide, European plates
 MAX_USEFUL_PX = 250  # no gain beyond this
+CAMERA_FRAMES = 250  # frames looked at from a camera or stream by default (10 s at 25 fps)
+DEFAULT_CONFIG = "/etc/edge-anpr/config.yaml"
+STILL_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @dataclass(frozen=True, slots=True)
 class AimReport:
     frames: int
-    widths: tuple[int, ...]  # full-resolution plate widths, one per detection
+    widths: tuple[int, ...]  # full-resolution widths of the boxes that read as plates, one per sighting
+    boxes: int = 0  # every box the detectors proposed, plates or not
+    formats: tuple[str, ...] = ()  # the formats a plate must fit (for the advice when none did)
 
     @property
     def median(self) -> float | None:
         return float(statistics.median(self.widths)) if self.widths else None
 
     def verdict(self) -> tuple[bool, str]:
-        """(good enough, what to do): judged on the median width of the plates seen."""
+        """(good enough, what to do): judged on the median width of the plates read, never on other boxes."""
         median = self.median
         if median is None:
-            return False, (f"no plate seen in {self.frames} frames: check the camera points at the lane, "
-                           f"then run again while traffic passes")
+            seen = (f"{self.boxes} box(es) were found but none read as a plate"
+                    + (f" of the allowed formats ({', '.join(self.formats)})" if self.formats else "")
+                    if self.boxes else "no plate-like box was found")
+            return False, (f"no plate read in {self.frames} frame(s): {seen}. Check the camera points at the lane "
+                           f"and run again while traffic passes; if plates here are of other formats, set "
+                           f"read.formats")
         if median < MIN_PLATE_PX:
             return False, (f"plates are {median:.0f} px wide, below the {MIN_PLATE_PX} px needed: zoom in or mount "
                            f"the camera closer to the lane")
@@ -57,15 +77,22 @@ class AimReport:
         return True, f"plates are {median:.0f} px wide: within {MIN_PLATE_PX}-{MAX_USEFUL_PX} px, good"
 
 
-def full_resolution(frame: Frame, found: Iterable[PlateDetection]) -> list[Box]:
-    sx, sy = frame.scale
-    return [d.box.scaled(sx, sy) for d in found]
+def reads_as_plate(sighting: Sighting, *, unfitted: bool = False, min_chars: int = 2) -> bool:
+    """Whether a box read as a plate the node would publish: its read fits an allowed format, or (``unfitted``:
+    read.publish_unfitted) it is a confident read of at least ``min_chars`` characters."""
+    if sighting.fits:
+        return True
+    read = sighting.read
+    return unfitted and read is not None and read.match is not None and len(read.match.text) >= min_chars
 
 
-def annotate(image: Image, boxes: Iterable[Box]) -> Image:
-    """A copy of ``image`` with each plate box, its width in px (green when >= 90 px, red below) and a ruler."""
+def annotate(image: Image, plates: Iterable[Box], others: Iterable[Box] = ()) -> Image:
+    """A copy of ``image`` with each plate's box and width in px (green when >= 90 px, red below), the boxes that
+    did not read as plates in thin orange, and a 90 px ruler."""
     out = image.copy()
-    for box in boxes:
+    for box in others:
+        cv2.rectangle(out, (box.x, box.y), (box.x + box.w, box.y + box.h), (0, 165, 255), 1)
+    for box in plates:
         colour = (0, 200, 0) if box.w >= MIN_PLATE_PX else (0, 0, 230)
         cv2.rectangle(out, (box.x, box.y), (box.x + box.w, box.y + box.h), colour, 2)
         cv2.putText(out, f"{box.w}px", (box.x, max(12, box.y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1,
@@ -79,26 +106,75 @@ def annotate(image: Image, boxes: Iterable[Box]) -> Image:
     return np.asarray(out, dtype=np.uint8)
 
 
-def survey(frames: Iterable[Frame], detector: PlateDetector, max_frames: int) -> tuple[AimReport, Frame | None,
-                                                                                         list[Box]]:
-    """Detect plates in up to ``max_frames`` frames; returns the report and the frame with the widest plate."""
+@dataclass(frozen=True, slots=True)
+class Survey:
+    report: AimReport
+    image: Image | None  # the still: the frame of the widest plate read (with none read, the most boxes)
+    plates: tuple[Box, ...]  # the plates read in that frame
+    others: tuple[Box, ...]  # that frame's boxes that did not read as plates
+
+
+def survey(
+    frames: Iterable[Frame],
+    finder: PlateFinder,
+    max_frames: int | None,
+    *,
+    tracker: PlateTracker | None = None,
+    is_plate: Callable[[Sighting], bool] = reads_as_plate,
+    unfitted: bool = False,
+    formats: tuple[str, ...] = (),
+) -> Survey:
+    """Find and read plates in up to ``max_frames`` frames (None: all). Only plates are measured.
+
+    With a ``tracker`` (a camera or a recording) a plate is a vehicle pass the node would publish: tracked over
+    frames, voted, fitting a format (any, with ``unfitted``), measured in the frame it was read best, once per
+    vehicle. Without one (a single image) it is a box whose read ``is_plate``.
+    """
     widths: list[int] = []
-    best: tuple[int, Frame | None, list[Box]] = (-1, None, [])
-    count = 0
+    boxes_in: dict[int, tuple[Box, ...]] = {}  # frame index -> every box found in it (for the still)
+    count = boxes = 0
+    best: tuple[tuple[int, int], Survey] | None = None
+    passes: list[VehiclePass] = []
     for frame in frames:
         count += 1
-        boxes = full_resolution(frame, detector.detect(frame.lores))
-        widths.extend(b.w for b in boxes)
-        widest = max((b.w for b in boxes), default=0)
-        if best[1] is None or widest > best[0]:
-            best = (widest, frame, boxes)
-        if count >= max_frames:
+        finding = finder.find(frame.image, frame.lores, frame.timestamp.date())
+        found = tuple(s.detection.box for s in finding.sightings)
+        boxes += len(found)
+        if tracker is not None:
+            boxes_in[frame.index] = found
+            passes += tracker.update(frame.timestamp, _reads(frame, finding.sightings), frame.image)
+            plates: tuple[Box, ...] = ()
+        else:
+            plates = tuple(s.detection.box for s in finding.sightings if is_plate(s))
+            widths.extend(b.w for b in plates)
+        key = (max((b.w for b in plates), default=0), len(found))
+        if best is None or key > best[0]:
+            best = (key, Survey(AimReport(0, ()), frame.image, plates, tuple(b for b in found if b not in plates)))
+        if max_frames is not None and count >= max_frames:
             break
-    return AimReport(count, tuple(widths)), best[1], best[2]
+    if tracker is not None:
+        passes += tracker.flush()
+        read = [p for p in passes if not p.preview and (p.format_name is not None or unfitted)]
+        widths = [p.best.detection.box.w for p in read]
+        if read:
+            widest = max(read, key=lambda p: p.best.detection.box.w)
+            plate = widest.best.detection.box
+            others = tuple(b for b in boxes_in.get(widest.best.frame_index, ()) if b != plate)
+            best = ((plate.w, 0), Survey(AimReport(0, ()), widest.overview, (plate,), others))
+    report = AimReport(count, tuple(widths), boxes, formats)
+    if best is None:
+        return Survey(report, None, (), ())
+    return Survey(report, best[1].image, best[1].plates, best[1].others)
 
 
-def write_still(path: Path, frame: Frame, boxes: list[Box], config: Config, *, unredacted: bool) -> str:
-    image = frame.image
+def _reads(frame: Frame, sightings: Iterable[Sighting]) -> list[PlateRead]:
+    """The reads the node's tracker takes from a frame's sightings (as the pipeline makes them)."""
+    return [PlateRead(frame.index, frame.timestamp, s.detection, s.read.text, s.read.match, s.read.crop)
+            for s in sightings if s.read is not None and s.read.match is not None]
+
+
+def write_still(path: Path, image: Image, plates: Iterable[Box], others: Iterable[Box], config: Config, *,
+                unredacted: bool) -> str:
     if not unredacted:
         from edge.app import node_redactor
 
@@ -111,48 +187,112 @@ def write_still(path: Path, frame: Frame, boxes: list[Box], config: Config, *, u
     else:
         note = "NOT redacted (--unredacted)"
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), annotate(image, boxes)):
+    if not cv2.imwrite(str(path), annotate(image, plates, others)):
         raise OSError(f"cannot write {path}")
     return note
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", default="/etc/edge-anpr/config.yaml", help="config (default: %(default)s)")
-    parser.add_argument("--frames", type=int, default=250, help="frames to look at (default: %(default)s, 10 s)")
+    parser.description = (
+        "Measure how wide plates appear (px at the reading resolution) and write an annotated still: from the "
+        "configured camera, or from a video, image folder, stream URL or single image given as SOURCE. Only "
+        "boxes that read as plates of the node's formats count; signs and other text are counted apart."
+    )
+    parser.add_argument("source", nargs="?", metavar="SOURCE",
+                        help="a video file, image file, image folder or stream URL instead of the configured camera "
+                             "(without --config: the replay's lab defaults)")
+    parser.add_argument("--config", "-c", default=None,
+                        help=f"config (default: {DEFAULT_CONFIG}; with SOURCE: the lab defaults)")
+    parser.add_argument("--frames", type=int, default=None,
+                        help=f"frames to look at (default: {CAMERA_FRAMES} from a camera or stream, 10 s; every "
+                             f"frame of a file)")
     parser.add_argument("--out", default="aim.jpg", help="annotated still (default: %(default)s)")
     parser.add_argument("--unredacted", action="store_true", help="write the still without face redaction (bench)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def main(args: argparse.Namespace) -> int:
-    from edge.app import build_source
-    from edge.clock import SystemClock
-    from edge.detect.factory import build_detector
+def aim_config(source: str | None, config_file: str | None) -> Config:
+    """The node's config (``config_file``, default DEFAULT_CONFIG); with ``source``, its capture replaced by that
+    source, and without ``config_file`` the replay's lab defaults (the models from the project)."""
+    if source is None:
+        return load_config(config_file or DEFAULT_CONFIG)
+    if "://" not in source and not Path(source).exists():
+        raise SourceError(f"{source!r} does not exist (a video file, image file, image folder or stream URL)")
+    from edge.cli.commands import replay_config  # the same config a replay of this source runs with
 
-    config = load_config(args.config)
-    if args.frames < 1:
+    return replay_config(argparse.Namespace(source=source, config=config_file, start=None, fps=None,
+                                            realtime=False, state_dir=None, broker=None))
+
+
+def still_frame(path: Path, lores_size: tuple[int, int]) -> Frame:
+    """A single image as a frame (timed now)."""
+    from edge.capture.video import make_lores
+
+    raw = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if raw is None:
+        raise SourceError(f"image {str(path)!r} cannot be decoded")
+    image = np.ascontiguousarray(raw, dtype=np.uint8)
+    return Frame(0, datetime.now(UTC), image, make_lores(image, lores_size))
+
+
+def _finder(config: Config, *, single_image: bool) -> PlateFinder:
+    """The node's own find-and-read path, as configured (a single image gets the second look, as in eval)."""
+    from edge.detect.factory import build_detector, build_second_look
+    from edge.read.factory import build_reader
+
+    formats = FormatSet.load(config.read.formats, config.read.formats_file)
+    return PlateFinder(build_detector(config.detect), build_reader(config.read, formats=formats), formats,
+                       min_confidence=config.read.min_confidence, second_look=build_second_look(config.detect),
+                       second_look_every=1 if single_image else config.detect.second_look_every)
+
+
+def _frames(config: Config, source: str | None) -> tuple[Iterator[Frame], int | None]:
+    """The frames to survey and how many at most by default (a camera's or stream's: CAMERA_FRAMES)."""
+    from edge.app import LIVE_SOURCES, build_source
+    from edge.clock import SystemClock
+
+    if source is not None and Path(source).is_file() and Path(source).suffix.lower() in STILL_SUFFIXES:
+        return iter([still_frame(Path(source), config.capture.lores_size)]), 1
+    limit = CAMERA_FRAMES if config.capture.source in LIVE_SOURCES else None
+    return build_source(config, SystemClock()).frames(), limit
+
+
+def main(args: argparse.Namespace) -> int:
+    config = aim_config(args.source, args.config)
+    if args.frames is not None and args.frames < 1:
         raise SourceError(f"--frames {args.frames}: must be at least 1")
-    detector = build_detector(config.detect)  # the node's own detector, as configured
-    frames = build_source(config, SystemClock()).frames()
+    frames, default_limit = _frames(config, args.source)
+    single = default_limit == 1
+    finder = _finder(config, single_image=single)
+    tracker = None if single else PlateTracker(config.track, FormatSet.load(config.read.formats,
+                                                                            config.read.formats_file))
+    rule = partial(reads_as_plate, unfitted=config.read.publish_unfitted, min_chars=config.track.min_chars)
     try:
-        report, frame, boxes = survey(frames, detector, args.frames)
+        found = survey(frames, finder, args.frames or default_limit, tracker=tracker, is_plate=rule,
+                       unfitted=config.read.publish_unfitted, formats=config.read.formats)
     finally:
         close = getattr(frames, "close", None)
         if callable(close):
             close()  # releases the camera
-    if frame is None:
-        raise SourceError(f"capture source {config.capture.source!r} gave no frame")
-    note = write_still(Path(args.out), frame, boxes, config, unredacted=args.unredacted)
+    if found.image is None:
+        raise SourceError(f"capture source {args.source or config.capture.source!r} gave no frame")
+    note = write_still(Path(args.out), found.image, found.plates, found.others, config, unredacted=args.unredacted)
+    report = found.report
     ok, advice = report.verdict()
-    result = {"frames": report.frames, "plates": len(report.widths), "median_px": report.median,
-              "min_px": min(report.widths, default=None), "max_px": max(report.widths, default=None),
-              "ok": ok, "advice": advice, "still": args.out, "still_note": note}
+    what = "box(es) in the image" if single else "vehicle(s)"
+    result = {"frames": report.frames, "boxes": report.boxes, "plates": len(report.widths), "counted": what,
+              "median_px": report.median, "min_px": min(report.widths, default=None),
+              "max_px": max(report.widths, default=None), "ok": ok, "advice": advice, "still": args.out,
+              "still_note": note}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{report.frames} frames, {len(report.widths)} plate sightings; width px: median {result['median_px']}, "
-              f"min {result['min_px']}, max {result['max_px']}")
+        print(f"{report.frames} frame(s), {report.boxes} box(es) found; plates read: {len(report.widths)} {what} "
+              f"(other boxes, such as signs, walls and text that fits no allowed format, are not measured)")
+        if report.widths:
+            print(f"plate width px (as read best{'' if single else ', one per vehicle'}): median "
+                  f"{result['median_px']}, min {result['min_px']}, max {result['max_px']}")
         print(("OK: " if ok else "ADJUST: ") + advice)
-        print(f"annotated still: {args.out} ({note})")
+        print(f"annotated still: {args.out} ({note}; plates boxed with their width, other boxes in thin orange)")
     sys.stdout.flush()
     return 0
