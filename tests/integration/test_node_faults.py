@@ -1,0 +1,106 @@
+"""The whole node (``edge-anpr run``: real pipeline, outbox, audit log, sequence file, real Mosquitto) under
+SIGKILL: between each pair of its writes, and at random moments. Afterwards every committed read was delivered,
+no sequence number went to two reads, and the audit log lists exactly what was delivered, with no break."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import pytest
+from support.broker import MosquittoBroker, Subscriber
+
+from edge.outbox.store import recorded_audit_head
+from edge.privacy.audit import check
+from edge.sample.scene import default_scene, render_frames
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CHILD = ROOT / "tests" / "support" / "crash_node.py"
+WINDOWS = ("seq", "commit", "torn", "head", "written", "published", "ack")
+
+
+@pytest.fixture(scope="module")
+def camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder camera: the sample scene (6 vehicles) at 640x360, read by the small CTC reader."""
+    folder = tmp_path_factory.mktemp("camera")
+    spec = replace(default_scene(11, 6), width=640, height=360)
+    for i, frame in enumerate(render_frames(spec)):
+        cv2.imwrite(str(folder / f"{i:05d}.jpg"), frame)
+    return folder
+
+
+def node_config(tmp_path: Path, camera: Path, broker: MosquittoBroker) -> Path:
+    config = tmp_path / "node.yaml"
+    config.write_text(
+        f"node: {{site: site1, camera: cam1, state_dir: '{tmp_path / 'state'}'}}\n"
+        f"capture: {{source: images, path: '{camera}', fps: 25, lores_size: [640, 360], main_size: [640, 360]}}\n"
+        "detect: {backend: contour, second_look: none}\n"
+        f"read: {{model: '{ROOT / 'models/plate_ocr.tflite'}', manifest: '{ROOT / 'models/manifest.json'}'}}\n"
+        "privacy: {image: none}\n"
+        f"mqtt: {{host: {broker.host}, port: {broker.port}, insecure_lab_mode: true}}\n"
+    )
+    return config
+
+
+def run_node(config: Path, point: str, k: int, *, kill_after_s: float | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'tests'}")
+    for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        env.pop(name, None)
+    proc = subprocess.Popen([sys.executable, str(CHILD), str(config), point, str(k)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=kill_after_s)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        out, err = proc.communicate(timeout=30)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_sigkill_between_every_pair_of_writes_and_at_random_loses_no_read_and_repeats_no_seq(
+    mosquitto: MosquittoBroker, camera: Path, tmp_path: Path
+) -> None:
+    rng = random.Random(12)
+    config = node_config(tmp_path, camera, mosquitto)
+    sub = Subscriber(mosquitto.host, mosquitto.port, "anpr/site1/cam1/reads").start()
+    plan = [(point, rng.randint(1, 3), None) for point in WINDOWS]
+    plan += [("none", 0, rng.uniform(2.0, 6.0)) for _ in range(3)]  # SIGKILL from outside at a random moment
+    try:
+        for point, k, kill_after in plan:
+            done = run_node(config, point, k, kill_after_s=kill_after)
+            assert done.returncode == -signal.SIGKILL, (point, k, done.returncode, done.stderr[-2000:])
+            assert "Traceback" not in done.stderr, done.stderr[-3000:]
+        final = run_node(config, "none", 0, kill_after_s=120)
+        assert final.returncode == 0, final.stderr[-3000:]
+        assert "Traceback" not in final.stderr
+        time.sleep(0.5)
+    finally:
+        sub.stop()
+
+    state = tmp_path / "state"
+    delivered: dict[str, int] = {}
+    for message in sub.messages:
+        body = json.loads(message.payload)
+        delivered[body["id"]] = body["seq"]
+    seqs = list(delivered.values())
+    assert len(seqs) == len(set(seqs)), "a sequence number went to two different reads"
+    entries = [json.loads(line) for line in (state / "audit.jsonl").read_text().splitlines()]
+    audited = [e["read_id"] for e in entries if e["kind"] == "read"]
+    assert len(audited) == len(set(audited))
+    assert set(audited) == set(delivered), "the audit log lists exactly what was delivered"
+    assert len(delivered) >= 10, "the runs got far enough to commit reads"
+    report = check(state / "audit.jsonl", recorded_audit_head(state / "outbox.sqlite"))
+    assert report.clean, report
+    with sqlite3.connect(state / "outbox.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0, "everything stored was delivered"
