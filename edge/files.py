@@ -6,6 +6,7 @@ reader (or a node restarted after a power cut) sees the old file or the new one,
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -32,3 +33,11 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600
 def canonical_json(obj: Any) -> bytes:
     """The one byte form of a JSON value that hashes and signatures cover (sorted keys, no spaces, UTF-8)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def os_error_text(exc: OSError) -> str:
+    """An OSError for a person; a full disk is named as such."""
+    text = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{text} (the disk holding the state directory is full)"
+    return text

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
                     # systemd restarts the node and the centre sees it go offline.
                     hooks.stopping("stopping: the state directory refused a write")
                     reporter.report()
-                    if node.publisher is not None:
+                    if node.publisher is not None and node.publisher.connected:
                         node.publisher.flush(hooks.last_ping_budget_s(FLUSH_TIMEOUT_S))
                     raise
             hooks.stopping()

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-from edge.files import write_atomic
+from edge.files import os_error_text, write_atomic
 from edge.node.clocksync import ClockState, state_is_bad
 from edge.pipeline import PipelineStats
 
@@ -337,6 +337,7 @@ class HealthReporter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._clock_bad: bool | None = None
+        self._json_failing = False
         self.failures = 0
 
     def request(self) -> None:
@@ -357,7 +358,11 @@ class HealthReporter:
                 write_json_atomic(self._json_path, body)
             except OSError as exc:
                 self.failures += 1
-                log.warning("health: cannot write %s: %s", self._json_path, exc.strerror or exc)
+                if not self._json_failing:  # said once until it works again (a full disk fails every interval)
+                    log.warning("health: cannot write %s: %s", self._json_path, os_error_text(exc))
+                self._json_failing = True
+            else:
+                self._json_failing = False
         return body
 
     def _clock_changed(self) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge.errors import StateError
-from edge.files import write_atomic
+from edge.files import os_error_text, write_atomic
 
 MAX_SEQ = 2**53 - 1  # the read schema's bound: exact in every JSON reader
 
@@ -54,5 +54,5 @@ class SequenceFile:
         try:
             write_atomic(self.path, str(next_seq).encode(), mode=0o600)
         except OSError as exc:
-            raise StateError(f"cannot write sequence file {str(self.path)!r}: {exc.strerror or exc}") from exc
+            raise StateError(f"cannot write sequence file {str(self.path)!r}: {os_error_text(exc)}") from exc
         self._reserved = next_seq

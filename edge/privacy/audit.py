@@ -44,7 +44,7 @@ from typing import Any
 
 from edge.clock import iso_ms
 from edge.errors import StateError
-from edge.files import canonical_json, write_atomic
+from edge.files import canonical_json, os_error_text, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class AuditLog:
                 self.faults.write_failures += 1
                 log.error("audit log %s: cannot append %d entr%s (%s); they wait in the outbox and are written when "
                           "the disk allows", self.path, len(self._unwritten),
-                          "y" if len(self._unwritten) == 1 else "ies", exc.strerror or exc)
+                          "y" if len(self._unwritten) == 1 else "ies", os_error_text(exc))
                 return False
             self._unwritten.clear()
             return True
