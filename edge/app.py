@@ -23,13 +23,14 @@ from edge.detect.factory import build_detector, build_second_look
 from edge.domain import Frame
 from edge.errors import ModelError, StateError
 from edge.node.clocksync import ClockGate, ClockStatus
+from edge.node.preflight import CHECKS, first_error, preflight
 from edge.node.sequence import SequenceFile
 from edge.outbox.ledger import Ledger
 from edge.outbox.store import Outbox
 from edge.pipeline import PassObserver, Pipeline
 from edge.privacy.audit import AuditDraft, AuditLog
 from edge.privacy.faces import RedactorSettings, build_redactor
-from edge.privacy.hotlist import load_hotlist_for
+from edge.privacy.hotlist import Hotlist, open_hotlist
 from edge.privacy.redact import Redactor
 from edge.privacy.retention import DataClass, Retention, RetentionStore
 from edge.privacy.stage import PrivacyStage
@@ -57,6 +58,8 @@ class Node:
     ledger: Ledger[AuditDraft]
     audit: AuditLog
     clock_gate: ClockGate | None = None  # set when reads are checked against clock synchronisation
+    hotlist: Hotlist | None = None
+    hotlist_problem: str | None = None  # why the node runs without the hotlist its config names
 
 
 def build_source(config: Config, clock: Clock) -> FrameSource:
@@ -114,6 +117,10 @@ def open_node(
     ``clock_status`` flags or holds reads stamped while the clock is not synchronised (config.clock).
     """
     clock = clock or SystemClock()
+    checks = tuple(c for c in CHECKS if c != "source" or source is None)
+    refused = first_error(preflight(config, clock.now(), checks))  # what check-config reports, in the same words
+    if refused is not None:
+        raise refused
     state = ensure_state_dir(config.node.state_dir)
     formats = FormatSet.load(config.read.formats, config.read.formats_file)
     reader = build_reader(config.read, formats=formats)  # the backend the manifest task of read.model names
@@ -121,7 +128,9 @@ def open_node(
     second_look = build_second_look(config.detect)
     topics = Topics(config.mqtt.topic_prefix if config.mqtt else "anpr", config.node.site, config.node.camera)
     redactor = node_redactor(config) if config.privacy.images_may_leave else None
-    hotlist = load_hotlist_for(config.privacy, clock.now())
+    hotlist, hotlist_problem = open_hotlist(config.privacy, state, clock.now())
+    if hotlist_problem is not None:
+        log.error("running WITHOUT a hotlist: %s (health: hotlist_problem)", hotlist_problem)
     with ExitStack() as stack:
         outbox = stack.enter_context(Outbox(state / "outbox.sqlite", config.outbox, clock))
         audit = AuditLog(state / config.privacy.audit_file)
@@ -176,4 +185,5 @@ def open_node(
             publish_unfitted=config.read.publish_unfitted or not formats.formats,
         )
         yield Node(config=config, pipeline=pipeline, outbox=outbox, publisher=publisher, privacy=privacy,
-                   retention=retention, clock_gate=gate, ledger=ledger, audit=audit)
+                   retention=retention, clock_gate=gate, ledger=ledger, audit=audit, hotlist=hotlist,
+                   hotlist_problem=hotlist_problem)

@@ -66,8 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("check-config", help="validate a config file and exit (2 when invalid)")
+    p = sub.add_parser(
+        "check-config", help="validate a config file and exit (2 when invalid)",
+        description="Validate a config file, then check on this machine everything start-up would refuse (formats, "
+        "model files, state directory, hotlist, key and certificate files, a replay source). Changes nothing; "
+        "exit 2 naming every problem.")
     p.add_argument("config", metavar="FILE", help="YAML config file")
+    p.add_argument("--schema-only", action="store_true",
+                   help="check the file alone, not the files it names (e.g. a config for another machine)")
     p.set_defaults(func=_lazy("edge.cli.commands", "check_config"))
 
     p = sub.add_parser("run", help="run the node from its config (camera or stream, publish to the broker)")

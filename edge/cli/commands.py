@@ -33,7 +33,20 @@ FLUSH_TIMEOUT_S = 30.0
 
 
 def check_config(args: argparse.Namespace) -> int:
+    """Validate the file, then everything start-up would refuse on this machine (formats, models, state directory,
+    hotlist, key files, a replay source); exit 2 naming each, change nothing."""
+    from edge.clock import SystemClock
+    from edge.node.preflight import preflight
+
     config = load_config(args.config)
+    findings = [] if args.schema_only else preflight(config, SystemClock().now())
+    errors = [f.message for f in findings if f.is_error]
+    for finding in findings:
+        if not finding.is_error:
+            print(f"{args.config}: warning: {finding.message}")
+    if errors:
+        raise ConfigError(f"{args.config}: valid, but the node would not start with it here:\n"
+                          + "\n".join(f"  - {e}" for e in errors))
     mqtt = f"{config.mqtt.host}:{config.mqtt.port}" if config.mqtt else "none (reads stay in the outbox)"
     print(f"{args.config}: OK (site {config.node.site}, camera {config.node.camera}, "
           f"source {config.capture.source}, broker {mqtt}, image policy {config.privacy.image})")
@@ -147,11 +160,20 @@ def _faults(node: Node, notifier: SocketNotifier) -> dict[str, Any]:
         "outbox_set_aside": ", ".join(node.outbox.set_aside_files())[:200],
         "audit_breaks": recorded.audit_breaks,
         "audit_unwritten": node.audit.unwritten,
+        "hotlist_problem": _hotlist_problem(node),
     }
     body = {k: v for k, v in faults.items() if v}
     if recorded.audit_head is not None:
         body["audit_head"] = {"n": recorded.audit_head[0], "hash": recorded.audit_head[1]}
     return body
+
+
+def _hotlist_problem(node: Node) -> str | None:
+    from edge.clock import SystemClock
+
+    if node.hotlist is not None and node.hotlist.expired(SystemClock().now()):
+        return f"hotlist {node.hotlist.list_id} expired at {iso_ms(node.hotlist.expires_at)}; running without it"
+    return node.hotlist_problem
 
 
 def _oldest(node: Node) -> dict[str, float]:

@@ -5,25 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from edge.config.model import Config
+from edge.config.safe_yaml import read_yaml
 from edge.errors import ConfigError
 
 
 def load_config(path: str | Path) -> Config:
-    """Load and validate a config file; raise :class:`ConfigError` naming every bad key."""
+    """Load and validate a config file; raise :class:`ConfigError` naming every bad key (and refusing a file that
+    is too big, not UTF-8, too deep, an alias bomb, or that repeats a key: ``edge.config.safe_yaml``)."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {str(p)!r}: {exc.strerror or exc}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from exc
-    return parse_config(data, origin=str(p))
+    if p.is_dir():
+        raise ConfigError(f"config file {str(p)!r} is a directory")
+    return parse_config(read_yaml(p), origin=str(p))
 
 
 def parse_config(data: object, *, origin: str = "<config>") -> Config:

@@ -16,7 +16,7 @@ _SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False, allow_inf_nan=False)
 
 
 class NodeConfig(_Section):
@@ -232,6 +232,15 @@ class PrivacyConfig(_Section):
         """Whether any read may carry an image (then the face model must load, or no image leaves)."""
         return self.image != "none" or self.hit_image != "none"
 
+    @field_validator("audit_file")
+    @classmethod
+    def _inside_state_dir(cls, v: str) -> str:
+        parts = v.replace("\\", "/").split("/")
+        if not v or v.startswith("/") or ".." in parts or v.startswith("~"):
+            raise ValueError(f"the audit log must be a file inside node.state_dir, given relative to it "
+                             f"(e.g. audit.jsonl), not {v!r}")
+        return v
+
     @model_validator(mode="after")
     def _minimum_fields(self) -> PrivacyConfig:
         missing = {"time", "seq", "site", "camera"} - set(self.fields)
@@ -249,8 +258,10 @@ class PrivacyConfig(_Section):
 
 
 class OutboxConfig(_Section):
-    max_bytes: int = Field(200_000_000, ge=1_000_000, description="Outbox size bound; oldest reads go first.")
-    max_age_s: float = Field(86_400.0, gt=0, description="Reads older than this are dropped (and counted).")
+    max_bytes: int = Field(200_000_000, ge=1_000_000, le=1_000_000_000_000,
+                           description="Outbox size bound; oldest reads go first.")
+    max_age_s: float = Field(86_400.0, gt=0, le=366 * 86_400,
+                             description="Reads older than this are dropped (and counted).")
 
 
 class TlsConfig(_Section):

@@ -22,6 +22,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from edge.config import Config, load_config
@@ -68,6 +69,22 @@ def _fail(name: str, detail: str, fix: str, code: int) -> Check:
 # -- the checks ---------------------------------------------------------------------------------
 
 
+def check_config_use(config: Config) -> Check:
+    """What start-up refuses beyond the file itself: formats, the hotlist, key and certificate files."""
+    from edge.clock import SystemClock
+    from edge.node.preflight import preflight
+
+    findings = preflight(config, SystemClock().now(), ("formats", "hotlist", "secrets"))
+    errors = [f for f in findings if f.error is not None]
+    if errors:
+        assert errors[0].error is not None
+        return _fail("config", "; ".join(f.message for f in errors),
+                     "fix the file or setting named above; edge-anpr check-config lists every problem",
+                     errors[0].error.exit_code)
+    notes = "".join(f"; WARNING: {f.message}" for f in findings)
+    return _pass("config", f"valid (site {config.node.site}, camera {config.node.camera}){notes}")
+
+
 def check_state(config: Config) -> Check:
     path = config.node.state_dir
     try:
@@ -83,7 +100,34 @@ def check_state(config: Config) -> Check:
         return _fail("state", f"{path}: cannot write: {reason}",
                      f"the service creates it (StateDirectory=edge-anpr); by hand: sudo install -d -o edge-anpr "
                      f"-m 0700 {path}; a read-only file system needs fsck or a new SD card", EXIT_STATE)
-    return _pass("state", f"{path} is writable")
+    try:
+        notes = state_notes(state, config)
+    except StateError as exc:
+        return _fail("state", str(exc), "see the message: the node refuses to start with this file", EXIT_STATE)
+    return _pass("state", f"{path} is writable" + "".join(f"; WARNING: {n}" for n in notes))
+
+
+def state_notes(state: Path, config: Config) -> list[str]:
+    """Read the node's state files as start-up does: a refused sequence file fails (run exits 6); damage the node
+    survives (a damaged outbox or audit tail, set aside at start) is a warning."""
+    from edge.node.sequence import SequenceFile
+    from edge.outbox.store import FILENAME, damaged_reason
+    from edge.privacy.audit import last_good
+
+    SequenceFile(state / "seq").load()
+    notes: list[str] = []
+    damage = damaged_reason(state / FILENAME)
+    if damage is not None:
+        notes.append(f"{FILENAME} is damaged ({damage}); the node will set it aside and start an empty one")
+    audit = state / config.privacy.audit_file
+    if audit.is_file():
+        good_end, _ = last_good(audit)
+        if good_end < audit.stat().st_size:
+            notes.append(f"{audit.name} ends in {audit.stat().st_size - good_end} damaged bytes; the node will set "
+                         "them aside and record a break")
+    if sorted(state.glob(FILENAME + ".damaged-*")):
+        notes.append(f"damaged outbox file(s) kept in {state} (their reads were not published)")
+    return notes
 
 
 def check_disk(config: Config, min_free_mb: float) -> Check:
@@ -288,7 +332,7 @@ def run_checks(config: Config, *, skip: frozenset[str] = frozenset(), camera_tim
         "broker": lambda: check_broker(config, broker_timeout_s),
         "clock": lambda: check_clock(config, clock_probe),
     }
-    results = [_pass("config", f"valid (site {config.node.site}, camera {config.node.camera})")]
+    results = [check_config_use(config)]
     for name, step in steps.items():
         results.append(_skip(name, "skipped (--skip)") if name in skip else step())
     return results

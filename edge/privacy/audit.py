@@ -315,7 +315,7 @@ class AuditLog:
         """(n, hash) the file ends at, after moving a damaged tail aside."""
         if not self.path.exists():
             return -1, GENESIS
-        good_end, last = _last_good(self.path)
+        good_end, last = last_good(self.path)
         size = self.path.stat().st_size
         if good_end < size:
             try:
@@ -327,7 +327,7 @@ class AuditLog:
         return _continuation(last) if last is not None else (-1, GENESIS)
 
     def _repair_locked(self) -> None:
-        good_end, _ = _last_good(self.path)
+        good_end, _ = last_good(self.path)
         size = self.path.stat().st_size
         if good_end < size:
             self._set_aside(good_end, size)
@@ -515,7 +515,7 @@ def _good_entry(raw: bytes) -> dict[str, Any] | None:
     return entry
 
 
-def _last_good(path: Path) -> tuple[int, dict[str, Any] | None]:
+def last_good(path: Path) -> tuple[int, dict[str, Any] | None]:
     """(offset just after the last line that verifies, that entry); reads back from the end in growing chunks."""
     with path.open("rb") as f:
         size = f.seek(0, os.SEEK_END)

@@ -20,11 +20,15 @@ signature (``privacy.hotlist_signing_key_file``) also catches tampering, and whe
 configured an unsigned file is refused. A file whose checksum or signature does not match is refused.
 
 The node keeps only ``HMAC-SHA256(hotlist key, plate)`` for each entry. The hotlist key comes from
-``privacy.hotlist_key_file`` (so ``Hotlist.save`` can write a hashed-only file the node can reload, and
-the centre can send pre-hashed lists) or, without one, is random for the life of the process. A read
+``privacy.hotlist_key_file`` (the centre can then send pre-hashed lists) or, without one, is made once
+and kept in ``<state_dir>/hotlist.key`` (0600). A list that holds plate text is *imported* at start
+(:func:`open_hotlist`): verified, hashed, saved hashed-only to ``<state_dir>/hotlist.json`` (0600) and the
+plain-text file deleted; a plain-text file the node cannot delete (a read-only /etc) is refused, so plate
+text never stays on the node's disk. Later starts load the hashed copy until a new list arrives. A
 matches when it, or a variant of it that swaps up to ``confusables`` of the look-alike characters
 O/0, I/1, S/5, B/8, Z/2, hashes to an entry. The list expires ``grace`` after ``valid_until``: it then
-matches nothing and its hashes are dropped from memory.
+matches nothing, its hashes are dropped from memory and its hashed copy deleted; an expired list is not
+loaded at start (the node runs without one and says so in its log and health).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import hmac
 import itertools
 import json
 import logging
+import os
 import secrets
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -54,8 +59,16 @@ _INTEGRITY = ("sha256", "hmac_sha256")
 _KNOWN = {"format", "list_id", "valid_until", "plates", "hashes", "key_id", *_INTEGRITY}
 
 
+STORE_NAME = "hotlist.json"  # the hashed-only copy, in the state directory
+KEY_NAME = "hotlist.key"  # the hotlist key the node made, when privacy.hotlist_key_file is not set
+
+
 class HotlistError(ConfigError):
     """A hotlist file is unreadable, malformed, tampered with, unsigned when it must be signed, or expired."""
+
+
+class HotlistExpiredError(HotlistError):
+    """The hotlist's ``valid_until`` + grace has passed: the node runs without it."""
 
 
 def canonical_body(doc: dict[str, Any]) -> bytes:
@@ -79,7 +92,7 @@ def confusable_variants(plate: str, max_swaps: int) -> Iterator[str]:
 class Hotlist:
     """A loaded hotlist: keyed hashes, an expiry, and a matcher that tolerates confusable characters."""
 
-    __slots__ = ("_confusables", "_expires_at", "_hashes", "_key", "list_id", "valid_until")
+    __slots__ = ("_confusables", "_expires_at", "_hashes", "_key", "list_id", "stored_at", "valid_until")
 
     def __init__(
         self, hashes: Iterable[str], *, key: bytes, list_id: str, valid_until: datetime, grace: timedelta,
@@ -93,6 +106,7 @@ class Hotlist:
         self.list_id = list_id
         self.valid_until = valid_until
         self._expires_at = valid_until + grace
+        self.stored_at: Path | None = None  # the hashed copy on disk, deleted when the list expires
 
     @classmethod
     def from_plates(
@@ -116,13 +130,18 @@ class Hotlist:
     def expired(self, now: datetime) -> bool:
         return now >= self._expires_at
 
+    @property
+    def expires_at(self) -> datetime:
+        return self._expires_at
+
     def match(self, plate: str, now: datetime) -> bool:
         """True when ``plate`` (or a confusable variant of it) is on the list and the list has not expired."""
         if self.expired(now):
             if self._hashes:
-                log.info("hotlist %s expired at %s; its %d entries are deleted", self.list_id,
-                         self._expires_at.isoformat(), len(self._hashes))
+                log.warning("hotlist %s expired at %s; its %d entries are deleted", self.list_id,
+                            self._expires_at.isoformat(), len(self._hashes))
                 self._hashes = frozenset()
+                _remove(self.stored_at)
             return False
         try:
             norm = normalise_plate(plate)
@@ -186,7 +205,7 @@ def load_hotlist(
         raise HotlistError(f"hotlist {str(p)!r}: list_id must be a non-empty string, got {list_id!r}")
     valid_until = _parse_time(p, doc.get("valid_until"))
     if now >= valid_until + grace:
-        raise HotlistError(
+        raise HotlistExpiredError(
             f"hotlist {str(p)!r} ({list_id}) expired at {_iso(valid_until + grace)} (valid_until + grace); "
             "refusing to load it"
         )
@@ -210,6 +229,80 @@ def import_hotlist(
     hotlist.save(dest)
     Path(source).unlink()
     return hotlist
+
+
+def open_hotlist(
+    policy: PrivacyConfig, state_dir: str | Path, now: datetime, *, dry_run: bool = False
+) -> tuple[Hotlist | None, str | None]:
+    """The node's hotlist at start: (the list, None), or (None, why the node runs without one) when it expired.
+
+    ``privacy.hotlist_file`` when it is there (a list with plate text is imported and its file deleted), else the
+    hashed copy an earlier start imported. A file that is bad in any other way raises :class:`HotlistError`.
+    ``dry_run`` (check-config, selftest) verifies the same way and changes nothing.
+    """
+    if policy.hotlist_file is None:
+        return None, None
+    source, state = Path(policy.hotlist_file), Path(state_dir)
+    store = state / STORE_NAME
+    key = _hotlist_key(policy, state, create=not dry_run)
+    signing = (
+        read_secret(policy.hotlist_signing_key_file, what="hotlist signing key file")
+        if policy.hotlist_signing_key_file else None
+    )
+    grace, confusables = timedelta(seconds=policy.hotlist_grace_s), policy.hotlist_confusables
+    if source.exists():
+        plain = bool(_read(source).get("plates"))
+        if plain and not os.access(source.parent, os.W_OK):
+            raise HotlistError(
+                f"hotlist {str(source)!r} holds plate text, which must not stay on the node's disk, and this user "
+                f"cannot delete it after importing it (its folder is not writable): put plain-text hotlists in the "
+                f"state directory ({state}), or send the list pre-hashed"
+            )
+        try:
+            hotlist = load_hotlist(source, now=now, grace=grace, confusables=confusables, hash_key=key,
+                                   signing_key=signing)
+        except HotlistExpiredError as exc:
+            if not dry_run:
+                _remove(source if plain else None)
+                _remove(store)
+            return None, str(exc)
+        if plain and not dry_run:
+            hotlist.save(store)
+            _remove(source)
+            hotlist.stored_at = store
+            log.info("hotlist %s imported: hashed copy in %s, the plain-text file deleted", hotlist.list_id, store)
+        return hotlist, None
+    if store.exists():
+        try:
+            hotlist = load_hotlist(store, now=now, grace=grace, confusables=confusables, hash_key=key)
+        except HotlistExpiredError as exc:
+            if not dry_run:
+                _remove(store)
+            return None, str(exc)
+        hotlist.stored_at = store
+        return hotlist, None
+    raise HotlistError(f"hotlist {str(source)!r} does not exist, and no list was imported before ({store})")
+
+
+def _hotlist_key(policy: PrivacyConfig, state: Path, *, create: bool) -> bytes:
+    if policy.hotlist_key_file:
+        return read_secret(policy.hotlist_key_file, what="hotlist key file")
+    path = state / KEY_NAME
+    if path.exists():
+        return read_secret(path, what="hotlist key file")
+    key = secrets.token_bytes(32)
+    if create:
+        write_atomic(path, key.hex().encode() + b"\n")
+    return key
+
+
+def _remove(path: Path | None) -> None:
+    if path is None:
+        return
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.error("cannot delete %s: %s", path, exc.strerror or exc)
 
 
 def load_hotlist_for(policy: PrivacyConfig, now: datetime) -> Hotlist | None:

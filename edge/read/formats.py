@@ -14,11 +14,11 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from edge.config.safe_yaml import read_yaml
 from edge.domain import FormatMatch
 from edge.errors import ConfigError
 
@@ -150,12 +150,7 @@ class FormatSet:
         packaged = resources.files("edge.read").joinpath("formats.yaml").read_text(encoding="utf-8")
         classes, confusables, known = _parse(yaml.safe_load(packaged), "edge/read/formats.yaml", {})
         if extra_file is not None:
-            try:
-                raw = yaml.safe_load(Path(extra_file).read_text(encoding="utf-8"))
-            except OSError as exc:
-                raise ConfigError(f"cannot read formats file {extra_file!r}: {exc.strerror or exc}") from exc
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"formats file {extra_file!r} is not valid YAML: {exc}") from exc
+            raw = read_yaml(extra_file, "formats file")  # bounded: size, UTF-8, depth, aliases, repeated keys
             _, extra_confusables, extra = _parse(raw, extra_file, classes)
             known.update(extra)
             confusables.update(extra_confusables)

@@ -79,7 +79,7 @@ def test_check_config_exits_2_with_a_precise_message(tmp_path: Path, capsys: pyt
 
 
 def test_check_config_of_a_good_file_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check-config", str(ROOT / "config" / "example.yaml")]) == 0
+    assert main(["check-config", "--schema-only", str(ROOT / "config" / "example.yaml")]) == 0
     assert "OK" in capsys.readouterr().out
 
 

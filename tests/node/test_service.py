@@ -319,7 +319,7 @@ def test_run_fails_fast_with_one_message_and_its_exit_code(
         "missing camera": lambda: make_node(tmp_path, broker_port=port, camera=tmp_path / "unplugged"),
         "wrong model hash": lambda: make_node(tmp_path, broker_port=port, wrong_hash=True),
         "unwritable state directory": lambda: make_node(tmp_path, broker_port=port, state=unwritable_dir(tmp_path)),
-        "bad config": lambda: make_node(tmp_path, broker_port=port, extra="capture: {fps: -1}\n"),
+        "bad config": lambda: make_node(tmp_path, broker_port=port, extra="outbox: {max_age_s: -1}\n"),
     }[case]()
     started = time.monotonic()
     done = _run_service(node.config, systemd, timeout=30)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from edge.privacy.hotlist import (
     import_hotlist,
     load_hotlist,
     load_hotlist_for,
+    open_hotlist,
     write_hotlist,
 )
 
@@ -185,3 +187,51 @@ def test_a_refused_import_keeps_the_source(listfile: Path, tmp_path: Path) -> No
         import_hotlist(listfile, tmp_path / "dest.json", hash_key=KEY, now=NOW, grace=GRACE)
     assert listfile.exists()
     assert not (tmp_path / "dest.json").exists()
+
+
+def test_the_node_imports_a_plain_text_list_into_its_hashed_store_and_deletes_the_plate_text(
+    listfile: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    policy = PrivacyConfig(hotlist_file=str(listfile))
+    assert open_hotlist(policy, state, NOW, dry_run=True)[0] is not None
+    assert listfile.exists(), "a dry run changes nothing"
+    hotlist, problem = open_hotlist(policy, state, NOW)
+    assert problem is None and hotlist is not None and hotlist.match("XY51ZZZ", NOW)
+    assert not listfile.exists()
+    assert {p.name for p in state.iterdir()} == {"hotlist.json", "hotlist.key"}
+    for f in tmp_path.rglob("*"):
+        assert not f.is_file() or b"XY51ZZZ" not in f.read_bytes()
+        assert not f.is_file() or f.stat().st_mode & 0o077 == 0
+    again, _ = open_hotlist(policy, state, NOW)  # the next start: the hashed copy, same key
+    assert again is not None and again.match("XY51ZZZ", NOW)
+
+
+def test_a_plain_text_list_the_node_cannot_delete_is_refused(listfile: Path, tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root can delete anywhere")
+    listfile.parent.chmod(0o500)
+    try:
+        with pytest.raises(HotlistError, match="holds plate text"):
+            open_hotlist(PrivacyConfig(hotlist_file=str(listfile)), tmp_path / "state", NOW, dry_run=True)
+    finally:
+        listfile.parent.chmod(0o700)
+
+
+def test_an_expired_list_is_not_loaded_its_copies_are_deleted_and_the_reason_given(
+    listfile: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    policy = PrivacyConfig(hotlist_file=str(listfile), hotlist_grace_s=3600)
+    hotlist, _ = open_hotlist(policy, state, NOW)
+    assert hotlist is not None and (state / "hotlist.json").exists()
+    later = UNTIL + timedelta(hours=2)
+    assert not hotlist.match("XY51ZZZ", later)
+    assert not (state / "hotlist.json").exists(), "deleted when it expires"
+    write_hotlist(listfile, PLATES, list_id="op-nightjar", valid_until=UNTIL)
+    hotlist, problem = open_hotlist(policy, state, later)
+    assert hotlist is None
+    assert problem is not None and "expired" in problem
+    assert not listfile.exists(), "an expired plain-text list is not kept either"

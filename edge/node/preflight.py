@@ -1,0 +1,127 @@
+"""What start-up would refuse, found without starting: the checks ``check-config``, ``selftest`` and the node's own
+start share, so a config that passes ``check-config`` does not then stop the service.
+
+Every check reads and changes nothing: the formats named exist, the model files resolve and are listed in their
+manifests, the state directory is a writable directory (or can be made), the hotlist loads (an expired one is a
+warning: the node runs without it), the key, certificate and password files are readable, a replay source exists.
+Loading the models and opening the camera are the self-test's (they take time and need the hardware).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from edge.config import Config
+from edge.errors import ConfigError, EdgeError, ModelError, SourceError, StateError
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing start-up would refuse (``error``, with the exit code ``run`` would give) or warn about."""
+
+    message: str
+    error: EdgeError | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.error is not None
+
+
+CHECKS = ("formats", "state", "models", "hotlist", "secrets", "source")
+
+
+def preflight(config: Config, now: datetime, checks: tuple[str, ...] = CHECKS) -> list[Finding]:
+    """Every finding of the named checks (all by default), errors and warnings, in the order start-up meets them."""
+    steps = {"formats": _formats, "state": _state_dir, "models": _models, "hotlist": _hotlist, "secrets": _secrets,
+             "source": _source}
+    findings: list[Finding] = []
+    for name in checks:
+        try:
+            findings.extend(steps[name](config, now))
+        except EdgeError as exc:
+            findings.append(Finding(str(exc), exc))
+    return findings
+
+
+def first_error(findings: list[Finding]) -> EdgeError | None:
+    return next((f.error for f in findings if f.error is not None), None)
+
+
+def _formats(config: Config, now: datetime) -> list[Finding]:
+    from edge.read.formats import FormatSet
+
+    FormatSet.load(config.read.formats, config.read.formats_file)
+    return []
+
+
+def _state_dir(config: Config, now: datetime) -> list[Finding]:
+    state = Path(config.node.state_dir)
+    if state.exists() and not state.is_dir():
+        raise StateError(f"node.state_dir {str(state)!r} is a file, not a directory")
+    if state.is_dir() and not os.access(state, os.W_OK | os.X_OK):
+        raise StateError(f"node.state_dir {str(state)!r} is not writable by this user")
+    parent = next((p for p in state.parents if p.exists()), None)
+    if not state.exists() and parent is not None and not parent.is_dir():
+        raise StateError(f"node.state_dir {str(state)!r} cannot be made: {parent} is a file")
+    return []
+
+
+def _model(path: str, manifest: str, what: str) -> None:
+    from edge.runtime import load_manifest
+
+    if not Path(path).is_file():
+        raise ModelError(f"{what} {path!r} does not exist (from {Path.cwd()}); install the models or fix the path")
+    load_manifest(manifest).by_file(path)
+
+
+def _models(config: Config, now: datetime) -> list[Finding]:
+    _model(config.read.model, config.read.manifest, "read.model")
+    if "wpod" in (config.detect.backend, config.detect.second_look):
+        _model(config.detect.model, config.detect.manifest, "detect.model")
+    if config.privacy.images_may_leave:
+        try:
+            _model(config.privacy.face_model, config.read.manifest, "privacy.face_model")
+        except ModelError as exc:  # start-up fails closed instead: the node runs, no image leaves
+            return [Finding(f"{exc}: the node will run, but no image will leave it")]
+    return []
+
+
+def _hotlist(config: Config, now: datetime) -> list[Finding]:
+    from edge.privacy.hotlist import open_hotlist
+
+    _, problem = open_hotlist(config.privacy, config.node.state_dir, now, dry_run=True)
+    return [Finding(f"{problem}; the node will run without a hotlist")] if problem else []
+
+
+def _readable(path: str | None, what: str) -> None:
+    if path is not None and not (Path(path).is_file() and os.access(path, os.R_OK)):
+        raise ConfigError(f"{what} {path!r} does not exist or is not readable")
+
+
+def _secrets(config: Config, now: datetime) -> list[Finding]:
+    from edge.privacy.pseudonym import read_secret
+
+    privacy = config.privacy
+    if privacy.plate_mode == "pseudonymised" and privacy.pseudonym_key_file:
+        read_secret(privacy.pseudonym_key_file, what="privacy.pseudonym_key_file")
+    if config.mqtt is not None:
+        if config.mqtt.tls is not None:
+            from edge.publish.mqtt import check_key_file
+
+            _readable(config.mqtt.tls.ca_file, "mqtt.tls.ca_file")
+            _readable(config.mqtt.tls.cert_file, "mqtt.tls.cert_file")
+            check_key_file(config.mqtt.tls.key_file)
+        _readable(config.mqtt.password_file, "mqtt.password_file")
+    return []
+
+
+def _source(config: Config, now: datetime) -> list[Finding]:
+    capture = config.capture
+    if capture.source == "video" and capture.path and not Path(capture.path).is_file():
+        raise SourceError(f"capture.path: video file {capture.path!r} does not exist")
+    if capture.source == "images" and capture.path and not Path(capture.path).is_dir():
+        raise SourceError(f"capture.path: image folder {capture.path!r} does not exist")
+    return []
