@@ -280,8 +280,13 @@ def write_report(
         legend = ("One bar per published pass, from first to last sighting, coloured by confidence (green sure, "
                   "orange unsure). No truth was given: pass <code>--truth CSV</code> to score the reads.")
         timeline = passes_svg(found)
-    error_part = ("" if result is None else f"<h2>Errors ({len(errors)})</h2><table><tr><th>outcome</th>"
-                  f"<th>truth</th><th>read</th><th>time s</th><th>crop</th></tr>{''.join(errors)}</table>")
+    if result is None:
+        error_part = ""
+    elif not errors:
+        error_part = "<h2>Errors (0)</h2><p>None: every truth pass was read exactly, once.</p>"
+    else:
+        error_part = (f"<h2>Errors ({len(errors)})</h2><table><tr><th>outcome</th><th>truth</th><th>read</th>"
+                      f"<th>time s</th><th>crop</th></tr>{''.join(errors)}</table>")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:2px 8px;
 text-align:left;border-bottom:1px solid #ddd;vertical-align:middle}}img{{max-height:60px}}img.still{{max-height:180px}}
