@@ -11,13 +11,14 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from edge import __version__
 from edge.capture import FrameSource
 from edge.capture.picam import PicameraSource
 from edge.capture.video import ImageFolderSource, StreamSource, VideoFileSource
-from edge.clock import Clock, SystemClock
+from edge.clock import Clock, ReplayClock, SystemClock
 from edge.config import Config
 from edge.detect.factory import build_detector, build_second_look
 from edge.domain import Frame
@@ -68,10 +69,27 @@ def build_source(config: Config, clock: Clock) -> FrameSource:
         return PicameraSource(main_size=cap.main_size, lores_size=cap.lores_size, fps=cap.fps, clock=clock)
     assert cap.path is not None  # guaranteed by CaptureConfig's validator
     if cap.source == "video":
-        return VideoFileSource(cap.path, lores_size=cap.lores_size, start=cap.start_time, realtime=cap.realtime)
+        return VideoFileSource(cap.path, lores_size=cap.lores_size, start=cap.start_time, realtime=cap.realtime,
+                               max_pixels=cap.max_pixels)
     if cap.source == "images":
-        return ImageFolderSource(cap.path, lores_size=cap.lores_size, fps=cap.fps, start=cap.start_time)
-    return StreamSource(cap.path, lores_size=cap.lores_size, clock=clock)
+        return ImageFolderSource(cap.path, lores_size=cap.lores_size, fps=cap.fps, start=cap.start_time,
+                                 max_pixels=cap.max_pixels)
+    return StreamSource(cap.path, lores_size=cap.lores_size, clock=clock, max_pixels=cap.max_pixels)
+
+
+def recording_clock(
+    source: FrameSource, on_frame: Callable[[Frame], None] | None
+) -> tuple[ReplayClock, Callable[[Frame], None]]:
+    """The clock of a recording (from its start, following its frames) and the ``on_frame`` hook that moves it."""
+    start = getattr(source, "start", None)
+    clock = ReplayClock(start if isinstance(start, datetime) else None)
+
+    def observe(frame: Frame) -> None:
+        clock.observe(frame.timestamp)
+        if on_frame is not None:
+            on_frame(frame)
+
+    return clock, observe
 
 
 def ensure_state_dir(path: str) -> Path:
@@ -115,12 +133,18 @@ def open_node(
 
     ``on_frame`` runs after every processed frame (the service's READY and watchdog pings);
     ``clock_status`` flags or holds reads stamped while the clock is not synchronised (config.clock).
+    A recording (a video file or image folder, not a camera or stream) keeps its own time, as in a replay:
+    the clock starts at the recording's start and follows its frames, so its reads are not aged out by the
+    wall clock, before the first frame or after a restart.
     """
-    clock = clock or SystemClock()
     checks = tuple(c for c in CHECKS if c != "source" or source is None)
-    refused = first_error(preflight(config, clock.now(), checks))  # what check-config reports, in the same words
+    refused = first_error(preflight(config, (clock or SystemClock()).now(), checks))  # check-config's words
     if refused is not None:
         raise refused
+    if source is None and clock is None and config.capture.source not in LIVE_SOURCES:
+        source = build_source(config, SystemClock())
+        clock, on_frame = recording_clock(source, on_frame)
+    clock = clock or SystemClock()
     state = ensure_state_dir(config.node.state_dir)
     formats = FormatSet.load(config.read.formats, config.read.formats_file)
     reader = build_reader(config.read, formats=formats)  # the backend the manifest task of read.model names

@@ -154,6 +154,8 @@ def _faults(node: Node, notifier: SocketNotifier) -> dict[str, Any]:
     publisher = node.publisher
     faults: dict[str, Any] = {
         "notify_dropped": notifier.dropped,
+        "decode_failures": int(getattr(node.pipeline.source, "decode_failures", 0)),
+        "frames_refused": int(getattr(node.pipeline.source, "frames_refused", 0)),
         "storage_error": node.ledger.last_error or (publisher.state_error if publisher is not None else None),
         "passes_unstored": node.pipeline.stats.passes_unstored,
         "acks_unsaved": publisher.acks_unsaved if publisher is not None else 0,
@@ -252,8 +254,9 @@ def replay(args: argparse.Namespace) -> int:
     source = None if config.capture.source in LIVE_SOURCES else TimedSource(build_source(config, SystemClock()))
     recorder = PassRecorder(source, then=printer, keep_crops=bool(args.report))
     started = time.monotonic()
-    # a recording is aged, expired and stamped by its own time, so old recordings replay like live ones
-    replay_clock = ReplayClock() if source is not None else None
+    # a recording is aged, expired and stamped by its own time from its start (also before its first frame, and
+    # on a replay that continues an earlier one's outbox), so old recordings replay like live ones; as `run` does
+    replay_clock = ReplayClock(source.start) if source is not None else None
 
     def on_frame(frame: Frame) -> None:
         if replay_clock is not None:
@@ -287,6 +290,8 @@ def replay(args: argparse.Namespace) -> int:
             "weak_tracks": node.pipeline.tracker.weak_passes,
             "sightings_excluded": node.pipeline.tracker.excluded,
             "messages": stats.messages,
+            "decode_failures": int(getattr(source.source if source else None, "decode_failures", 0)),
+            "frames_refused": int(getattr(source.source if source else None, "frames_refused", 0)),
             "broker": f"{config.mqtt.host}:{config.mqtt.port}" if config.mqtt else None,
             "broker_connected": publisher.connected if publisher is not None else False,
             "published": published,
@@ -310,6 +315,10 @@ def replay(args: argparse.Namespace) -> int:
               f"{summary['passes']} vehicle passes, p95 latency {summary['latency_p95_ms']} ms, "
               f"{stats.messages} reads queued; {_delivery(summary)}"
               + (f"; report {summary['report']}" if "report" in summary else ""), file=sys.stderr)
+    if summary["decode_failures"] or summary["frames_refused"]:
+        print(f"replay: WARNING: {summary['decode_failures']} frame(s) could not be decoded and "
+              f"{summary['frames_refused']} were refused as too large (capture.max_pixels): the source is damaged "
+              f"or not what the node expects", file=sys.stderr)
     return 0
 
 

@@ -40,6 +40,11 @@ class CaptureConfig(_Section):
     )
     realtime: bool = Field(False, description="Replay at the recording's rate, dropping frames like a live camera.")
     queue_size: int = Field(4, ge=1, le=256, description="Frames held between capture and detection.")
+    max_pixels: int = Field(
+        40_000_000, ge=1024, le=500_000_000,
+        description="Largest frame (width x height) a source may deliver; bigger images and videos are refused "
+        "before they are decoded.",
+    )
 
     @field_validator("main_size", "lores_size")
     @classmethod
@@ -54,6 +59,8 @@ class CaptureConfig(_Section):
             raise ValueError(f"capture.path is required when capture.source is {self.source!r}")
         if self.lores_size[0] > self.main_size[0] or self.lores_size[1] > self.main_size[1]:
             raise ValueError(f"lores_size {list(self.lores_size)} must not exceed main_size {list(self.main_size)}")
+        if self.main_size[0] * self.main_size[1] > self.max_pixels:
+            raise ValueError(f"main_size {list(self.main_size)} is more than capture.max_pixels ({self.max_pixels})")
         return self
 
 

@@ -71,7 +71,7 @@ def test_image_folder_skips_corrupt_files_and_counts_them(tmp_path: Path) -> Non
     source = ImageFolderSource(tmp_path, lores_size=(30, 20), fps=2.0, start=START)
     frames = list(source.frames())
     assert len(frames) == 3
-    assert source.corrupt_frames == 1
+    assert source.decode_failures == 1
     assert frames[-1].timestamp == START + timedelta(seconds=1.5)  # its position in the folder sets its time
 
 
