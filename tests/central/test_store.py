@@ -180,3 +180,21 @@ def test_concurrent_listeners_migrate_a_fresh_postgresql_database_once(new_postg
     for t in threads:
         t.join(30)
     assert errors == []
+
+
+def test_a_lost_postgresql_connection_is_unavailable_once_then_reconnected(postgres_url: str, tmp_path: Path) -> None:
+    import psycopg
+
+    from edge.central.store import StoreUnavailableError
+
+    store = open_store(parse_store(postgres_url, images=tmp_path / "images"))
+    assert isinstance(store, SqlStore)
+    assert store.write([_read(0)]) == ["stored"]
+    (pid,) = store.db.rows("SELECT pg_backend_pid()")[0]
+    store.db.commit()
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(StoreUnavailableError):
+        store.write([_read(1)])  # nothing kept, nothing acknowledged: the writer tries again
+    assert store.write([_read(1), _read(0)]) == ["stored", "duplicate"]
+    store.close()
