@@ -20,7 +20,7 @@ from edge.capture.picam import PicameraSource
 from edge.capture.video import ImageFolderSource, StreamSource, VideoFileSource
 from edge.clock import Clock, ReplayClock, SystemClock
 from edge.config import Config
-from edge.detect.factory import build_detector, build_second_look
+from edge.detect.factory import build_detector, build_fine_look, build_second_look
 from edge.domain import Frame
 from edge.errors import ModelError, StateError
 from edge.node.clocksync import ClockGate, ClockStatus
@@ -200,6 +200,8 @@ def open_node(
             min_read_confidence=config.read.min_confidence,
             second_look=second_look,
             second_look_every=config.detect.second_look_every,
+            fine_look=build_fine_look(config.detect),
+            fine_look_every=config.detect.fine_look_every,
             live=source is None and config.capture.source in LIVE_SOURCES,
             queue_size=config.capture.queue_size,
             on_pass=on_pass,

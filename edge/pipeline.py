@@ -85,6 +85,9 @@ class Pipeline:
         min_read_confidence: float = 0.5,
         second_look: PlateDetector | None = None,
         second_look_every: int = 1,
+        fine_look: PlateDetector | None = None,
+        fine_look_every: int = 1,
+        verify_plates: bool = True,
         live: bool = False,
         queue_size: int = 4,
         on_pass: PassObserver | None = None,
@@ -108,7 +111,8 @@ class Pipeline:
         self.stats = PipelineStats()
         self._worker: _PassWorker | None = None
         self._finder = PlateFinder(detector, reader, formats, min_confidence=min_read_confidence,
-                                   second_look=second_look, second_look_every=second_look_every)
+                                   second_look=second_look, second_look_every=second_look_every,
+                                   fine_look=fine_look, fine_look_every=fine_look_every, verify=verify_plates)
 
     def run(self, stop: threading.Event | None = None) -> PipelineStats:
         """Process frames until the source ends or ``stop`` is set; then end every open track."""

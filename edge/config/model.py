@@ -82,6 +82,15 @@ class DetectConfig(_Section):
         10, ge=1, le=1000,
         description="Look again on at most one detected frame in this many (still images: every one).",
     )
+    fine_look: bool = Field(
+        True,
+        description="Look for small plates (characters of 5-16 pixels, and yellow rear plates) on the full image "
+        "shrunk to twice the detection stream, when no box read as an allowed plate.",
+    )
+    fine_look_every: int = Field(
+        3, ge=1, le=1000,
+        description="Take the fine look on at most one detected frame in this many (still images: every one).",
+    )
     model: str = Field(
         "models/fetched/wpod_net.tflite",
         description="Detector model file (.tflite, listed in the manifest); used by wpod (backend or second look).",

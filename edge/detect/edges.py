@@ -34,6 +34,8 @@ class EdgeDetectorOptions:
     max_chars: int = 12
     min_char_h: int = 7  # pixels of the detection image
     max_char_h_share: float = 0.25  # of the image height
+    max_char_h: int | None = None  # pixels: also at most this (a fine look for small plates only)
+    min_blobs: int = 1  # separate blobs a row needs (wide blobs of touching characters count once here)
     max_detections: int = 3
     relative_score: float = 0.85  # rows scoring below this share of the best row are dropped (each costs a read)
     block_sizes: tuple[int, ...] = (15, 31)  # adaptive threshold neighbourhoods, pixels
@@ -45,6 +47,14 @@ class EdgeDetectorOptions:
     max_plate_h_per_char: float = 2.3
     min_side_margin: float = 0.4  # plate margin beyond the outer characters
     max_side_margin: float = 1.6
+
+
+# The fine look: small plates (characters of 5-16 pixels) on an image up to twice the detection stream's size,
+# which the detection stream shows too small to separate (a 55x16 px plate at 1280x720 is 27x8 at 640x360).
+# Small characters separate at this size (a row of two wide blobs is road texture); many candidates, as the
+# finder reads only those that look like a plate (edge.read.line.plate_check).
+FINE_LOOK = EdgeDetectorOptions(min_char_h=5, max_char_h=16, block_sizes=(9,), min_width=24, min_blobs=3,
+                                max_detections=12, relative_score=0.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +89,10 @@ class EdgePlateDetector:
         found: list[PlateDetection] = []
         for g in polarities:
             for block in self.options.block_sizes:
-                blobs = char_blobs(g, block, self.options.min_char_h, self.options.max_char_h_share * height)
+                blobs = char_blobs(g, block, self.options.min_char_h, self._max_char_h(height))
                 for row in char_rows(blobs, self.options.min_chars, self.options.max_chars):
+                    if len(row) < self.options.min_blobs:
+                        continue
                     det = self._plate(g, row)
                     if det is not None:
                         found.append(det)
@@ -89,6 +101,10 @@ class EdgePlateDetector:
             return []
         floor = self.options.relative_score * kept[0].confidence
         return [d for d in kept if d.confidence >= floor][: self.options.max_detections]
+
+    def _max_char_h(self, height: int) -> float:
+        most = self.options.max_char_h_share * height
+        return most if self.options.max_char_h is None else min(most, float(self.options.max_char_h))
 
     def _plate(self, grey: npt.NDArray[np.uint8], row: list[_Blob]) -> PlateDetection | None:
         o = self.options

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from edge.config.model import DetectConfig
 from edge.detect import PlateDetector
 from edge.detect.contour import ContourDetectorOptions, ContourPlateDetector
-from edge.detect.edges import EdgeDetectorOptions, EdgePlateDetector
+from edge.detect.edges import FINE_LOOK, EdgeDetectorOptions, EdgePlateDetector
 from edge.detect.wpod import WpodDetectorOptions, WpodPlateDetector
+from edge.detect.yellow import Together, YellowPlateDetector
 from edge.errors import ConfigError
 from edge.runtime import load_manifest, open_model
 
@@ -18,6 +21,15 @@ def build_second_look(config: DetectConfig, backend: str | None = None) -> Plate
     detector as ``detect.backend``, which would only find the same boxes again)."""
     name = backend or config.second_look
     return None if name in ("none", config.backend) else build_detector(config, name)
+
+
+def build_fine_look(config: DetectConfig) -> PlateDetector | None:
+    """The detectors for small plates on a larger image: edges for small characters, and yellow rectangles
+    (rear plates whose characters are too small to separate). None: ``detect.fine_look`` is off."""
+    if not config.fine_look:
+        return None
+    small = EdgePlateDetector(dataclasses.replace(FINE_LOOK, min_confidence=config.min_confidence))
+    return Together(small, YellowPlateDetector())
 
 
 def build_detector(config: DetectConfig, backend: str | None = None) -> PlateDetector:

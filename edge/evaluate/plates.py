@@ -34,7 +34,7 @@ import numpy as np
 from edge.config.loader import load_config, parse_config
 from edge.config.model import Config
 from edge.detect import PlateDetector
-from edge.detect.factory import DETECTORS, build_detector, build_second_look
+from edge.detect.factory import DETECTORS, build_detector, build_fine_look, build_second_look
 from edge.domain import Box, FormatMatch, Image, PlateDetection, PlateText
 from edge.errors import ConfigError, EdgeError
 from edge.evaluate.progress import Progress
@@ -114,13 +114,14 @@ class Stages:
     lores_size: tuple[int, int]
     min_confidence: float
     second_look: PlateDetector | None = None
+    fine_look: PlateDetector | None = None
     finder: PlateFinder | None = field(init=False)  # built once from the above (None: --truth-boxes)
 
     def __post_init__(self) -> None:
         # a still image is its own only chance: the second look runs on every image that needs it
         finder = None if self.detector is None else PlateFinder(
             self.detector, self.reader, self.formats, min_confidence=self.min_confidence,
-            second_look=self.second_look, second_look_every=1)
+            second_look=self.second_look, second_look_every=1, fine_look=self.fine_look, fine_look_every=1)
         object.__setattr__(self, "finder", finder)
 
 
@@ -207,6 +208,7 @@ def build_stages(config: Config, args: argparse.Namespace) -> Stages:
         detector=None if args.truth_boxes else build_detector(config.detect, args.detector),
         reader=build_reader(config.read, args.reader, format_set),
         second_look=None if args.truth_boxes else build_second_look(config.detect, args.second_look),
+        fine_look=None if args.truth_boxes else build_fine_look(config.detect),
         formats=formats,
         lores_size=config.capture.lores_size,
         min_confidence=config.read.min_confidence,

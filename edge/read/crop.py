@@ -1,4 +1,11 @@
-"""Cut a detected plate from the full-resolution image, read it, and fit it to the formats.
+"""Cut a detected plate from the full-resolution image, look whether it is a plate, read it, and fit it to the
+formats.
+
+Before a crop is read, :func:`edge.read.line.plate_check` looks at it: a crop with no row of characters at
+all (a wall, a road, a bonnet's edge) is not read; one that looks like a plate is read from the rows of its
+main line of characters; one that only may be a plate is read whole, and its read counts only when it is long
+and fits a format. A short read (fewer than ``LONG_READ`` characters: the words of signs, windows and road
+markings read as ``M1`` or ``BU5``) counts only from a crop that looks like a plate with as many characters.
 
 The pipeline and ``edge-anpr eval plates`` both read through :func:`read_box`, so what eval scores is
 what the node does. (Tried and left out: reading a mark that fits no format again from a crop widened
@@ -18,8 +25,10 @@ import numpy as np
 
 from edge.domain import Box, FormatMatch, Image, PlateText
 from edge.read import PlateReader
+from edge.read.line import PlateCheck, cut_to_line, plate_check
 
 CROP_MARGIN = 0.12  # share of the plate box added on each side before OCR
+LONG_READ = 5  # a read of a crop that only may be a plate must have this many characters and fit a format
 
 
 class FormatMatcher(Protocol):
@@ -67,10 +76,13 @@ def read_box(
     *,
     min_confidence: float,
     corners: Sequence[tuple[float, float]] | None = None,
+    verify: bool = True,
+    only_plates: bool = False,
 ) -> CropRead | None:
     """Read the plate in ``box`` (full-image pixels); None when the crop is too small to read.
 
-    With ``corners`` (a detector that finds them) the plate is straightened from them first.
+    With ``corners`` (a detector that finds them) the plate is straightened from them first. With
+    ``only_plates``, only a crop that looks like a plate is read (a detector that proposes many boxes).
     A read that is empty or less sure than ``min_confidence`` comes back with ``match`` None (rejected).
     """
     height, width = image.shape[:2]
@@ -83,6 +95,24 @@ def read_box(
         if c.w < 8 or c.h < 4:
             return None
         crop = image[c.y : c.y + c.h, c.x : c.x + c.w].copy()
-    text = reader.read(crop)
+    check = plate_check(crop) if verify else None
+    if check is not None and (check.level == "no" or (only_plates and check.level != "plate")):
+        return CropRead(crop, PlateText("", ()), None)  # nothing like a plate: not read
+    # a crop that looks like a plate is read from the rows of its main line only: a US plate's state name
+    # and slogan, a dealer's frame and a Brazilian plate's city strip are not read into the mark
+    line = check.line if check is not None and check.level == "plate" else None
+    text = reader.read(crop if line is None else cut_to_line(crop, line))
     ok = bool(text.text) and text.confidence >= min_confidence
-    return CropRead(crop, text, formats.match(text.text, captured_on) if ok else None)
+    match = formats.match(text.text, captured_on) if ok else None
+    if check is not None and match is not None and not _supported(match, check):
+        match = None
+    return CropRead(crop, text, match)
+
+
+def _supported(match: FormatMatch, check: PlateCheck) -> bool:
+    """Whether the crop's look supports the read: a crop that only may be a plate counts only for a long read
+    that fits a format; a short read (a sign's word, windows, a road marking read as AB1) needs a crop that
+    looks like a plate and whose main line has as many characters."""
+    if len(match.text) >= LONG_READ:
+        return check.level == "plate" or match.format_name is not None
+    return check.level == "plate" and check.line is not None and abs(check.line.chars - len(match.text)) <= 1

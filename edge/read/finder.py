@@ -15,6 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
+import numpy as np
+
 from edge.detect import PlateDetector
 from edge.domain import Image, PlateDetection
 from edge.read import PlateReader
@@ -62,10 +65,14 @@ class PlateFinder:
         min_confidence: float,
         second_look: PlateDetector | None = None,
         second_look_every: int = 1,
+        fine_look: PlateDetector | None = None,
+        fine_look_every: int = 1,
+        verify: bool = True,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
-        if second_look_every < 1:
-            raise ValueError(f"second_look_every must be >= 1, got {second_look_every!r}")
+        if second_look_every < 1 or fine_look_every < 1:
+            raise ValueError(f"second_look_every and fine_look_every must be >= 1, got "
+                             f"{second_look_every!r} and {fine_look_every!r}")
         self._detector = detector
         self._reader = reader
         self._formats = formats
@@ -73,35 +80,67 @@ class PlateFinder:
         self._second = second_look
         self._every = second_look_every
         self._since_second = second_look_every  # so the first call may look again
+        self._fine = fine_look
+        self._fine_every = fine_look_every
+        self._since_fine = fine_look_every
+        self._verify = verify
         self._timer = timer
 
     def find(self, image: Image, lores: Image, captured_on: dt.date) -> Finding:
-        """The plates of ``image``; detectors run on ``lores`` (the same view, smaller or equal)."""
-        sx, sy = image.shape[1] / lores.shape[1], image.shape[0] / lores.shape[0]
+        """The plates of ``image``; detectors run on ``lores`` (the same view, smaller or equal), the fine look
+        on ``image`` shrunk to at most twice ``lores``."""
         t0 = self._timer()
-        first = [d.scaled(sx, sy) for d in self._detector.detect(lores)]
+        first = _scaled(self._detector.detect(lores), image, lores)
         detect_s = self._timer() - t0
         sightings = self._read(image, first, captured_on)
         read_s = self._timer() - t0 - detect_s
+        self._since_fine += 1
         self._since_second += 1
-        due = self._since_second >= self._every and not any(s.fits for s in sightings)
-        second = self._second if due else None
+        looked_again = False
+        if self._fine is not None and self._since_fine >= self._fine_every and not any(s.fits for s in sightings):
+            self._since_fine = 0
+            t1 = self._timer()
+            mid = fine_image(image, lores)
+            more = _scaled(self._fine.detect(mid), image, mid)
+            t2 = self._timer()
+            sightings = _merge(sightings, self._read(image, more, captured_on, only_plates=True))
+            detect_s += t2 - t1
+            read_s += self._timer() - t2
+        second = self._second if self._since_second >= self._every and not any(s.fits for s in sightings) else None
         if second is not None:
             self._since_second = 0
+            looked_again = True
             t1 = self._timer()
-            more = [d.scaled(sx, sy) for d in second.detect(lores)]
+            more = _scaled(second.detect(lores), image, lores)
             t2 = self._timer()
             sightings = _merge(sightings, self._read(image, more, captured_on))
             detect_s += t2 - t1
             read_s += self._timer() - t2
-        return Finding(tuple(sightings), detect_s * 1000.0, read_s * 1000.0, second is not None)
+        return Finding(tuple(sightings), detect_s * 1000.0, read_s * 1000.0, looked_again)
 
-    def _read(self, image: Image, found: list[PlateDetection], captured_on: dt.date) -> list[Sighting]:
+    def _read(self, image: Image, found: list[PlateDetection], captured_on: dt.date, *,
+              only_plates: bool = False) -> list[Sighting]:
         return [
             Sighting(det, read_box(image, det.box, self._reader, self._formats, captured_on,
-                                   min_confidence=self._min_confidence, corners=det.corners))
+                                   min_confidence=self._min_confidence, corners=det.corners, verify=self._verify,
+                                   only_plates=only_plates))
             for det in found
         ]
+
+
+def fine_image(image: Image, lores: Image) -> Image:
+    """The image the fine look searches: ``image`` shrunk to at most twice ``lores``'s width and height."""
+    scale = min(1.0, 2.0 * lores.shape[1] / image.shape[1], 2.0 * lores.shape[0] / image.shape[0])
+    if scale >= 1.0:
+        return image
+    size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
+
+
+def _scaled(found: list[PlateDetection], image: Image, seen: Image) -> list[PlateDetection]:
+    """Detections made on ``seen`` in ``image``'s pixels."""
+    sx, sy = image.shape[1] / seen.shape[1], image.shape[0] / seen.shape[0]
+    return [d.scaled(sx, sy) for d in found]
 
 
 def _merge(first: list[Sighting], second: list[Sighting]) -> list[Sighting]:

@@ -44,7 +44,9 @@ ELSEWHERE = Box(400, 200, 40, 10)  # another place: crop width 80 + 2 * 10
 
 
 def finder(reader: ReadByPlace, first: Boxes, second: Boxes | None, every: int = 1) -> PlateFinder:
-    return PlateFinder(first, reader, UK, min_confidence=0.5, second_look=second, second_look_every=every)
+    # blank images and a reader that reads by place: the plate check has nothing to look at
+    return PlateFinder(first, reader, UK, min_confidence=0.5, second_look=second, second_look_every=every,
+                       verify=False)
 
 
 def texts(f: PlateFinder) -> list[str]:
@@ -82,3 +84,40 @@ def test_the_second_look_runs_on_at_most_one_call_in_every_n() -> None:
     for _ in range(7):
         f.find(FULL, LORES, DAY)
     assert second.calls == 3  # calls 1, 4 and 7
+
+
+class Sizes(Boxes):
+    """Boxes that also keeps the size of every image it was given."""
+
+    def __init__(self, *boxes: Box) -> None:
+        super().__init__(*boxes)
+        self.shapes: list[tuple[int, ...]] = []
+
+    def detect(self, image: Image) -> list[PlateDetection]:
+        self.shapes.append(image.shape[:2])
+        return super().detect(image)
+
+
+def test_the_fine_look_searches_the_full_image_shrunk_to_twice_the_lores_one() -> None:
+    for full, seen in (((1080, 1920, 3), (720, 1280)), ((540, 960, 3), (540, 960))):
+        fine = Sizes()
+        f = PlateFinder(Boxes(), ReadByPlace({}), UK, min_confidence=0.5, fine_look=fine, verify=False)
+        f.find(np.zeros(full, np.uint8), LORES, DAY)
+        assert fine.shapes == [seen]
+
+
+def test_a_plate_only_the_fine_look_finds_is_added_in_full_image_pixels() -> None:
+    fine = Sizes(Box(200, 100, 50, 14))  # pixels of the 1280x720 image the fine look searched
+    reader = ReadByPlace({50 + 2 * 6: "XY51ABC"})
+    f = PlateFinder(Boxes(), reader, UK, min_confidence=0.5, fine_look=fine, verify=False)
+    got = f.find(FULL, LORES, DAY)
+    assert [s.read.match.text for s in got.sightings if s.read and s.read.match] == ["XY51ABC"]
+    assert got.sightings[0].detection.box == Box(200, 100, 50, 14)
+
+
+def test_no_fine_look_when_the_first_read_fits_a_format() -> None:
+    fine = Sizes()
+    f = PlateFinder(Boxes(FIRST), ReadByPlace({124: "AB12CDE"}), UK, min_confidence=0.5, fine_look=fine,
+                    verify=False)
+    f.find(FULL, LORES, DAY)
+    assert fine.calls == 0
