@@ -74,12 +74,22 @@ class TfliteModel:
         self.path = Path(path)
         try:
             self._interp = _interpreter_class()(model_path=str(path), num_threads=threads)
+            self._fix_dynamic_input()
             with quiet_runtime_stderr():
                 self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load model {str(path)!r} ({entry.name}): {exc}") from exc
         self._inputs = self._interp.get_input_details()
         self._outputs = self._interp.get_output_details()
+
+    def _fix_dynamic_input(self) -> None:
+        """Give a model with a dynamic input (-1 in its signature) the manifest's input size before the first
+        allocation: its placeholder shape (1x1x1x3) cannot be prepared by the plain kernels, which is what
+        runs where the XNNPACK delegate is not applied (tflite-runtime, a CPU it does not know)."""
+        detail = self._interp.get_input_details()[0]
+        signature = [int(v) for v in detail.get("shape_signature", detail["shape"])]
+        if any(v < 0 for v in signature) and len(self.entry.input_size) == len(signature):
+            self._interp.resize_tensor_input(detail["index"], list(self.entry.input_size))
 
     @property
     def input_shape(self) -> tuple[int, ...]:
