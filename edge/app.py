@@ -103,11 +103,19 @@ def ensure_state_dir(path: str) -> Path:
     return state
 
 
+OVERVIEW_VIEWS = 2  # earlier frames a pass keeps so faces seen there are covered in its overview
+
+
+def _overview_may_leave(config: Config) -> bool:
+    return "redacted_overview" in (config.privacy.image, config.privacy.hit_image)
+
+
 def node_redactor(config: Config) -> Redactor | None:
     """The face redactor, or None when it cannot run (then no image ever leaves: fail closed)."""
     privacy = config.privacy
     settings = RedactorSettings(
         model=privacy.face_model,
+        check_model=privacy.face_check_model,
         manifest=config.read.manifest,
         threshold=privacy.face_threshold,
         margin=privacy.redaction_margin,
@@ -193,7 +201,7 @@ def open_node(
             detector=detector,
             reader=reader,
             formats=formats,
-            tracker=PlateTracker(config.track),
+            tracker=PlateTracker(config.track, views=OVERVIEW_VIEWS if _overview_may_leave(config) else 0),
             privacy=gate or privacy,
             outbox=ledger,
             detect_every=config.detect.every_n_frames,

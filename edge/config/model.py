@@ -210,14 +210,24 @@ class PrivacyConfig(_Section):
     )
     image_when: Literal["always", "hotlist_hit"] = Field("always", description="When the image may be sent.")
     face_model: str = Field(
-        "models/fetched/face_detection_full_range.tflite",
-        description="Face detector used to redact every image that may leave.",
+        "models/fetched/centerface.tflite",
+        description="Face detector used to redact every image that may leave (CenterFace; BlazeFace also accepted).",
     )
-    face_threshold: float = Field(0.3, gt=0.0, lt=1.0, description="Face score above which a region is redacted.")
+    face_check_model: str = Field(
+        "models/fetched/face_detection_full_range.tflite",
+        description="Independent second-pass detector (BlazeFace) over every redacted image; a face it still "
+        "finds is redacted too, or the image is dropped.",
+    )
+    face_threshold: float = Field(
+        0.2, gt=0.0, lt=1.0, description="Face score above which a region is redacted (lower: more faces, more "
+        "false regions; faces under 24 px need at least 0.5)."
+    )
     redact_cabin: bool = Field(
         False, description="Also redact the whole windscreen/cabin above each plate (second line of defence)."
     )
-    redaction_margin: float = Field(0.25, ge=0.0, le=2.0, description="Extra margin around each face, as a share.")
+    redaction_margin: float = Field(
+        0.5, ge=0.0, le=2.0, description="Extra margin around each face box, as a share of its size, every side."
+    )
     jpeg_quality: int = Field(80, ge=30, le=95, description="JPEG quality of published images.")
     pseudonym_rotation: Literal["daily", "weekly", "monthly"] = Field(
         "daily", description="How often the pseudonym key changes (UTC periods, derived from the key file)."

@@ -4,10 +4,14 @@ DIR holds ``labels.csv`` (``file,x,y,w,h``, one row per face, pixels, top-left o
 images; image files in DIR without a row count as images with no faces. Each image goes through the
 same :class:`~edge.privacy.redact.Redactor` the node builds (:func:`~edge.privacy.faces.build_redactor`).
 
-A face is *covered* when at least 90% of its labelled box lies inside redacted pixels. ``false_area``
-is the share of redacted pixels outside every labelled face box. An image the redactor drops (it
-fails closed) leaks nothing on the node; here it is counted in ``dropped`` and its faces are scored
-on the regions the first pass redacted, so the recall measures the detector, not the drop.
+A face is *covered* when at least 90% of its labelled box lies inside redacted pixels. Recall alone
+would pass a tuning that paints over whole images, so beside it, per face-height band: a *false
+region* is a redacted region that covers no more than half of any labelled face (``false_per_image``),
+``false_area`` is the share of redacted pixels outside every labelled face box, and ``redacted_share``
+the mean share of each image painted over. An image the redactor drops (it fails closed) leaks nothing
+on the node; here it is counted in ``dropped`` and its faces are scored on the regions the first pass
+redacted, so the recall measures the detector, not the drop. ``--detector`` picks the model
+(``centerface``, the node's; ``blazeface``, the old tiled one) to compare them on one set.
 """
 
 from __future__ import annotations
@@ -33,12 +37,13 @@ from edge.capture.video import IMAGE_SUFFIXES
 from edge.domain import Box, Image
 from edge.errors import ConfigError, EdgeError
 from edge.evaluate.progress import Progress
-from edge.privacy.faces import RedactorSettings, build_redactor
-from edge.privacy.redact import MODES, RedactionFailed, Redactor
+from edge.privacy.faces import DETECTORS, RedactorSettings, build_redactor
+from edge.privacy.redact import RedactionFailed, Redactor
 
 COVER_SHARE = 0.9
 MIN_FACE_PX = 24
 SIZE_BUCKETS = ((0, 24), (24, 48), (48, 96), (96, 1 << 30))
+TRUE_REGION_SHARE = 0.5  # a region covering at least this much of a labelled face is not a false region
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,9 @@ class ImageScore:
     ms: float
     cpu_ms: float  # this thread's CPU time: the cost without waiting for a shared core
     dropped: str | None  # RedactionFailed.reason, or None when the image passed
+    pixels: int  # the image's
+    false_regions: tuple[int, ...]  # face heights (before the margin) of the regions that cover no labelled face
+    region_heights: tuple[int, ...]  # of every region, the same way
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -59,14 +67,19 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--report", metavar="OUT", help="write images with missed faces outlined, and an index.html")
     p.add_argument("--threads", type=int, default=1, help="images redacted in parallel (one model each)")
-    p.add_argument("--model", default=d.model, help=f"face model (default {d.model})")
+    p.add_argument("--detector", choices=sorted(DETECTORS), default=None,
+                   help="face detector to score: centerface (the node's) or blazeface (tiled); sets --model")
+    p.add_argument("--model", default=None, help=f"face model file (default {d.model})")
     p.add_argument("--manifest", default=d.manifest, help=f"model manifest (default {d.manifest})")
     p.add_argument("--threshold", type=float, default=d.threshold, help=f"face score threshold ({d.threshold})")
     p.add_argument("--margin", type=float, default=d.margin, help=f"margin around faces, share ({d.margin})")
-    p.add_argument("--mode", choices=MODES, default=d.mode, help=f"redaction mode ({d.mode})")
-    p.add_argument("--min-face", type=int, default=d.min_face, help=f"smallest face searched, px ({d.min_face})")
-    p.add_argument("--face-px", type=float, default=d.face_px, help=f"its size in the model input ({d.face_px})")
-    p.add_argument("--max-gain", type=float, default=d.max_gain, help=f"contrast stretch limit ({d.max_gain})")
+    p.add_argument("--min-face", type=int, default=d.min_face,
+                   help=f"blazeface: smallest face searched, px ({d.min_face})")
+    p.add_argument("--face-px", type=float, default=d.face_px, help=f"blazeface: its size in the input ({d.face_px})")
+    p.add_argument("--max-gain", type=float, default=d.max_gain,
+                   help=f"blazeface: contrast stretch limit ({d.max_gain})")
+    p.add_argument("--check-min-face", type=int, default=d.check_min_face,
+                   help=f"second pass (BlazeFace): smallest face searched, px ({d.check_min_face})")
     p.add_argument("--no-second-pass", action="store_true", help="skip the second-pass check")
     p.add_argument("--grey", action="store_true", help="convert images to grey first (as an infrared camera)")
     p.add_argument("--limit", type=int, default=None, help="score only the first N images")
@@ -92,8 +105,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads < 1:
         raise ConfigError(f"--threads {args.threads} must be at least 1")
     settings = RedactorSettings(
-        model=args.model, manifest=args.manifest, threshold=args.threshold, margin=args.margin, mode=args.mode,
-        min_face=args.min_face, face_px=args.face_px, max_gain=args.max_gain, second_pass=not args.no_second_pass,
+        model=args.model or DETECTORS[args.detector or "centerface"], manifest=args.manifest,
+        threshold=args.threshold, margin=args.margin, min_face=args.min_face, face_px=args.face_px,
+        max_gain=args.max_gain, second_pass=not args.no_second_pass, check_min_face=args.check_min_face,
     )
     redactors = [build_redactor(settings) for _ in range(min(args.threads, max(1, len(files))))]
     report = Path(args.report) if args.report else None
@@ -110,9 +124,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     result["dir"] = str(folder)
     result["settings"] = {
         "model": settings.model, "detector": redactors[0].detector_name, "threshold": settings.threshold,
-        "margin": settings.margin, "mode": settings.mode, "min_face": settings.min_face,
+        "margin": settings.margin, "min_face": settings.min_face,
         "face_px": settings.face_px, "max_gain": settings.max_gain, "second_pass": settings.second_pass,
-        "second_pass_threshold": settings.second_pass_threshold, "grey": bool(args.grey),
+        "second_pass_threshold": settings.second_pass_threshold, "check_min_face": settings.check_min_face,
+        "grey": bool(args.grey),
         "threads": len(redactors),
     }
     if report is not None:
@@ -171,8 +186,11 @@ def score_image(redactor: Redactor, path: Path, name: str, faces: Sequence[Box],
     redacted = _mask(regions, w, h)
     face_mask = _mask(faces, w, h)
     covered = tuple(_share_inside(f, redacted, w, h) >= COVER_SHARE for f in faces)
+    heights = tuple(round(r.h / (1.0 + 2.0 * redactor.margin)) for r in regions)
+    false = tuple(height for r, height in zip(regions, heights, strict=True)
+                  if not any(r.intersection(f) >= TRUE_REGION_SHARE * max(1, f.area) for f in faces))
     score = ImageScore(name, tuple(faces), covered, int(redacted.sum()), int((redacted & ~face_mask).sum()), ms,
-                       cpu_ms, dropped)
+                       cpu_ms, dropped, h * w, false, heights)
     if report is not None and (not all(covered) or dropped):
         _write_report_image(report, name, output, faces, covered)
     return score
@@ -196,31 +214,29 @@ def summarise(scores: Sequence[ImageScore]) -> dict[str, Any]:
     big = [c for f, c in pairs if f.h >= MIN_FACE_PX]
     redacted = sum(s.redacted_px for s in scores)
     ms = [s.ms for s in scores]
+    n = len(scores)
     dropped: dict[str, int] = {}
     for s in scores:
         if s.dropped:
             dropped[s.dropped] = dropped.get(s.dropped, 0) + 1
     return {
-        "images": len(scores),
+        "images": n,
         "faces": len(pairs),
         "covered": sum(c for _, c in pairs),
         "recall": _ratio(sum(c for _, c in pairs), len(pairs)),
         "faces_min24": len(big),
         "recall_min24": _ratio(sum(big), len(big)),
+        "false_regions": sum(len(s.false_regions) for s in scores),
+        "false_per_image": _ratio(sum(len(s.false_regions) for s in scores), n),
         "false_area": _ratio(sum(s.false_px for s in scores), redacted),
+        "redacted_share": _ratio(sum(s.redacted_px / s.pixels for s in scores), n, digits=5),
         "redacted_px": redacted,
         "dropped": sum(dropped.values()),
         "dropped_reasons": dropped,
         "median_ms": round(statistics.median(ms), 2) if ms else None,
         "p95_ms": round(float(np.percentile(ms, 95)), 2) if ms else None,
         "median_cpu_ms": round(statistics.median(s.cpu_ms for s in scores), 2) if ms else None,
-        "by_height": {
-            f"{lo}-{hi if hi < 1 << 30 else 'up'}": {
-                "faces": sum(1 for f, _ in pairs if lo <= f.h < hi),
-                "covered": sum(1 for f, c in pairs if lo <= f.h < hi and c),
-            }
-            for lo, hi in SIZE_BUCKETS
-        },
+        "by_height": {_band(lo, hi): _band_score(scores, pairs, lo, hi) for lo, hi in SIZE_BUCKETS},
         "missed": [
             {"file": s.file, "x": f.x, "y": f.y, "w": f.w, "h": f.h}
             for s in scores for f, c in zip(s.faces, s.covered, strict=True) if not c
@@ -228,23 +244,40 @@ def summarise(scores: Sequence[ImageScore]) -> dict[str, Any]:
     }
 
 
-def _ratio(num: int, den: int) -> float | None:
-    return round(num / den, 4) if den else None
+def _band(lo: int, hi: int) -> str:
+    return f"{lo}-{hi if hi < 1 << 30 else 'up'}"
+
+
+def _band_score(scores: Sequence[ImageScore], pairs: Sequence[tuple[Box, bool]], lo: int, hi: int) -> dict[str, Any]:
+    """Faces, covered and recall of labelled faces in ``lo <= height < hi``; false regions of that size per image."""
+    faces = sum(1 for f, _ in pairs if lo <= f.h < hi)
+    covered = sum(1 for f, c in pairs if lo <= f.h < hi and c)
+    false = sum(1 for s in scores for height in s.false_regions if lo <= height < hi)
+    regions = sum(1 for s in scores for height in s.region_heights if lo <= height < hi)
+    return {"faces": faces, "covered": covered, "recall": _ratio(covered, faces), "regions": regions,
+            "false_regions": false, "false_per_image": _ratio(false, len(scores))}
+
+
+def _ratio(num: float, den: int, *, digits: int = 4) -> float | None:
+    return round(num / den, digits) if den else None
 
 
 def format_table(r: dict[str, Any]) -> str:
     s = r["settings"]
     lines = [
-        f"eval faces {r['dir']}: {s['detector']} threshold {s['threshold']} margin {s['margin']} mode {s['mode']} "
-        f"min_face {s['min_face']}px{' grey' if s['grey'] else ''}",
+        f"eval faces {r['dir']}: {s['detector']} threshold {s['threshold']} margin {s['margin']}"
+        f"{' grey' if s['grey'] else ''}",
         f"  images        {r['images']}",
         f"  faces         {r['faces']}  (covered {r['covered']})",
         f"  recall        {_fmt(r['recall'])}",
         f"  recall_min24  {_fmt(r['recall_min24'])}  ({r['faces_min24']} faces >= {MIN_FACE_PX} px tall)",
+        f"  false regions {_fmt(r['false_per_image'])} per image  ({r['false_regions']} covering no labelled face)",
         f"  false_area    {_fmt(r['false_area'])}  (share of redacted pixels outside labelled faces)",
+        f"  redacted      {_fmt(r['redacted_share'])} of each image on average",
         f"  dropped       {r['dropped']}  {r['dropped_reasons'] or ''}",
         f"  median_ms     {r['median_ms']}  (p95 {r['p95_ms']}; median thread CPU {r['median_cpu_ms']} ms)",
-        "  by face height: " + ", ".join(f"{k}px {v['covered']}/{v['faces']}" for k, v in r["by_height"].items()),
+        "  by face height: " + ", ".join(f"{k}px {v['covered']}/{v['faces']} (false {v['false_regions']})"
+                                         for k, v in r["by_height"].items()),
     ]
     lines += [f"  missed {m['file']} {m['w']}x{m['h']}+{m['x']}+{m['y']}" for m in r["missed"][:20]]
     if len(r["missed"]) > 20:

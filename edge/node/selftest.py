@@ -150,6 +150,7 @@ def check_models(config: Config) -> Check:
         wanted.append((config.detect.model, config.detect.manifest))
     if config.privacy.images_may_leave:
         wanted.append((config.privacy.face_model, config.read.manifest))
+        wanted.append((config.privacy.face_check_model, config.read.manifest))
     loaded = []
     try:
         for path, manifest_path in wanted:

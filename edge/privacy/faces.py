@@ -29,7 +29,9 @@ import numpy.typing as npt
 
 from edge.domain import Box, Image
 from edge.errors import ModelError
-from edge.privacy.redact import Mode, Redactor
+from edge.privacy.centerface import TASK as CENTERFACE_TASK
+from edge.privacy.centerface import CenterFaceDetector
+from edge.privacy.redact import Redactor
 from edge.runtime import TfliteModel, load_manifest, open_model
 
 log = logging.getLogger(__name__)
@@ -343,42 +345,72 @@ def _to_box(b: FloatArray, width: int, height: int) -> Box:
     return Box(x0, y0, x1 - x0, y1 - y0).clipped(width, height)
 
 
+DETECTORS = {  # --detector names for eval and bench: the model each one loads
+    "centerface": "models/fetched/centerface.tflite",
+    "blazeface": "models/fetched/face_detection_full_range.tflite",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class RedactorSettings:
-    """Everything that decides how the node redacts; the node and ``eval faces`` build from the same one."""
+    """Everything that decides how the node redacts; the node, ``eval faces`` and ``bench redaction`` build
+    from the same one. The model's manifest task picks the detector: CenterFace (the default, one run per
+    image) or BlazeFace (a pyramid of tiles, ``min_face``, ``face_px``, ``max_gain``)."""
 
-    model: str = "models/fetched/face_detection_full_range.tflite"
+    model: str = DETECTORS["centerface"]
     manifest: str = "models/manifest.json"
-    threshold: float = 0.3  # recall first: a false hit costs a few redacted pixels, a miss a face
-    margin: float = 0.25
-    mode: Mode = "fill"  # a mosaic keeps a face-like layout that detectors (and the second pass) react to
+    # CenterFace on wider-val-street: 0.2 keeps about 2 false regions per image (see the README's figures);
+    # boxes under small_face pixels, where most false ones are, need small_threshold
+    threshold: float = 0.2
+    small_threshold: float = 0.5
+    small_face: int = 24
+    margin: float = 0.5  # CenterFace's boxes are tighter than a head: half a box more on every side
     min_face: int = 24
     face_px: float = 16.0
     max_gain: float = 4.0  # contrast stretch of dark, flat tiles (night, cabins); 1: off
     budget_ms: float | None = None
     second_pass: bool = True
-    # the check runs the same model a little stricter: at the first pass's threshold it fires on the
-    # edges of redacted blocks (a chin under a fill) and would drop good images
+    # the independent check: BlazeFace (another model family) over the redacted image, on a coarse pyramid
+    check_model: str = DETECTORS["blazeface"]
     second_pass_threshold: float = 0.6
+    check_min_face: int = 160  # one whole-image run for a 16:9 frame: the check stays within the time budget
     rechecks: int = 2
 
 
-def build_redactor(settings: RedactorSettings, *, threads: int = 1) -> Redactor:
-    """Verify and load the face model, and build the fail-closed :class:`~edge.privacy.redact.Redactor`.
+def face_detector(model: TfliteModel, *, threshold: float, small_threshold: float | None = None, small_face: int = 0,
+                  min_face: int = 24, face_px: float = 16.0, max_gain: float = 4.0,
+                  memo: TileMemo | None = None) -> CenterFaceDetector | BlazeFaceDetector:
+    """The detector for ``model``, chosen by its manifest task."""
+    if model.entry.task == CENTERFACE_TASK:
+        return CenterFaceDetector(model, threshold=threshold, small_threshold=small_threshold, small_face=small_face)
+    if model.entry.task == "face_detection":
+        return BlazeFaceDetector(model, threshold=threshold, min_face=min_face, face_px=face_px, max_gain=max_gain,
+                                 memo=memo)
+    raise ModelError(f"{model.entry.name}: task {model.entry.task!r} is not a face detector "
+                     f"(expected {CENTERFACE_TASK!r} or 'face_detection')")
 
-    Raises :class:`~edge.errors.ModelError` when the model is missing, unlisted or has the wrong hash:
+
+def build_redactor(settings: RedactorSettings, *, threads: int = 1) -> Redactor:
+    """Verify and load the face models, and build the fail-closed :class:`~edge.privacy.redact.Redactor`.
+
+    Raises :class:`~edge.errors.ModelError` when a model is missing, unlisted or has the wrong hash:
     a node that cannot redact must not send images.
     """
-    model = open_model(Path(settings.model), load_manifest(settings.manifest), threads=threads)
-    memo = TileMemo(floor=min(settings.threshold, settings.second_pass_threshold))
-    detector = BlazeFaceDetector(model, threshold=settings.threshold, min_face=settings.min_face,
-                                 face_px=settings.face_px, max_gain=settings.max_gain, memo=memo)
-    check = BlazeFaceDetector(model, threshold=settings.second_pass_threshold, min_face=settings.min_face,
-                              face_px=settings.face_px, max_gain=settings.max_gain, memo=memo)
+    manifest = load_manifest(settings.manifest)
+    model = open_model(Path(settings.model), manifest, threads=threads)
+    detector = face_detector(model, threshold=settings.threshold,
+                             small_threshold=max(settings.threshold, settings.small_threshold),
+                             small_face=settings.small_face, min_face=settings.min_face, face_px=settings.face_px,
+                             max_gain=settings.max_gain)
+    check: BlazeFaceDetector | CenterFaceDetector | None = None
+    if settings.second_pass:
+        check_model = open_model(Path(settings.check_model), manifest, threads=threads)
+        check = face_detector(check_model, threshold=settings.second_pass_threshold, min_face=settings.check_min_face,
+                              face_px=settings.face_px, max_gain=settings.max_gain)
     return Redactor(
-        detector, margin=settings.margin, second_pass=check if settings.second_pass else None,
-        detector_name=detector.name, model_sha256=detector.model_sha256, threshold=settings.threshold,
-        mode=settings.mode, budget_ms=settings.budget_ms, rechecks=settings.rechecks,
+        detector, margin=settings.margin, second_pass=check, detector_name=detector.name,
+        model_sha256=detector.model_sha256, threshold=settings.threshold, budget_ms=settings.budget_ms,
+        rechecks=settings.rechecks,
     )
 
 

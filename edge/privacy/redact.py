@@ -1,9 +1,9 @@
 """Irreversible face redaction, and the :class:`Redactor` that fails closed.
 
 :func:`redact` is a pure function: it returns a new image in which every face box, grown by a
-margin and clipped to the image, is replaced by a solid fill or by a coarse mosaic with added
-noise. Never a blur: a blur keeps enough of the signal to be partly undone; a mosaic of at most
-``cells`` blocks across with random noise on each block does not.
+margin and clipped to the image, is painted over with one flat colour, the mean of a thin ring just
+outside it. That is the node's one redaction method: nothing of the face is left to undo (a blur can
+be partly reversed; a mosaic keeps a face's layout, which detectors still fire on).
 
 :class:`Redactor` is what the node runs on every image that may leave it. Any error from the
 detector, a run over the time budget, or a second pass that still finds a face in the output
@@ -13,23 +13,18 @@ raises :class:`RedactionFailed`, and the caller drops the image (the read goes w
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
 from edge.clock import monotonic_ns
-from edge.domain import Box, Image, Redaction
+from edge.domain import Box, Image, Redaction, View
 from edge.privacy import FaceDetector
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["fill", "mosaic"]
-MODES: tuple[Mode, ...] = ("fill", "mosaic")
 FILL_VALUE = 128  # mid grey, for a region with no surroundings (it covers the whole image)
 RING = 3  # pixels around a region whose mean colour fills it
 INSIDE_SHARE = 0.9  # a second-pass box this much inside redacted pixels shows nothing of a face
@@ -56,20 +51,41 @@ def redaction_regions(boxes: Sequence[Box], *, margin: float, width: int, height
     return [b for b in grown if b.area > 0]
 
 
-def cabin_region(plate: Box, *, width: int, height: int, half_width: float = 2.5, top: float = 3.5,
-                 bottom: float = 0.3) -> Box:
-    """A generous guess at the windscreen/cabin of the vehicle whose plate is ``plate``, clipped.
+def cabin_region(plate: Box, *, width: int, height: int, half_width: float = 2.2, top: float = 3.0,
+                 bottom: float = 0.6) -> Box:
+    """The windscreen and front side windows of the vehicle whose plate is ``plate``, clipped; never the plate.
 
     In plate widths (a UK plate is 520 mm; a car about 3.5 plates wide): ``half_width`` either side of
-    the plate's centre, from ``top`` to ``bottom`` above the plate's top edge. The defaults cover a
-    car's windscreen seen head-on or up to about 30 degrees off axis (checked on a toll-lane camera);
-    pass it in ``extra_boxes`` as a second line of defence where the detector cannot see through glass.
+    the plate's centre, from ``top`` to ``bottom`` above the plate's top edge. Measured on the toll-lane
+    video (a car seen from a raised camera, 20 degrees off axis): its windscreen runs from 1.0 to 2.5 plate
+    widths above the plate, its side window to 3 plate widths to one side of it; the bonnet between the
+    plate and the windscreen (``bottom``) stays visible, and so does the plate. A lorry's cab is higher
+    than this: there the face detector alone covers the driver. ``privacy.redact_cabin`` adds it to the
+    faces found, as a second line of defence where the detector cannot see through glass.
     """
     pw = max(plate.w, 1)
     cx = plate.x + plate.w / 2.0
     x0, x1 = round(cx - half_width * pw), round(cx + half_width * pw)
-    y0, y1 = round(plate.y - top * pw), round(plate.y - bottom * pw)
+    y0, y1 = round(plate.y - top * pw), min(plate.y, round(plate.y - bottom * pw))
     return Box(x0, y0, x1 - x0, max(0, y1 - y0)).clipped(width, height)
+
+
+def carry(faces: Sequence[Box], source_plate: Box, plate: Box) -> list[Box]:
+    """Face boxes found in another frame of a pass, moved into this one with the vehicle: kept where they were
+    against the plate (its centre), scaled by its width. Only faces on the vehicle are carried: centred within
+    3 plate widths either side of the plate and from 6 above it to 1 below (drivers, passengers)."""
+    scale = plate.w / max(1, source_plate.w)
+    (sx, sy), (cx, cy) = source_plate.centre, plate.centre
+    pw = max(1, source_plate.w)
+    out = []
+    for f in faces:
+        fx, fy = f.centre
+        if abs(fx - sx) > 3 * pw or not source_plate.y - 6 * pw <= fy <= source_plate.y + source_plate.h + pw:
+            continue
+        w, h = f.w * scale, f.h * scale
+        x, y = cx + (fx - sx) * scale - w / 2, cy + (fy - sy) * scale - h / 2
+        out.append(Box(round(x), round(y), round(w), round(h)))
+    return out
 
 
 def share_inside(box: Box, regions: Sequence[Box], *, width: int, height: int) -> float:
@@ -86,28 +102,16 @@ def share_inside(box: Box, regions: Sequence[Box], *, width: int, height: int) -
     return float(mask.mean())
 
 
-def redact(image: Image, boxes: Sequence[Box], *, margin: float, mode: Mode = "mosaic",
-           rng: np.random.Generator, cells: int = 5, noise: int = 32) -> Image:
-    """A copy of ``image`` with every box (grown by ``margin``, clipped) filled or mosaicked.
+def redact(image: Image, boxes: Sequence[Box], *, margin: float) -> Image:
+    """A copy of ``image`` with every box (grown by ``margin``, clipped) painted one flat colour.
 
-    ``mosaic``: the region is averaged into at most ``cells`` blocks along its longer side (each
-    block at least 4 pixels), uniform noise in [-noise, noise] is added to every block, and the blocks
-    are painted flat. ``fill``: the region is painted one flat colour, the mean of a thin ring around
-    it (taken from the output so far, so an earlier redacted face is not sampled). The input is never
-    modified.
+    The colour is the mean of a thin ring around the region, taken from the output so far (so an
+    earlier redacted face is not sampled). The input is never modified.
     """
-    if mode not in MODES:
-        raise ValueError(f"redaction mode {mode!r} is not one of {list(MODES)}")
-    if cells < 1:
-        raise ValueError(f"cells {cells} must be >= 1")
     height, width = image.shape[:2]
     out = image.copy()
     for r in redaction_regions(boxes, margin=margin, width=width, height=height):
-        view = out[r.y:r.y + r.h, r.x:r.x + r.w]
-        if mode == "fill":
-            view[...] = _surround_colour(out, r)
-        else:
-            view[...] = _mosaic(view, cells=cells, noise=noise, rng=rng)
+        out[r.y:r.y + r.h, r.x:r.x + r.w] = _surround_colour(out, r)
     return out
 
 
@@ -126,18 +130,6 @@ def _surround_colour(image: Image, r: Box) -> npt.NDArray[np.uint8]:
         return np.full(image.shape[2:], FILL_VALUE, dtype=np.uint8)
     total = block.sum(axis=(0, 1)) - inner.sum(axis=(0, 1))
     return np.asarray(np.round(total / count), dtype=np.uint8)
-
-
-def _mosaic(region: Image, *, cells: int, noise: int, rng: np.random.Generator) -> Image:
-    h, w = region.shape[:2]
-    block = max(4, math.ceil(max(h, w) / cells))
-    nx, ny = max(1, math.ceil(w / block)), max(1, math.ceil(h / block))
-    small = np.asarray(cv2.resize(region, (nx, ny), interpolation=cv2.INTER_AREA), dtype=np.int16)
-    small = small.reshape(ny, nx, -1) if region.ndim == 3 else small.reshape(ny, nx)
-    shake = rng.integers(-noise, noise + 1, size=(ny, nx), dtype=np.int16)  # same on every channel
-    small = small + (shake[:, :, None] if small.ndim == 3 else shake)
-    big = np.repeat(np.repeat(np.clip(small, 0, 255).astype(np.uint8), block, axis=0), block, axis=1)
-    return big[:h, :w]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -159,11 +151,8 @@ class Redactor:
     """
 
     def __init__(self, detector: FaceDetector, *, margin: float, second_pass: FaceDetector | None,
-                 detector_name: str, model_sha256: str, threshold: float, mode: Mode = "mosaic",
-                 budget_ms: float | None = None, rechecks: int = 1, rng: np.random.Generator | None = None,
-                 clock_ns: Callable[[], int] = monotonic_ns) -> None:
-        if mode not in MODES:
-            raise ValueError(f"redaction mode {mode!r} is not one of {list(MODES)}")
+                 detector_name: str, model_sha256: str, threshold: float, budget_ms: float | None = None,
+                 rechecks: int = 1, clock_ns: Callable[[], int] = monotonic_ns) -> None:
         if margin < 0:
             raise ValueError(f"margin {margin} must be >= 0")
         if budget_ms is not None and budget_ms <= 0:
@@ -174,32 +163,33 @@ class Redactor:
         self.rechecks = rechecks
         self.second_pass = second_pass
         self.margin = margin
-        self.mode = mode
         self.budget_ms = budget_ms
         self.detector_name = detector_name
         self.model_sha256 = model_sha256
         self.threshold = threshold
-        self._rng = rng if rng is not None else np.random.default_rng()
         self._clock_ns = clock_ns
 
     def faces(self, image: Image) -> list[Box]:
         """First-pass face boxes (image pixels), e.g. to carry to the next frames of a vehicle pass."""
         return self._detect(self.detector, image, "detector", [])
 
-    def redact_image(self, image: Image, extra_boxes: Sequence[Box] = ()) -> tuple[Image, Redaction]:
+    def redact_image(self, image: Image, extra_boxes: Sequence[Box] = (), *, views: Sequence[View] = (),
+                     plate: Box | None = None) -> tuple[Image, Redaction]:
         """Redacted copy of ``image`` and its record; raises :class:`RedactionFailed` instead of leaking.
 
-        ``extra_boxes`` (image pixels) are redacted too: face boxes carried over from earlier frames
-        of the same vehicle pass, so a face the detector misses in this frame is still covered.
+        ``extra_boxes`` (image pixels) are redacted too (a cabin region, say). ``views`` are other frames of
+        the same vehicle pass: the faces found there on the vehicle are carried into this image by the
+        plate's move (``plate`` is its box here), so a face the detector misses in this frame is still covered.
         """
-        result = self.run(image, extra_boxes)
+        result = self.run(image, extra_boxes, views=views, plate=plate)
         return result.image, result.record
 
-    def run(self, image: Image, extra_boxes: Sequence[Box] = ()) -> RedactionResult:
+    def run(self, image: Image, extra_boxes: Sequence[Box] = (), *, views: Sequence[View] = (),
+            plate: Box | None = None) -> RedactionResult:
         """Like :meth:`redact_image`, also returning the regions painted over and the faces found.
 
         A second-pass detection lying at least ``INSIDE_SHARE`` inside redacted pixels is the detector
-        reacting to a mosaic, not a visible face, and is ignored. When the second pass finds faces
+        reacting to the edge of a filled region, not a visible face, and is ignored. When the second pass finds faces
         elsewhere (often a face the first pass saw only in context, or a face-like patch next to
         one), they are added and the original redacted again, up to ``rechecks`` times; a face
         still found after the last recheck fails the image.
@@ -209,9 +199,13 @@ class Redactor:
         self._check_time(start, "first pass", [])
         height, width = image.shape[:2]
         boxes = [*faces, *extra_boxes]
+        for view in views:
+            if plate is not None:
+                boxes += carry(self._detect(self.detector, view.image, "detector", []), view.plate, plate)
+                self._check_time(start, "faces of other frames", [])
         for attempt in range(self.rechecks + 1):
             regions = redaction_regions(boxes, margin=self.margin, width=width, height=height)
-            out = redact(image, regions, margin=0.0, mode=self.mode, rng=self._rng)
+            out = redact(image, regions, margin=0.0)
             if self.second_pass is None:
                 break
             found = self._detect(self.second_pass, out, "second-pass detector", regions)

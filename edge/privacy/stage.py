@@ -24,7 +24,7 @@ import numpy as np
 
 from edge.clock import Clock, iso_ms
 from edge.config.model import NodeConfig, PrivacyConfig
-from edge.domain import AuditNote, Box, Image, OutgoingMessage, Redaction, VehiclePass
+from edge.domain import AuditNote, Box, Image, OutgoingMessage, Redaction, VehiclePass, View
 from edge.privacy.policy import (
     ImageKind,
     PolicyViolationError,
@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 class ImageRedactor(Protocol):
     """Removes faces from an image; raises (``RedactionFailed`` or anything else) when it cannot."""
 
-    def redact_image(self, image: Image, extra_boxes: Sequence[Box] = ()) -> tuple[Image, Redaction]: ...
+    def redact_image(self, image: Image, extra_boxes: Sequence[Box] = (), *, views: Sequence[View] = (),
+                     plate: Box | None = None) -> tuple[Image, Redaction]: ...
 
 
 class HotlistMatcher(Protocol):
@@ -180,11 +181,14 @@ class PrivacyStage:
             self._drop(read_id, "no redactor is configured")
             return None
         extra: tuple[Box, ...] = ()
-        if kind == "redacted_overview" and self._policy.redact_cabin:
-            height, width = source.shape[:2]
-            extra = (cabin_region(p.best.detection.box, width=width, height=height),)
+        views: tuple[View, ...] = ()
+        if kind == "redacted_overview":
+            views = p.views  # faces seen in other frames of the pass are covered in this one too
+            if self._policy.redact_cabin:
+                height, width = source.shape[:2]
+                extra = (cabin_region(p.best.detection.box, width=width, height=height),)
         try:
-            redacted, record = self._redactor.redact_image(source, extra)
+            redacted, record = self._redactor.redact_image(source, extra, views=views, plate=p.best.detection.box)
             faces_left = int(record.second_pass_faces)
         except Exception as exc:  # noqa: BLE001 - fail closed on ANY redactor error: the image is dropped
             self._drop(read_id, f"redaction failed: {type(exc).__name__}: {exc}")

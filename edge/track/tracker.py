@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from edge.config import TrackConfig
-from edge.domain import Box, Image, PlateRead, VehiclePass
+from edge.domain import Box, Image, PlateRead, VehiclePass, View
 from edge.read.crop import FormatMatcher
 from edge.track.motion import Motion, direction_of, inside, out_of_frame, sharpness
 from edge.track.vote import read_weight, similarity, vote
@@ -39,6 +39,7 @@ SAME_PLACE_IOU = 0.3  # ...unless their boxes overlap this much (then it is one 
 VALID_BEST = 1.5  # best-frame score factor for a read that fits a format
 MIN_MOTION_SIGHTINGS = 3  # sightings before a track's velocity is used to predict where it goes
 MAX_READS = 128  # reads a track keeps for voting (a long wait keeps every other one)
+VIEW_GAP_S = 0.2  # frames kept as views of a pass are at least this far apart
 
 
 @dataclass
@@ -62,6 +63,8 @@ class _Track:
     best: PlateRead | None = None
     best_score: float = -1.0
     overview: Image | None = None
+    views: list[View] = field(default_factory=list)  # earlier best frames, for face redaction
+    _view_times: list[datetime] = field(default_factory=list)
     text: str = ""  # text of the most confident read so far (for matching)
     text_weight: float = -1.0
     published: _Recent | None = None  # set once its pass is out (or it was suppressed as a repeat)
@@ -76,7 +79,7 @@ class _Track:
     def last_seen(self) -> datetime:
         return self.last.timestamp
 
-    def add(self, read: PlateRead, image: Image, zone: str | None) -> None:
+    def add(self, read: PlateRead, image: Image, zone: str | None, keep_views: int = 0) -> None:
         if self.sightings:
             self.motion = self.motion.updated(read.detection.box, read.timestamp)
         self.sightings += 1
@@ -96,7 +99,17 @@ class _Track:
         score = read.detection.box.area * (0.2 + sharpness(read.crop)) * read.confidence
         score *= VALID_BEST if read.valid else 1.0
         if score > self.best_score:
+            if keep_views and self.best is not None and self.overview is not None:
+                self._keep_view(self.best, self.overview, keep_views)
             self.best, self.best_score, self.overview = read, score, image
+
+    def _keep_view(self, read: PlateRead, image: Image, keep: int) -> None:
+        """The frame of a best sighting that gives way becomes a view, if far enough from the last one kept."""
+        if self._view_times and (read.timestamp - self._view_times[-1]).total_seconds() < VIEW_GAP_S:
+            return
+        self.views.append(View(read.detection.box, image))
+        self._view_times.append(read.timestamp)
+        del self.views[:-keep], self._view_times[:-keep]
 
 
 def _predict(track: _Track, now: datetime) -> Box:
@@ -119,9 +132,12 @@ def _text_similarity(track: _Track, text: str) -> float:
 class PlateTracker:
     """Feeds on each frame's reads; returns the passes that are complete (and previews, if enabled)."""
 
-    def __init__(self, config: TrackConfig, formats: FormatMatcher | None = None) -> None:
+    def __init__(self, config: TrackConfig, formats: FormatMatcher | None = None, *, views: int = 0) -> None:
+        """``views``: earlier frames each pass keeps beside its overview (0: none; they cost memory), so the
+        privacy stage can cover in the overview a face that only another frame showed."""
         self.config = config
         self.formats = formats
+        self.views = views
         self._tracks: list[_Track] = []
         self._next_id = 1
         self._recent: list[_Recent] = []
@@ -151,7 +167,7 @@ class PlateTracker:
                 track = _Track(self._next_id, Motion.start(read.detection.box, read.timestamp), read, read)
                 self._next_id += 1
                 self._tracks.append(track)
-            track.add(read, image, zone)
+            track.add(read, image, zone, self.views)
         return self._collect(timestamp)
 
     def flush(self) -> list[VehiclePass]:
@@ -324,4 +340,5 @@ class PlateTracker:
             zone=zone,
             char_confidences=voted.char_confidences,
             preview=preview,
+            views=tuple(track.views),
         )

@@ -40,7 +40,7 @@ class GreyRedactor:
         self.calls: list[tuple[int, ...]] = []
         self.second_pass_faces = second_pass_faces
 
-    def redact_image(self, image: Image, extra_boxes: Sequence[Box] = ()) -> tuple[Image, Redaction]:
+    def redact_image(self, image: Image, extra_boxes: Sequence[Box] = (), **_: object) -> tuple[Image, Redaction]:
         self.calls.append(image.shape)
         out = np.full_like(image, 128)
         return out, Redaction("fake-grey", "a" * 64, 0.5, 1, self.second_pass_faces)
@@ -50,7 +50,7 @@ class FailingRedactor:
     def __init__(self, exc: Exception) -> None:
         self.exc = exc
 
-    def redact_image(self, image: Image, extra_boxes: Sequence[Box] = ()) -> tuple[Image, Redaction]:
+    def redact_image(self, image: Image, extra_boxes: Sequence[Box] = (), **_: object) -> tuple[Image, Redaction]:
         raise self.exc
 
 
@@ -310,7 +310,7 @@ def test_cabin_redaction_passes_the_windscreen_box_to_the_redactor() -> None:
     seen: list[tuple[Box, ...]] = []
 
     class Recording:
-        def redact_image(self, image: Image, extra_boxes: Sequence[Box] = ()) -> tuple[Image, Redaction]:
+        def redact_image(self, image: Image, extra_boxes: Sequence[Box] = (), **_: object) -> tuple[Image, Redaction]:
             seen.append(tuple(extra_boxes))
             return image, Redaction("rec", "0" * 64, 0.3, len(extra_boxes), 0)
 

