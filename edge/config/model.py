@@ -220,7 +220,7 @@ class PrivacyConfig(_Section):
     )
     face_threshold: float = Field(
         0.2, gt=0.0, lt=1.0, description="Face score above which a region is redacted (lower: more faces, more "
-        "false regions; faces under 24 px need at least 0.5)."
+        "false regions; boxes under 16 px need at least 0.35)."
     )
     redact_cabin: bool = Field(
         False, description="Also redact the whole windscreen/cabin above each plate (second line of defence)."

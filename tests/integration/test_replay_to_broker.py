@@ -44,7 +44,8 @@ read: {{model: {READER}, manifest: {ROOT / 'models/manifest.json'}}}
 privacy:
   fields: [plate, time, seq, site, camera, confidence, direction]
   image: {image}
-  face_model: {ROOT / 'models/fetched/face_detection_full_range.tflite'}
+  face_model: {ROOT / 'models/fetched/centerface.tflite'}
+  face_check_model: {ROOT / 'models/fetched/face_detection_full_range.tflite'}
 """,
         encoding="utf-8",
     )

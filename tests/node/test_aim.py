@@ -25,7 +25,7 @@ from edge.sample.plates import render_plate
 from edge.track import PlateTracker
 
 ROOT = Path(__file__).resolve().parents[2]
-FACE_MODEL = ROOT / "models" / "fetched" / "face_detection_full_range.tflite"
+FACE_MODEL = ROOT / "models" / "fetched" / "centerface.tflite"
 READER = ROOT / "models" / "fetched" / "ppocr_rec_plate.tflite"
 DATA = Path(os.environ.get("EDGE_DATA_DIR", ROOT.parent / "shared" / "data"))
 TOLL = DATA / "videos" / "parkpow-cars-tollbooth-vn" / "cars.mp4"

@@ -13,7 +13,7 @@ import pytest
 from edge.sample.scene import SCENARIOS, default_scene, render_frames, scenario, truth_rows, write_scene
 
 ROOT = Path(__file__).resolve().parents[2]
-FACE_MODEL = ROOT / "models/fetched/face_detection_full_range.tflite"
+FACE_MODEL = ROOT / "models/fetched/face_detection_full_range.tflite"  # drawn faces: BlazeFace finds them all
 
 
 def test_default_scene_stays_small_for_the_demo_and_ci() -> None:
@@ -82,7 +82,8 @@ def test_drivers_and_pedestrians_are_faces_to_the_privacy_detector() -> None:
         pytest.skip(f"{FACE_MODEL} is missing (scripts/setup.sh fetches it)")
     from edge.privacy.faces import RedactorSettings, build_redactor
 
-    redactor = build_redactor(RedactorSettings(model=str(FACE_MODEL), manifest=str(ROOT / "models/manifest.json")))
+    redactor = build_redactor(RedactorSettings(model=str(FACE_MODEL), manifest=str(ROOT / "models/manifest.json"),
+                                               threshold=0.3, check_model=str(FACE_MODEL)))
     spec = scenario("faces")
     frame = next(islice(render_frames(spec), 50, None))  # an approaching car near the camera, two pedestrians
     faces = redactor.faces(frame)
