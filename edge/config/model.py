@@ -223,7 +223,8 @@ class PrivacyConfig(_Section):
         "false regions; boxes under 16 px need at least 0.35)."
     )
     redact_cabin: bool = Field(
-        False, description="Also redact the windscreen and front side windows above each plate, never the plate (second line of defence)."
+        False, description="Also redact the windscreen and front side windows above each plate, never the plate "
+        "(second line of defence)."
     )
     redaction_margin: float = Field(
         0.5, ge=0.0, le=2.0, description="Extra margin around each face box, as a share of its size, every side."
