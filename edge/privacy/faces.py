@@ -1,4 +1,7 @@
-"""Face detection for redaction: MediaPipe BlazeFace on a pyramid of tiles, plus real fakes for tests.
+"""Face detection for redaction: how the node's redactor is built (:class:`RedactorSettings`,
+:func:`build_redactor`: CenterFace redacts, see ``edge/privacy/centerface.py``; BlazeFace checks the
+output), MediaPipe BlazeFace on a pyramid of tiles (the independent second pass, and the old redactor
+``eval faces --detector blazeface`` compares against), plus real fakes for tests.
 
 BlazeFace sees a fixed 192x192 (full-range) or 128x128 (short-range) input. A whole 1080p frame
 squeezed into 192 pixels shrinks a driver's 40-pixel face to 4 pixels, far below what the model
@@ -12,7 +15,8 @@ tile are mapped back to image pixels and merged by weighted non-maximum suppress
 Colour frames are BGR; grey (infrared) frames, 2-D or 3-channel, are fed as grey on all three
 channels, and a dark, flat tile has its levels stretched (``max_gain``). Cost is one model run per
 tile, so it grows with the square of 1/``min_face``: see :func:`pyramid` and ``edge-anpr eval faces``.
-A :class:`TileMemo` shared with the second-pass check lets it rerun only the tiles redaction changed.
+A :class:`TileMemo` lets a detector rerun only the tiles whose pixels changed (a BlazeFace redactor with a
+BlazeFace check of the same model, as the node ran before CenterFace).
 """
 
 from __future__ import annotations
