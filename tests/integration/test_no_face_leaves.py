@@ -82,6 +82,7 @@ def _photo_frames(folder: Path) -> Image:
 def _config(tmp_path: Path, face_model: str = "centerface") -> Path:
     reader = MODELS / "fetched" / "ppocr_rec_plate.tflite"
     _need(reader, "run scripts/setup.sh: it converts the plate reader")
+    _need(MODELS / "fetched" / f"{face_model}.tflite", "run scripts/setup.sh: it converts the face model")
     path = tmp_path / "node.yaml"
     path.write_text(
         f"""

@@ -26,6 +26,8 @@ pytestmark = pytest.mark.integration
 def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not READER.is_file():
         pytest.skip(f"{READER} is missing (run scripts/setup.sh: it converts the plate reader)")
+    if not (ROOT / "models/fetched/centerface.tflite").is_file():
+        pytest.skip("models/fetched/centerface.tflite is missing (run scripts/setup.sh: it converts the face model)")
     video, _, _ = write_scene(default_scene(), tmp_path_factory.mktemp("scene") / "scene.mp4")
     return video
 
