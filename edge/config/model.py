@@ -88,7 +88,7 @@ class DetectConfig(_Section):
         "shrunk to twice the detection stream, when no box read as an allowed plate.",
     )
     fine_look_every: int = Field(
-        3, ge=1, le=1000,
+        2, ge=1, le=1000,
         description="Take the fine look on at most one detected frame in this many (still images: every one).",
     )
     model: str = Field(
