@@ -237,3 +237,24 @@ def test_a_misread_that_fits_a_format_does_not_split_the_track() -> None:
         frames[i] = [sighting(text, i, x, y, 48 if partial else 76, valid=text == "2312G")]
     passes = final(run(PlateTracker(TrackConfig()), frames, 40))
     assert [(p.plate, p.sightings) for p in passes] == [("34A23126", len(texts))]
+
+
+def test_a_pass_keeps_earlier_best_frames_as_views_only_when_asked() -> None:
+    # approaching: the plate grows every frame, so each sighting becomes the best and the one before gives way
+    frames = {i: [sighting("AB12CDE", i, 640, 200 + 10 * i, w=80 + 4 * i)] for i in range(30)}
+    images = {i: np.full((720, 1280, 3), i, np.uint8) for i in range(31)}
+
+    def feed(tracker: PlateTracker) -> list[VehiclePass]:
+        out: list[VehiclePass] = []
+        for i in range(31):
+            out += tracker.update(at(i), frames.get(i, []), images[i])
+        return final(out + tracker.flush())
+
+    (plain,) = feed(PlateTracker(TrackConfig()))
+    assert plain.views == ()
+    (kept,) = feed(PlateTracker(TrackConfig(), views=2))
+    assert len(kept.views) == 2
+    shown = [int(v.image[0, 0, 0]) for v in kept.views]
+    assert shown[0] < shown[1] < int(kept.overview[0, 0, 0])  # earlier frames, oldest first
+    assert shown[1] - shown[0] >= 5  # at least 0.2 s apart at 25 fps
+    assert all(v.plate.w < kept.best.detection.box.w for v in kept.views)  # each with its own plate box
