@@ -326,3 +326,22 @@ def test_cabin_redaction_passes_the_windscreen_box_to_the_redactor() -> None:
     (cabin,) = seen[0]
     assert cabin.h > 0 and cabin.w > plate.w  # a real region, wider than the plate
     assert cabin.y + cabin.h <= plate.y  # the windscreen is above the plate
+
+
+def test_the_overview_gets_the_pass_s_other_frames_to_carry_faces_from_and_a_plate_patch_does_not() -> None:
+    from dataclasses import replace
+
+    from edge.domain import View
+
+    calls: list[tuple[int, Box | None]] = []
+
+    class Recording(GreyRedactor):
+        def redact_image(self, image: Image, extra_boxes: Sequence[Box] = (), **kw: Any) -> tuple[Image, Redaction]:
+            calls.append((len(kw.get("views", ())), kw.get("plate")))
+            return super().redact_image(image, extra_boxes)
+
+    view = View(Box(5, 30, 90, 20), np.zeros((90, 160, 3), np.uint8))
+    p = replace(make_pass(), views=(view,))
+    stage(PrivacyConfig(image="redacted_overview"), redactor=Recording()).prepare(p)
+    stage(PrivacyConfig(image="plate_patch"), redactor=Recording()).prepare(p)
+    assert calls == [(1, p.best.detection.box), (0, p.best.detection.box)]
