@@ -186,3 +186,22 @@ def test_redactor_covers_a_face_found_only_in_another_frame_of_the_pass() -> Non
     result = _redactor(OnlyInTheView()).run(_texture(), views=[view], plate=Box(100, 100, 50, 12))
     assert result.regions == (Box(110, 20, 20, 24),)
     assert _flat(result.image[20:44, 110:130])
+
+
+def test_with_the_plate_the_detector_looks_again_at_the_vehicle_above_it_on_its_own() -> None:
+    from edge.privacy.redact import vehicle_region
+
+    class Sizes:  # finds a face only when shown the vehicle's crop (which it sees enlarged)
+        def __init__(self) -> None:
+            self.shapes: list[tuple[int, ...]] = []
+
+        def detect(self, image: Image) -> list[Box]:
+            self.shapes.append(image.shape)
+            return [Box(10, 12, 8, 9)] if image.shape[:2] == (60, 60) else []
+
+    plate = Box(75, 100, 10, 3)
+    assert vehicle_region(plate, width=160, height=120) == Box(50, 40, 60, 60)
+    detector = Sizes()
+    result = _redactor(detector).run(_texture(), plate=plate)
+    assert detector.shapes == [(120, 160, 3), (60, 60, 3)]  # the whole image, then the vehicle on its own
+    assert result.regions == (Box(60, 52, 8, 9),)  # found in the crop, redacted in the image
