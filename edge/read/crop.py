@@ -3,8 +3,8 @@ formats.
 
 Before a crop is read, :func:`edge.read.line.plate_check` looks at it: a crop with no row of characters at
 all (a wall, a road, a bonnet's edge) is not read; one that looks like a plate is read from the rows of its
-main line of characters; one that only may be a plate is read whole, and its read counts only when it is long
-and fits a format. A short read (fewer than ``LONG_READ`` characters: the words of signs, windows and road
+main line of characters; one that only may be a plate is read whole, and its read counts only when it is
+long. A short read (fewer than ``LONG_READ`` characters: the words of signs, windows and road
 markings read as ``M1`` or ``BU5``) counts only from a crop that looks like a plate with as many characters.
 
 The pipeline and ``edge-anpr eval plates`` both read through :func:`read_box`, so what eval scores is
@@ -110,9 +110,10 @@ def read_box(
 
 
 def _supported(match: FormatMatch, check: PlateCheck) -> bool:
-    """Whether the crop's look supports the read: a crop that only may be a plate counts only for a long read
-    that fits a format; a short read (a sign's word, windows, a road marking read as AB1) needs a crop that
-    looks like a plate and whose main line has as many characters."""
+    """Whether the crop's look supports the read: any crop with a row of characters supports a long read (one
+    that fits no format is not published by a node with formats, but still counts where none are set, or for
+    a site that publishes unfitted reads); a short read (a sign's word, windows, a road marking read as AB1)
+    needs a crop that looks like a plate and whose main line has as many characters."""
     if len(match.text) >= LONG_READ:
-        return check.level == "plate" or match.format_name is not None
+        return True
     return check.level == "plate" and check.line is not None and abs(check.line.chars - len(match.text)) <= 1

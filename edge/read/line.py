@@ -34,7 +34,6 @@ SECOND_LINE_HEIGHT = 0.72  # a second line counts when its characters are at lea
 # this, of another hue, is a wall, a car's paint or a sign (OpenCV hue: 0-180; yellow about 20-35).
 MAX_BACKGROUND_SATURATION = 100
 YELLOW_HUES = (14, 40)
-BLUE_HUES = (95, 130)
 MIN_PLATE_CHARS = 4  # a registration has 4-8 characters (the rare shorter dateless mark is not told from clutter)
 INK_SHARE = (0.18, 0.62)  # share of dark pixels between the characters' top and bottom on a plate
 SIDE_MARGIN = 0.15  # character heights between the main line and the crop's sides (a plate has its margin)
@@ -103,7 +102,7 @@ def plate_check(crop: Image, *, min_chars: int = MIN_PLATE_CHARS) -> PlateCheck:
     ``plate``: a row of at least ``min_chars`` dark characters of one height, strokes (not solid shapes) on a
     plain background that is white, grey or yellow, inside the crop (a row that runs out of the crop's side is
     part of a longer text: a sign).
-    ``maybe``: a row of at least two dark characters that fails one of those tests, or a plate-like row of
+    ``maybe``: a row of at least two dark characters that fails one of those tests, or a row of ``min_chars``
     light characters on dark (a few plates are; so are signs and road markings).
     ``no``: nothing of the kind (a wall, a road, a bonnet's edge).
     """
@@ -114,7 +113,7 @@ def plate_check(crop: Image, *, min_chars: int = MIN_PLATE_CHARS) -> PlateCheck:
         return PlateCheck(dark, "plate", "")
     if dark is not None and dark.chars >= 2:
         return PlateCheck(dark, "maybe", why)
-    if light is not None and not _not_a_plate(crop, light, min_chars):
+    if light is not None and light.chars >= min_chars:
         return PlateCheck(light, "maybe", "light characters on dark")
     return PlateCheck(dark or light, "no", why)
 
@@ -131,7 +130,7 @@ def _not_a_plate(crop: Image, line: TextLine, min_chars: int) -> str:
     if not INK_SHARE[0] <= ink <= INK_SHARE[1]:
         return f"{kind} ink share {ink:.2f}"
     colour = background_colour(crop, line.box, light=line.dark_on_light)
-    if colour is not None and not plate_coloured(colour, dark_plate=not line.dark_on_light):
+    if colour is not None and not plate_coloured(colour):
         return f"background of hue {colour[0]:.0f}, saturation {colour[1]:.0f}"
     return ""
 
@@ -166,13 +165,10 @@ def background_colour(crop: Image, box: Box, *, light: bool = True) -> tuple[flo
     return float(h), float(s), float(v)
 
 
-def plate_coloured(hsv: tuple[float, float, float], *, dark_plate: bool = False) -> bool:
-    """A plate's background colour: little saturation (white, grey, silver, black), or yellow; a dark plate
-    (light characters) may also be blue (special and older plates)."""
+def plate_coloured(hsv: tuple[float, float, float]) -> bool:
+    """A plate's background colour: little saturation (white, grey, silver), or yellow."""
     hue, saturation, _ = hsv
-    if saturation <= MAX_BACKGROUND_SATURATION or YELLOW_HUES[0] <= hue <= YELLOW_HUES[1]:
-        return True
-    return dark_plate and BLUE_HUES[0] <= hue <= BLUE_HUES[1]
+    return saturation <= MAX_BACKGROUND_SATURATION or YELLOW_HUES[0] <= hue <= YELLOW_HUES[1]
 
 
 def cut_to_line(crop: Image, line: TextLine, *, top: float = 0.25) -> Image:
