@@ -596,23 +596,17 @@ def _recorded(db: sqlite3.Connection) -> Recorded:
 
 
 def recorded_audit_head(path: str | os.PathLike[str]) -> tuple[int, str] | None:
-    """The audit head the outbox at ``path`` vouches is in the audit log (read-only), for ``audit verify``:
-    entries still waiting in the journal are left out (a full disk may have kept them from the log)."""
+    """The audit head the outbox at ``path`` committed (read-only), for ``audit verify``: the log must reach it."""
     if damaged_reason(Path(path)) is not None:
         return None
     try:
         db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
         try:
-            first = db.execute("SELECT line FROM journal ORDER BY n LIMIT 1").fetchone()
-            recorded = _recorded(db)
+            return _recorded(db).audit_head
         finally:
             db.close()
     except sqlite3.Error as exc:
         raise StateError(f"outbox {path} cannot be read: {exc}") from exc
-    if first is not None:
-        entry = json.loads(bytes(first[0]))
-        return int(entry["n"]) - 1, str(entry["prev"])
-    return recorded.audit_head
 
 
 class OutboxClass:

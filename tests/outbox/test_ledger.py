@@ -295,3 +295,17 @@ def test_entries_cut_from_the_end_with_head_deleted_are_recorded_from_the_outbox
     report = check(state / "audit.jsonl", recorded_audit_head(state / "outbox.sqlite"))
     assert report.ok
     assert [b.reason for b in report.breaks] == ["entries 4..5 are cut from the end (recorded head: entry 5)"]
+
+
+def test_verify_sees_the_last_line_cut_with_head_even_while_the_outbox_still_holds_it(state: Path) -> None:
+    node = Node(state)
+    node.put(4)
+    node.close()
+    lines = (state / "audit.jsonl").read_text().splitlines(keepends=True)
+    (state / "audit.jsonl").write_text("".join(lines[:-1]))
+    (state / "audit.jsonl.head").unlink()
+    report = check(state / "audit.jsonl", recorded_audit_head(state / "outbox.sqlite"))
+    assert not report.ok
+    assert "entry 3 is cut from the end" in report.detail
+    Node(state)  # the next start restores it from the outbox's journal
+    assert check(state / "audit.jsonl", recorded_audit_head(state / "outbox.sqlite")).clean
