@@ -84,6 +84,7 @@ def _models(config: Config, now: datetime) -> list[Finding]:
     if config.privacy.images_may_leave:
         try:
             _model(config.privacy.face_model, config.read.manifest, "privacy.face_model")
+            _model(config.privacy.face_check_model, config.read.manifest, "privacy.face_check_model")
         except ModelError as exc:  # start-up fails closed instead: the node runs, no image leaves
             return [Finding(f"{exc}: the node will run, but no image will leave it")]
     return []

@@ -72,13 +72,13 @@ def test_example_config_confines_each_node_to_its_topics(
     assert [m.topic for m in sub.messages] == ["anpr/depot-north/gate1/reads"]
 
 
-def _connected_client(host: str, port: int, pki: TestPki, pair: CertPair, client_id: str,
+def _connected_client(broker: MosquittoBroker, pki: TestPki, pair: CertPair, client_id: str,
                       events: list[str]) -> paho.Client:
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
     client.tls_set(ca_certs=pki.ca_file, certfile=pair.cert_file, keyfile=pair.key_file)
     client.on_connect = lambda c, u, f, rc, p: events.append(f"connect {rc}")
     client.on_disconnect = lambda c, u, f, rc, p: events.append(f"disconnect {rc}")
-    client.connect(host, port)
+    client.connect(broker.host, broker.port)
     client.loop_start()
     deadline = time.monotonic() + 5
     while not events and time.monotonic() < deadline:
@@ -97,8 +97,8 @@ def test_a_node_cannot_take_another_nodes_client_id_and_push_it_off(
     gate1, gate2 = pki.issue("gate1", "depot-north/gate1"), pki.issue("gate2", "depot-north/gate2")
     victim_events: list[str] = []
     attacker_events: list[str] = []
-    victim = _connected_client(broker.host, broker.port, pki, gate2, "depot-north-gate2", victim_events)
-    attacker = _connected_client(broker.host, broker.port, pki, gate1, "depot-north-gate2", attacker_events)
+    victim = _connected_client(broker, pki, gate2, "depot-north-gate2", victim_events)
+    attacker = _connected_client(broker, pki, gate1, "depot-north-gate2", attacker_events)
     time.sleep(1.0)
     try:
         assert victim_events == ["connect Success"], "the victim stays connected (the old example: session taken over)"
