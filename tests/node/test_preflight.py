@@ -5,6 +5,9 @@ damage it sets aside) is a warning in the first two and a health field in the th
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +20,8 @@ from support.field import NodeFiles, make_node, run_cli
 
 from edge.cli import main
 from edge.privacy.hotlist import write_hotlist
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def edit(node: NodeFiles, change: Callable[[dict[str, Any]], None]) -> None:
@@ -116,3 +121,25 @@ def test_an_expired_hotlist_is_a_warning_and_the_node_runs_without_it_saying_so_
     health = json.loads((node.state / "health.json").read_text())
     assert "expired" in health["hotlist_problem"]
     assert not path.exists(), "an expired plain-text list is deleted, not kept"
+
+
+def test_a_plain_text_hotlist_the_service_could_not_delete_is_refused_everywhere(tmp_path: Path) -> None:
+    """On a read-only mount (as /etc is under ProtectSystem=strict): refused by check-config (as by start-up),
+    whoever runs it. The mount is made in a private user and mount namespace."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("needs unshare(1)")
+    node = make_node(tmp_path, broker_port=free_port())
+    folder = tmp_path / "etc-like"
+    folder.mkdir()
+    write_hotlist(folder / "hotlist.json", ["AB12CDE"], list_id="op", valid_until=datetime.now(UTC) + timedelta(1))
+    edit(node, lambda d: d.setdefault("privacy", {}).update(hotlist_file=str(folder / "hotlist.json")))
+    script = (f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} || exit 90; "
+              f"exec {sys.executable} -m edge check-config {node.config}")
+    done = subprocess.run([unshare, "-Urm", "sh", "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, check=False)
+    if done.returncode == 90 or "unshare:" in done.stderr:
+        pytest.skip(f"cannot make a read-only mount here: {done.stderr.strip()}")
+    assert done.returncode == 2, done.stderr
+    assert "holds plate text, which must not stay on the node's disk" in done.stderr
+    assert (folder / "hotlist.json").exists()
