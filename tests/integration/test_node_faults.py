@@ -81,12 +81,17 @@ def test_sigkill_between_every_pair_of_writes_and_at_random_loses_no_read_and_re
     config = node_config(tmp_path, camera, mosquitto)
     sub = Subscriber(mosquitto.host, mosquitto.port, "anpr/site1/cam1/reads").start()
     plan = [(point, rng.randint(1, 3), None) for point in WINDOWS]
-    plan += [("none", 0, rng.uniform(2.0, 6.0)) for _ in range(3)]  # SIGKILL from outside at a random moment
+    plan += [("none", 0, rng.uniform(0.8, 3.0)) for _ in range(4)]  # SIGKILL from outside at a random moment
+    outcomes = []
     try:
         for point, k, kill_after in plan:
             done = run_node(config, point, k, kill_after_s=kill_after)
-            assert done.returncode == -signal.SIGKILL, (point, k, done.returncode, done.stderr[-2000:])
+            outcomes.append(done.returncode)
+            # an injected kill always lands; a kill from outside may come after a fast machine finished the run
+            allowed = (-signal.SIGKILL,) if kill_after is None else (-signal.SIGKILL, 0)
+            assert done.returncode in allowed, (point, k, done.returncode, done.stderr[-2000:])
             assert "Traceback" not in done.stderr, done.stderr[-3000:]
+        assert outcomes[len(WINDOWS):].count(-signal.SIGKILL) >= 1, "at least one kill from outside landed"
         final = run_node(config, "none", 0, kill_after_s=120)
         assert final.returncode == 0, final.stderr[-3000:]
         assert "Traceback" not in final.stderr
