@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 DEFAULT_MAX_PIXELS = 40_000_000
 MAX_GAP_S = 10.0  # a video's undecodable frames in a row before the rest is taken as lost
+END_SLACK = 3  # frames a container may over-count at its end (its count is estimated from the duration)
 
 
 def check_pixels(what: str, width: int, height: int, max_pixels: int) -> None:
@@ -116,18 +117,22 @@ class VideoFileSource:
             ok, raw = cap.read()
             if not ok or raw is None:
                 # A damaged frame, or the end: the container says how many frames there are, so a failure
-                # before that is counted and reading goes on (a run of MAX_GAP_S worth is taken as the rest lost).
+                # before that is counted (once a later frame decodes) and reading goes on; a run of MAX_GAP_S
+                # worth is taken as the rest lost. Containers often estimate their frame count from the
+                # duration, so a few frames short at the very end (END_SLACK) is the end, not damage.
                 if index >= total:
+                    if gap > end_slack(total):
+                        self.decode_failures += gap
                     return
                 gap += 1
                 if gap > MAX_GAP_S * fps:
-                    self.decode_failures += total - index
+                    self.decode_failures += total - (index - gap + 1)
                     log.warning("video %s: nothing decodes after frame %d of %d; the rest is taken as lost",
                                 self.path, index - gap, total)
                     return
-                self.decode_failures += 1
                 index += 1
                 continue
+            self.decode_failures += gap
             gap = 0
             image = as_image(raw)
             if image.ndim != 3:
@@ -146,6 +151,11 @@ class VideoFileSource:
             stamp = self.start + timedelta(seconds=offset)
             yield Frame(index, stamp, image, make_lores(image, self.lores_size))
             index += 1
+
+
+def end_slack(total: int) -> int:
+    """Frames a container may over-count at its end without the file being damaged (its count is an estimate)."""
+    return max(END_SLACK, total // 200)
 
 
 class ImageFolderSource:

@@ -8,6 +8,7 @@ import struct
 import time
 import zlib
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -84,3 +85,38 @@ def test_a_video_damaged_in_the_middle_is_read_to_its_end_and_its_lost_frames_co
     assert len(frames) + source.decode_failures == total, "every frame is either delivered or counted"
     assert frames[-1].index > total * 0.9, "frames after the damage are read (the old reader stopped at it)"
     assert f"of {total} frame(s) could not be decoded" in caplog.text
+
+
+class ShortCapture:
+    """An OpenCV capture whose container declares ``declared`` frames but decodes ``good`` of them, with the frames
+    at ``bad`` not decodable."""
+
+    def __init__(self, good: int, bad: frozenset[int] = frozenset()) -> None:
+        self.good, self.bad, self.at = good, bad, 0
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        at, self.at = self.at, self.at + 1
+        if at >= self.good or at in self.bad:
+            return False, None
+        return True, np.zeros((36, 64, 3), np.uint8)
+
+
+def _source(tmp_path: Path) -> VideoFileSource:
+    path = tmp_path / "x.mp4"
+    path.write_bytes(b"")
+    return VideoFileSource(path, lores_size=(32, 18), start=datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def test_a_container_that_overcounts_its_last_frames_is_not_reported_as_damaged(tmp_path: Path) -> None:
+    # MOT17-13's MP4 declares 750 frames and decodes 748: a container's count is often estimated from its duration
+    source = _source(tmp_path)
+    frames = list(source._read(ShortCapture(good=748), 25.0, 750))
+    assert len(frames) == 748
+    assert source.decode_failures == 0
+
+
+def test_frames_lost_at_the_end_beyond_the_slack_and_in_the_middle_are_counted(tmp_path: Path) -> None:
+    source = _source(tmp_path)
+    frames = list(source._read(ShortCapture(good=700, bad=frozenset({10, 11})), 25.0, 750))
+    assert len(frames) == 698
+    assert source.decode_failures == 52
