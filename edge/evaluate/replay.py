@@ -218,7 +218,13 @@ def _start(o: Outcome) -> float:
 
 # What the replay summary's counts mean, shown under the report's summary table.
 GLOSSARY: dict[str, str] = {
-    "passes": "vehicle passes: tracks whose voted read was good enough to publish (previews left out)",
+    "frames": "frames read from the source",
+    "detect_every": "plates were looked for on every N-th frame (detect.every_n_frames)",
+    "passes": "vehicle passes: tracks whose voted read was good enough to be a pass (previews left out), "
+              "including those then held back because their read fits no allowed format (unfitted_dropped)",
+    "unfitted_dropped": "passes whose read fits none of read.formats: not published, because signs, walls and "
+                        "road markings read as text rarely fit a plate format (read.publish_unfitted: true "
+                        "publishes them with format 'unfitted')",
     "previews": "early preview reads sent before a pass ended (track.preview_after_s); not passes",
     "weak_tracks": "tracks the node saw but never read well enough to be a pass (fewer than track.min_chars "
                    "characters, or a voted confidence below track.min_confidence, when the track ended): "
@@ -228,9 +234,23 @@ GLOSSARY: dict[str, str] = {
                           "that pass, not published twice",
     "sightings_excluded": "plate sightings inside an exclude zone (track.zones), dropped",
     "frames_dropped": "frames skipped because detection fell behind (realtime replays only) or unreadable",
+    "decode_failures": "frames of the recording that could not be decoded (a damaged file): skipped and counted",
+    "frames_refused": "frames or images refused before decoding because they declare more than "
+                      "capture.max_pixels pixels",
     "messages": "read messages queued in the outbox (one per pass the policy lets out)",
     "published": "read messages the broker acknowledged (0 without a broker)",
     "outbox_depth": "read messages still waiting in the outbox at the end (sent when a broker is reachable)",
+    "passes_true": "vehicles in the truth file",
+    "passes_found": "passes the node published (what was scored against the truth)",
+    "matched": "truth vehicles matched by a pass of overlapping time and similar text",
+    "exact": "matched passes whose plate text is exactly the truth's",
+    "misread": "matched passes whose plate text differs from the truth's",
+    "missed": "truth vehicles no pass matched",
+    "duplicates": "further passes matching a truth vehicle that an earlier pass already matched",
+    "false_passes": "passes matching no truth vehicle: text that is not a readable plate, or a plate the truth "
+                    "leaves out",
+    "direction_correct": "matched passes whose direction equals the truth's (of direction_scored)",
+    "direction_scored": "matched passes whose truth gives a direction",
 }
 
 

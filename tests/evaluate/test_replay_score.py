@@ -15,7 +15,16 @@ from edge.cli import main
 from edge.config.model import NodeConfig, OutboxConfig, PrivacyConfig, ReadConfig, TrackConfig
 from edge.detect.contour import ContourPlateDetector
 from edge.errors import ConfigError
-from edge.evaluate.replay import FoundPass, PassRecorder, TimedSource, TruthPass, load_truth, score, write_report
+from edge.evaluate.replay import (
+    GLOSSARY,
+    FoundPass,
+    PassRecorder,
+    TimedSource,
+    TruthPass,
+    load_truth,
+    score,
+    write_report,
+)
 from edge.outbox.store import Outbox
 from edge.pipeline import Pipeline
 from edge.privacy.stage import PrivacyStage
@@ -90,6 +99,8 @@ def test_report_has_a_timeline_and_the_crop_of_every_error(tmp_path: Path) -> No
     assert errors.count("<img") == 2  # the misread and the false pass; the missed one has no read
     assert passes.count("<img") == 2  # and every pass with its crop
     assert "misread" in passes and "false_pass" in passes  # each pass with its outcome
+    scored = {k for k, v in result.as_dict().items() if isinstance(v, int)}
+    assert scored <= GLOSSARY.keys(), f"the report explains every score: {sorted(scored - GLOSSARY.keys())}"
 
 
 def test_report_without_truth_shows_every_pass_and_what_the_counts_mean(tmp_path: Path) -> None:
@@ -206,6 +217,8 @@ def test_replay_report_needs_no_truth_and_each_source_has_its_own_state(
     states = sorted(p.name for p in (tmp_path / "var" / "replay").iterdir())
     assert len(states) == 2 and all(s.startswith("scene-") for s in states)
     assert second["reads"][0]["message_id"].split(".")[2] == "0"  # its own sequence
+    counts = {k for k, v in second.items() if isinstance(v, int) and not isinstance(v, bool)}
+    assert counts <= GLOSSARY.keys(), f"the report explains every count: {sorted(counts - GLOSSARY.keys())}"
 
 
 def test_a_realtime_replay_drops_frames_a_slow_node_cannot_take_and_counts_them(tmp_path: Path) -> None:
