@@ -168,11 +168,10 @@ def _video(args: argparse.Namespace, tmp: Path) -> Path:
 
 
 def _config(args: argparse.Namespace, video: Path, state: Path) -> Config:
-    from edge.cli.commands import replay_config
+    from edge.config.lab import lab_config
 
-    ns = argparse.Namespace(source=str(video), config=args.config, start=None, fps=None, realtime=args.realtime,
-                            state_dir=str(state), broker=None)
-    data = replay_config(ns).model_dump(mode="json", exclude_none=True)
+    data = lab_config(str(video), config_file=args.config, realtime=args.realtime,
+                      state_dir=str(state)).model_dump(mode="json", exclude_none=True)
     if args.detect_every is not None:
         data["detect"] = {**data.get("detect", {}), "every_n_frames": args.detect_every}
     if args.image is not None:

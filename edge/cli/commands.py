@@ -6,7 +6,6 @@ import argparse
 import hashlib
 import json
 import logging
-import re
 import signal
 import sys
 import threading
@@ -15,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge.clock import iso_ms
-from edge.config import Config, load_config, parse_config
+from edge.config import Config, load_config
+from edge.config.lab import lab_config
 from edge.domain import Frame, OutgoingMessage, VehiclePass
 from edge.errors import ConfigError
 
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FLUSH_TIMEOUT_S = 30.0
 
 
@@ -106,7 +105,6 @@ def _health_reporter(
     node: Node, clock: ClockMonitor, config_path: str, hooks: ServiceHooks, notifier: SocketNotifier
 ) -> HealthReporter:
     """Health for a running node: published retained over MQTT, shown by ``systemctl status``, kept in health.json."""
-    import hashlib
 
     from edge import __version__
     from edge.errors import ModelError
@@ -189,47 +187,11 @@ def _oldest(node: Node) -> dict[str, float]:
     return ages
 
 
-def replay_state_dir(source: str) -> str:
-    """The default state (outbox, sequence, audit) of a replay: one folder per source under ./var/replay, so a
-    replay never sends another recording's reads and its ids never repeat another's."""
-    stem = re.sub(r"[^a-z0-9_-]+", "-", Path(source.rstrip("/")).name.lower()).strip("-")[:40] or "source"
-    where = source if "://" in source else str(Path(source).resolve())
-    return f"var/replay/{stem}-{hashlib.sha256(where.encode()).hexdigest()[:8]}"
-
-
 def replay_config(args: argparse.Namespace) -> Config:
-    """The config for a replay: the given file (or a lab default) with the source and broker from the command line."""
-    source = str(args.source)
-    kind = "stream" if "://" in source else ("images" if Path(source).is_dir() else "video")
-    if args.config:
-        data: dict[str, Any] = load_config(args.config).model_dump(mode="json", exclude_none=True)
-    else:
-        stem = re.sub(r"[^a-z0-9_-]+", "-", Path(source).stem.lower()).strip("-") or "replay"
-        data = {
-            "node": {"site": "replay", "camera": stem[:60], "state_dir": replay_state_dir(source)},
-            "read": {"model": str(PROJECT_ROOT / "models/fetched/ppocr_rec_plate.tflite"),
-                     "manifest": str(PROJECT_ROOT / "models/manifest.json")},
-            "detect": {"model": str(PROJECT_ROOT / "models/fetched/wpod_net.tflite"),
-                       "manifest": str(PROJECT_ROOT / "models/manifest.json")},
-            "privacy": {"face_model": str(PROJECT_ROOT / "models/fetched/centerface.tflite"),
-                        "face_check_model": str(PROJECT_ROOT / "models/fetched/face_detection_full_range.tflite")},
-        }
-    data["capture"] = {**data.get("capture", {}), "source": kind, "path": source}
-    if args.start:
-        data["capture"]["start_time"] = args.start
-    if args.fps:
-        data["capture"]["fps"] = args.fps
-    if args.realtime:
-        data["capture"]["realtime"] = True
-    if args.state_dir:
-        data["node"]["state_dir"] = args.state_dir
-    if args.broker:
-        host, _, port = args.broker.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(f"--broker {args.broker!r}: expected HOST:PORT, for example 127.0.0.1:1883")
-        data["mqtt"] = {**data.get("mqtt", {}), "host": host, "port": int(port), "insecure_lab_mode": True}
-        data["mqtt"].pop("tls", None)
-    return parse_config(data, origin=args.config or "replay defaults")
+    """The config for a replay: the given file (or the lab defaults) with the source and broker from the command
+    line."""
+    return lab_config(str(args.source), config_file=args.config, start=args.start, fps=args.fps,
+                      realtime=args.realtime, state_dir=args.state_dir, broker=args.broker)
 
 
 def replay(args: argparse.Namespace) -> int:

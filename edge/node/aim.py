@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from edge.config import Config, load_config
+from edge.config.lab import lab_config
 from edge.domain import Box, Frame, Image, PlateRead, VehiclePass
 from edge.errors import ModelError, SourceError
 from edge.read.finder import PlateFinder, Sighting
@@ -218,10 +219,7 @@ def aim_config(source: str | None, config_file: str | None) -> Config:
         return load_config(config_file or DEFAULT_CONFIG)
     if "://" not in source and not Path(source).exists():
         raise SourceError(f"{source!r} does not exist (a video file, image file, image folder or stream URL)")
-    from edge.cli.commands import replay_config  # the same config a replay of this source runs with
-
-    return replay_config(argparse.Namespace(source=source, config=config_file, start=None, fps=None,
-                                            realtime=False, state_dir=None, broker=None))
+    return lab_config(source, config_file=config_file)  # the same config a replay of this source runs with
 
 
 def still_frame(path: Path, lores_size: tuple[int, int]) -> Frame:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.cli.commands import _delivery, replay_state_dir
+from edge.cli.commands import _delivery
+from edge.config.lab import replay_state_dir
 
 
 def _summary(**kw: object) -> dict[str, object]:
