@@ -224,7 +224,7 @@ GLOSSARY: dict[str, str] = {
               "including those then held back because their read fits no allowed format (unfitted_dropped)",
     "unfitted_dropped": "passes whose read fits none of read.formats: not published, because signs, walls and "
                         "road markings read as text rarely fit a plate format (read.publish_unfitted: true "
-                        "publishes them with format 'unfitted')",
+                        "publishes them with format 'none')",
     "previews": "early preview reads sent before a pass ended (track.preview_after_s); not passes",
     "weak_tracks": "tracks the node saw but never read well enough to be a pass (fewer than track.min_chars "
                    "characters, or a voted confidence below track.min_confidence, when the track ended): "
