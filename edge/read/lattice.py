@@ -45,6 +45,7 @@ MAX_COST = 1.5  # nats: a format reading at most this much less likely than the 
 
 _NEG = -1e9
 _FLOOR = 1e-9
+_BOUND_SLACK = 1e-3  # nats: rounding room for the layout bound (float32 sums), so it never prunes a layout in reach
 _EVER = dt.date.max  # the reader does not know the capture date; the format check tests the age later
 
 
@@ -106,6 +107,14 @@ class FormatDecoder:
         for n, lay in enumerate(layouts):
             for k, chars in enumerate(lay.slots):
                 self._allowed[n, k, [ALPHABET.index(c) for c in chars]] = True
+        # the distinct character sets of the slots (a few: letters, digits, ...); slot_class[n, k] indexes them,
+        # and slots past a layout's end index an empty set
+        sets = sorted({lay.slots[k] for lay in layouts for k in range(len(lay.slots))} | {""})
+        self._class_chars = np.array([[c in chars for c in ALPHABET] for chars in sets], bool)
+        self._slot_class = np.array(
+            [[sets.index(lay.slots[k] if k < len(lay.slots) else "") for k in range(lmax)] for lay in layouts],
+            np.intp,
+        ).reshape(len(layouts), lmax)
 
     def decode(self, lattice: npt.NDArray[np.float32]) -> Reading | None:
         """The best reading within ``max_cost`` of the greedy one whose format's date-free rules hold; None
@@ -121,16 +130,18 @@ class FormatDecoder:
         frame = np.maximum(quiet, best_char)  # the greedy path's score of each frame
         greedy = float(frame.sum())
         # A character whose share of every frame's greedy score is below exp(-max_cost) cannot be on a path
-        # within max_cost: leave it out, and every layout that then has a slot with nothing left.
-        plausible = np.flatnonzero((char_log - frame[:, None] >= -self.max_cost).any(axis=0))
-        allowed = self._allowed[:, :, plausible]
-        padding = np.arange(allowed.shape[1]) >= self._lengths[:, None]
-        fits = np.flatnonzero((allowed.any(axis=2) | padding).all(axis=1))
+        # within max_cost: leave it out, and every layout that cannot come within max_cost (_least_costs).
+        deficit = frame[:, None] - char_log
+        near = (-deficit >= -self.max_cost).any(axis=0)
+        skip = frame - np.maximum(quiet, best_char + self._junk_log)  # a frame no slot takes costs at least this
+        fits = np.flatnonzero(self._least_costs(deficit, near, skip) <= self.max_cost + _BOUND_SLACK)
         if fits.size == 0:
             return None
+        plausible = np.flatnonzero(near & self._allowed[fits].any(axis=(0, 1)))  # ... and some such layout allows
+        allowed = self._allowed[:, :, plausible]
         in_subset = np.isin(_TWIN_CHAR[plausible], plausible)
         twin = np.where(in_subset, np.searchsorted(plausible, _TWIN_CHAR[plausible]), -1)
-        scores = _Scores(char_log[:, plausible], quiet, np.maximum(quiet, best_char + self._junk_log))
+        scores = _Scores(char_log[:, plausible], quiet, frame - skip)
         paths = _Viterbi(scores, _Slots(allowed[fits], self._lengths[fits], twin))
         order = sorted(range(fits.size), key=lambda i: (-round(float(paths.scores[i]), 6), int(fits[i])))
         for i in order:
@@ -146,6 +157,39 @@ class FormatDecoder:
                 confs = tuple(float(min(1.0, whole[ts, c].max())) for c, ts in chars)
                 return Reading(text, confs, max(cost, 0.0))
         return None
+
+    def _least_costs(
+        self, deficit: npt.NDArray[np.float32], near: npt.NDArray[np.bool_], skip: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float64]:
+        """A lower bound of each layout's cost, from each frame's ``deficit`` (time, 36: how much less likely
+        each character is there than the greedy choice), the characters ``near`` enough to be on a path within
+        ``max_cost`` at all, and what a frame that holds no character of the mark costs at least (``skip``).
+
+        On any path every frame scores at most its greedy score: a frame a slot takes costs at least the least
+        deficit of the near characters the slot allows, any other frame at least ``skip``, and the slots take
+        frames in their order, at least one each. The cheapest such assignment is found slot by slot, each a
+        running minimum over the frames (a min-plus scan), so it costs a few array operations per slot. A
+        layout whose bound exceeds ``max_cost`` could never be returned: leaving it out of the Viterbi pass
+        changes no reading and spares most of its work (the words of signs and walls leave few layouts within
+        reach, most often none).
+        """
+        masked = np.where(near, deficit, np.inf)  # (time, 36)
+        per_class = np.where(self._class_chars[:, None, :], masked[None], np.inf).min(axis=2)  # (classes, time)
+        n, t_len = self._slot_class.shape[0], deficit.shape[0]
+        bounds = np.full(n, np.inf)
+        placed = np.broadcast_to(np.cumsum(skip, dtype=np.float64), (n, t_len))  # no slot begun by frame t
+        for k in range(self._slot_class.shape[1]):
+            take = per_class[self._slot_class[:, k]]  # (layouts, time): slot k taking frame t
+            stay = np.cumsum(np.minimum(skip, take), axis=1, dtype=np.float64)  # slot k holds on, or frames skipped
+            before = np.empty((n, t_len))
+            before[:, 0] = 0.0 if k == 0 else np.inf
+            before[:, 1:] = placed[:, :-1]
+            # placed[t]: slots 0..k placed by frame t, the least over s <= t of
+            # (slots before k placed by s - 1) + take[s] + stay(s, t]
+            placed = stay + np.minimum.accumulate(before + take - stay, axis=1)
+            done = self._lengths == k + 1
+            bounds[done] = placed[done, -1]
+        return bounds
 
 
 def _sure(lattice: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -176,68 +220,75 @@ class _Slots:
 
 
 class _Viterbi:
-    """Best paths of every layout at once, with back-pointers to spell any of them.
+    """Best paths of every layout at once; any of them can then be spelled.
 
     States of a layout of L slots: leading junk; for each slot k the blank before it and one state per
     character (those the slot does not allow are never reached); the blank after the last slot; trailing
     junk. A character state is entered from itself, from its own blank, from the previous slot's character
     states (not from the same character or its twin: those need a blank between, as in CTC), or, for the
     first slot, from leading junk.
+
+    The forward pass keeps each frame's state scores and no back-pointers: :meth:`spell` works out, frame by
+    frame back from the end, which state the one path it follows came from (the same choices the forward
+    pass made, ties included), so only the layouts actually spelled pay for it.
     """
 
     def __init__(self, scores: _Scores, slots: _Slots) -> None:
-        t_len, n_chars = scores.chars.shape
+        t_len = scores.chars.shape[0]
         n, lmax, _ = slots.allowed.shape
         self._rows = np.arange(n)
         self._slots = slots
         self._scores = scores
         self._mask = np.where(slots.allowed, 0.0, _NEG)
-        self._c_src = np.zeros((t_len, n, lmax, n_chars), np.int8)  # 0 stay, 1 own blank, 2 previous char/junk
-        self._c_prev = np.zeros((t_len, n, lmax, n_chars), np.int8)  # which previous character
-        self._b_src = np.zeros((t_len, n, lmax + 1), np.bool_)  # False stay, True from the character before
-        self._b_prev = np.zeros((t_len, n, lmax + 1), np.int8)
-        self._j_src = np.zeros((t_len, n), np.int8)  # trailing junk: 0 stay, 1 last character, 2 last blank
-        self._j_prev = np.zeros((t_len, n), np.int8)
-        self._lead = float(scores.junk[0])
-        self._blank = np.full((n, lmax + 1), _NEG)
-        self._blank[:, 0] = scores.quiet[0]
-        self._char = np.full((n, lmax, n_chars), _NEG)
-        self._char[:, 0] = scores.chars[0] + self._mask[:, 0]
-        self._tail = np.full(n, _NEG)
+        twin = slots.twin
+        self._chars = np.arange(twin.size)
+        self._twin_or_self = np.where(twin >= 0, twin, self._chars)
+        self._last = slots.lengths - 1
+        lead = float(scores.junk[0])
+        blank = np.full((n, lmax + 1), _NEG)
+        blank[:, 0] = scores.quiet[0]
+        char = np.full((n, lmax, twin.size), _NEG)
+        char[:, 0] = scores.chars[0] + self._mask[:, 0]
+        tail = np.full(n, _NEG)
+        # the scores of every state after each frame: (lead, blank, char, tail)
+        self._history: list[tuple[float, npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]]
+        self._history = [(lead, blank, char, tail)]
         for t in range(1, t_len):
-            self._step(t)
-        last, lengths = slots.lengths - 1, slots.lengths
-        self._end_char = self._char.max(axis=2)[self._rows, last]
-        self._end_char_idx = self._char.argmax(axis=2)[self._rows, last]
-        self._end_blank = self._blank[self._rows, lengths]
-        self.scores = np.maximum(np.maximum(self._end_char, self._end_blank), self._tail)
+            lead, blank, char, tail = self._step(t, lead, blank, char, tail)
+            self._history.append((lead, blank, char, tail))
+        self._end_char = char.max(axis=2)[self._rows, self._last]
+        self._end_char_idx = char.argmax(axis=2)[self._rows, self._last]
+        self._end_blank = blank[self._rows, slots.lengths]
+        self._tail = tail
+        self.scores = np.maximum(np.maximum(self._end_char, self._end_blank), tail)
 
-    def _step(self, t: int) -> None:
-        char, blank, lead, sc = self._char, self._blank, self._lead, self._scores
-        best_val, best_idx = char.max(axis=2), char.argmax(axis=2)  # (n, lmax)
-        prev_val, prev_idx = _best_other(char[:, :-1], self._slots.twin)  # from slot k-1 into slot k
+    def _step(
+        self, t: int, lead: float, blank: npt.NDArray[np.float64], char: npt.NDArray[np.float64],
+        tail: npt.NDArray[np.float64],
+    ) -> tuple[float, npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        sc = self._scores
+        best_val = char.max(axis=2)  # (n, lmax)
         from_prev = np.empty_like(char)
         from_prev[:, 0] = lead
-        from_prev[:, 1:] = prev_val
-        own_blank = blank[:, :-1, None]
-        src = np.where(char >= own_blank, 0, 1)
-        val = np.maximum(char, own_blank)
-        self._c_src[t] = np.where(from_prev > val, 2, src)
-        self._c_prev[t, :, 1:] = prev_idx
-        self._char = np.maximum(val, from_prev) + sc.chars[t][None, None, :] + self._mask
-        into_blank = np.full(blank.shape, _NEG)
+        from_prev[:, 1:] = self._best_other(char[:, :-1])  # from slot k-1 into slot k
+        val = np.maximum(char, blank[:, :-1, None])  # stay, or from its own blank
+        new_char = np.maximum(val, from_prev) + sc.chars[t][None, None, :] + self._mask
+        into_blank = np.empty_like(blank)
         into_blank[:, 0] = lead
         into_blank[:, 1:] = best_val
-        self._b_src[t] = into_blank > blank
-        self._b_prev[t, :, 1:] = best_idx
-        self._blank = np.maximum(blank, into_blank) + sc.quiet[t]
-        last, lengths = self._slots.lengths - 1, self._slots.lengths
-        j_char, j_blank = best_val[self._rows, last], blank[self._rows, lengths]
-        j_best = np.maximum(j_char, j_blank)
-        self._j_src[t] = np.where(self._tail >= j_best, 0, np.where(j_char >= j_blank, 1, 2))
-        self._j_prev[t] = best_idx[self._rows, last]
-        self._tail = np.maximum(self._tail, j_best) + sc.junk[t]
-        self._lead = lead + float(sc.junk[t])
+        new_blank = np.maximum(blank, into_blank) + sc.quiet[t]
+        j_best = np.maximum(best_val[self._rows, self._last], blank[self._rows, self._slots.lengths])
+        new_tail = np.maximum(tail, j_best) + sc.junk[t]
+        return lead + float(sc.junk[t]), new_blank, new_char, new_tail
+
+    def _best_other(self, char: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """For each character c, the best score among the states of ``char`` (..., chars) that are neither c
+        nor its twin: the best of all, unless c or its twin holds it; then the best outside that pair."""
+        top = char.argmax(axis=-1)[..., None]  # (..., 1)
+        top_val = np.take_along_axis(char, top, axis=-1)
+        pair = (self._chars == top) | (self._chars == self._twin_or_self[top])  # (..., chars): the top's pair
+        second = np.where(pair, -np.inf, char).max(axis=-1, keepdims=True)
+        return np.where(pair, second, top_val)
 
     def spell(self, n: int) -> list[tuple[int, list[int]]]:
         """Layout ``n``'s best path: for each slot, its character (an index of the scored characters) and the
@@ -248,7 +299,7 @@ class _Viterbi:
         ends = (self._end_char[n], self._end_blank[n], self._tail[n])
         finals = [("c", length - 1, int(self._end_char_idx[n])), ("b", length, 0), ("j", length, 0)]
         state = finals[int(np.argmax(ends))]
-        for t in range(self._c_src.shape[0] - 1, -1, -1):
+        for t in range(len(self._history) - 1, -1, -1):
             kind, k, c = state
             if kind == "c":
                 frames[k].append(t)
@@ -259,37 +310,37 @@ class _Viterbi:
         return [(picked[k], sorted(frames[k])) for k in range(length)]
 
     def _back(self, state: tuple[str, int, int], t: int, n: int, length: int) -> tuple[str, int, int]:
-        """The state the best path was in at frame ``t - 1``, given it is in ``state`` at ``t``."""
+        """The state the best path was in at frame ``t - 1``, given it is in ``state`` at ``t``: the choice the
+        forward pass made there (the first of equal scores as it took them)."""
+        lead, blank, char, tail = self._history[t - 1]
         kind, k, c = state
         if kind == "c":
-            src = int(self._c_src[t, n, k, c])
-            if src == 1:
-                return ("b", k, 0)
-            if src == 2:
-                return ("c", k - 1, int(self._c_prev[t, n, k, c])) if k > 0 else ("lead", 0, 0)
-        elif kind == "b" and self._b_src[t, n, k]:
-            return ("c", k - 1, int(self._b_prev[t, n, k])) if k > 0 else ("lead", 0, 0)
-        elif kind == "j":
-            src = int(self._j_src[t, n])
-            if src == 1:
-                return ("c", length - 1, int(self._j_prev[t, n]))
-            if src == 2:
-                return ("b", length, 0)
+            own_blank = float(blank[n, k])
+            if k == 0:
+                from_prev, prev = lead, ("lead", 0, 0)
+            else:
+                from_prev, p = self._previous_char(char[n, k - 1], c)
+                prev = ("c", k - 1, p)
+            stay = float(char[n, k, c])
+            if from_prev > max(stay, own_blank):
+                return prev
+            return state if stay >= own_blank else ("b", k, 0)
+        if kind == "b":
+            if k == 0:
+                return ("lead", 0, 0) if lead > float(blank[n, 0]) else state
+            p = int(char[n, k - 1].argmax())
+            return ("c", k - 1, p) if float(char[n, k - 1, p]) > float(blank[n, k]) else state
+        if kind == "j":  # trailing junk: stays, or came from the last character or the blank after it
+            p = int(char[n, length - 1].argmax())
+            j_char, j_blank = float(char[n, length - 1, p]), float(blank[n, length])
+            if float(tail[n]) < max(j_char, j_blank):
+                return ("c", length - 1, p) if j_char >= j_blank else ("b", length, 0)
         return state
 
-
-def _best_other(
-    char: npt.NDArray[np.float64], twin: npt.NDArray[np.intp]
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]:
-    """For each character c, the best state of the previous slot that is neither c nor its twin."""
-    n_chars = char.shape[-1]
-    top = np.argsort(-char, axis=-1, kind="stable")[..., :3]  # c and its twin rule out at most two of these
-    top_val = np.take_along_axis(char, top, axis=-1)
-    c = np.arange(n_chars)
-    best_val = np.full(char.shape, _NEG)
-    best_idx = np.zeros(char.shape, np.intp)
-    for j in range(top.shape[-1] - 1, -1, -1):  # the first allowed of the three wins
-        ok = (top[..., j, None] != c) & (top[..., j, None] != twin)
-        best_val = np.where(ok, top_val[..., j, None], best_val)
-        best_idx = np.where(ok, top[..., j, None], best_idx)
-    return best_val, best_idx
+    def _previous_char(self, row: npt.NDArray[np.float64], c: int) -> tuple[float, int]:
+        """The best character state of the previous slot that is neither ``c`` nor its twin (score, index)."""
+        twin = int(self._twin_or_self[c])
+        for p in np.argsort(-row, kind="stable")[:3].tolist():
+            if p not in (c, twin):
+                return float(row[p]), p
+        return _NEG, 0

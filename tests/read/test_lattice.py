@@ -110,3 +110,39 @@ def test_bad_settings_are_refused() -> None:
         FormatDecoder(UK, junk_weight=0.0)
     with pytest.raises(ValueError, match="max_cost"):
         FormatDecoder(UK, max_cost=-1.0)
+
+
+def _ctc_like(rng: np.random.Generator, t_len: int = 24) -> npt.NDArray[np.float32]:
+    """A random lattice shaped like a recogniser's: each frame mostly one class (a blank half the time),
+    some of it spread over a few others."""
+    out = np.zeros((t_len, COLUMNS), np.float32)
+    for t in range(t_len):
+        peak = BLANK if rng.random() < 0.5 else int(rng.integers(1, COLUMNS))
+        rest = rng.dirichlet(np.full(4, 0.5)) * (1.0 - rng.uniform(0.3, 1.0))
+        out[t, peak] = 1.0 - rest.sum()
+        np.add.at(out[t], rng.integers(0, COLUMNS, size=4), rest)
+    return out
+
+
+@pytest.mark.parametrize("formats", [UK, FormatSet.load(["all"], "config/formats/europe.yaml")], ids=["uk", "eu"])
+def test_layouts_left_out_by_the_cost_bound_change_no_reading(formats: FormatSet) -> None:
+    # the decoder runs the Viterbi pass only on layouts whose lower bound of cost is within max_cost;
+    # with the bound switched off (every layout kept) every reading is the same
+    rng = np.random.default_rng(13)
+    pruned = FormatDecoder(formats)
+    everything = FormatDecoder(formats)
+    everything._least_costs = lambda *_: np.zeros(len(everything._layouts))  # type: ignore[method-assign]
+    lattices = [_ctc_like(rng) for _ in range(150)]
+    marks = ["AB12CDE", "BA268IM", "TS260AK", "W053011", "PG05UVT", "A123BCD", "191D12345"]
+    lattices += [frames(*m) for m in marks]
+    for m in marks:  # one character less and less sure, a wrong one more so: costs sweep through max_cost
+        lattices += [frames(*m[:2], ((m[2], p), ("X", 0.9 - p)), *m[3:]) for p in np.linspace(0.02, 0.5, 25)]
+    found = 0
+    for lattice in lattices:
+        a, b = pruned.decode(lattice), everything.decode(lattice)
+        assert (a is None) == (b is None)
+        if a is not None and b is not None:
+            found += 1
+            assert (a.text, a.char_confidences) == (b.text, b.char_confidences)
+            assert a.cost == pytest.approx(b.cost, abs=1e-9)
+    assert found >= len(marks)  # the test saw readings, not only Nones
