@@ -133,7 +133,8 @@ class FormatDecoder:
         # within max_cost: leave it out, and every layout that cannot come within max_cost (_least_costs).
         deficit = frame[:, None] - char_log
         near = (-deficit >= -self.max_cost).any(axis=0)
-        skip = frame - np.maximum(quiet, best_char + self._junk_log)  # a frame no slot takes costs at least this
+        junk = np.maximum(quiet, best_char + self._junk_log)  # a frame outside the mark
+        skip = frame - junk  # a frame no slot takes costs at least this
         fits = np.flatnonzero(self._least_costs(deficit, near, skip) <= self.max_cost + _BOUND_SLACK)
         if fits.size == 0:
             return None
@@ -141,7 +142,7 @@ class FormatDecoder:
         allowed = self._allowed[:, :, plausible]
         in_subset = np.isin(_TWIN_CHAR[plausible], plausible)
         twin = np.where(in_subset, np.searchsorted(plausible, _TWIN_CHAR[plausible]), -1)
-        scores = _Scores(char_log[:, plausible], quiet, frame - skip)
+        scores = _Scores(char_log[:, plausible], quiet, junk)
         paths = _Viterbi(scores, _Slots(allowed[fits], self._lengths[fits], twin))
         order = sorted(range(fits.size), key=lambda i: (-round(float(paths.scores[i]), 6), int(fits[i])))
         for i in order:
