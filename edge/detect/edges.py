@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from edge.detect import suppress_overlaps
 from edge.domain import Box, Image, PlateDetection
+from edge.imaging import component_stats
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,8 +193,8 @@ def _reach(shares: npt.NDArray[np.floating], least: float, most: float, skip: in
 def char_blobs(grey: npt.NDArray[np.uint8], block: int, min_h: float, max_h: float) -> list[_Blob]:
     """Dark connected components of character size and shape (pure function of the image)."""
     binary = cv2.adaptiveThreshold(grey, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, 7)
-    _, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    x, y, w, h, area = (stats[1:, k].astype(np.float32) for k in range(5))
+    stats = component_stats(binary)
+    x, y, w, h, area = (stats[:, k].astype(np.float32) for k in range(5))
     aspect = w / h
     fill = area / (w * h)
     max_fill = np.where(aspect < 0.35, 1.0, 0.9)  # a 1 or an I fills its box
@@ -203,33 +204,63 @@ def char_blobs(grey: npt.NDArray[np.uint8], block: int, min_h: float, max_h: flo
 
 
 def char_rows(blobs: list[_Blob], min_chars: int, max_chars: int) -> list[list[_Blob]]:
-    """Groups of blobs that sit side by side on one line with similar heights (union of close pairs)."""
-    order = sorted(range(len(blobs)), key=lambda i: blobs[i].x)
-    parent = list(range(len(blobs)))
+    """Groups of blobs that sit side by side on one line with similar heights (union of close pairs).
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for a_pos, i in enumerate(order):
-        a = blobs[i]
-        for j in order[a_pos + 1 :]:
-            b = blobs[j]
-            h = max(a.h, b.h)
-            gap = b.x - (a.x + a.w)
-            if gap > 1.2 * h:
-                break
-            if gap < -0.3 * h:
-                continue
-            if max(a.h, b.h) > 1.3 * min(a.h, b.h) or abs(a.cy - b.cy) > 0.3 * h:
-                continue
-            parent[find(j)] = find(i)
+    Going right from each blob (in order of x), the pairs are looked at until the first blob farther than 1.2
+    of the taller one's height; a pair links when the two overlap by little, have heights within a factor
+    of 1.3 and centres within 0.3 of the taller height. Groups come in order of their first blob, each
+    blob in the given order.
+    """
+    if not blobs:
+        return []
+    x, y, w, h = (np.array(v, np.float64) for v in zip(*((b.x, b.y, b.w, b.h) for b in blobs), strict=True))
+    order = np.argsort(x, kind="stable")
+    x, y, w, h = x[order], y[order], w[order], h[order]
+    cy = y + h / 2.0
+    first, second = _pairs_within(x, x + w + 1.2 * float(h.max()))  # every pair the walk could reach
+    hh = np.maximum(h[first], h[second])
+    gap = x[second] - (x[first] + w[first])
+    reached = _before_first(gap > 1.2 * hh, first)
+    link = (reached & (gap >= -0.3 * hh) & (hh <= 1.3 * np.minimum(h[first], h[second]))
+            & (np.abs(cy[first] - cy[second]) <= 0.3 * hh))
+    root = _components(len(blobs), order[first[link]], order[second[link]])
     groups: dict[int, list[_Blob]] = {}
     for i, blob in enumerate(blobs):
-        groups.setdefault(find(i), []).append(blob)
+        groups.setdefault(int(root[i]), []).append(blob)
     return [g for g in groups.values() if min_chars <= sum(b.chars for b in g) <= max_chars]
+
+
+def _pairs_within(start: npt.NDArray[np.float64], reach: npt.NDArray[np.float64]) -> tuple[
+        npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Every (i, j), i < j, with ``start[j] <= reach[i]`` (``start`` ascending), in order of i then j."""
+    ends = np.searchsorted(start, reach, side="right")
+    counts = np.maximum(ends - np.arange(1, start.size + 1), 0)
+    first = np.repeat(np.arange(start.size), counts)
+    offsets = np.arange(first.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    return first, first + 1 + offsets
+
+
+def _before_first(stop: npt.NDArray[np.bool_], group: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+    """Within each run of equal ``group`` values, the entries before the run's first ``stop``."""
+    stops = np.cumsum(stop)
+    run_start = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if group.size else np.zeros(0, np.intp)
+    before_run: npt.NDArray[np.intp] = (stops - stop)[run_start]  # stops counted before each run
+    lengths = np.diff(np.r_[run_start, group.size])
+    return np.asarray((stops - np.repeat(before_run, lengths)) == 0, np.bool_)
+
+
+def _components(n: int, a: npt.NDArray[np.intp], b: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """A label per node of the graph with edges (a[k], b[k]): the smallest node of its connected component."""
+    label = np.arange(n)
+    while True:
+        low = np.minimum(label[a], label[b])
+        new = label.copy()
+        np.minimum.at(new, a, low)
+        np.minimum.at(new, b, low)
+        new = new[new]  # jump to the label's own label
+        if np.array_equal(new, label):
+            return label
+        label = new
 
 
 def _line_of(row: list[_Blob]) -> tuple[float, float]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from edge.detect import PlateDetector, suppress_overlaps
 from edge.domain import Box, Image, PlateDetection
+from edge.imaging import component_stats
 
 # OpenCV HSV: hue 0-180. A UK rear plate's yellow is about hue 20-30; dusk, shade and cameras spread it.
 YELLOW_LOW = (15, 70, 90)
@@ -54,10 +55,9 @@ class YellowPlateDetector:
         hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
         mask = cv2.inRange(hsv, YELLOW_LOW, YELLOW_HIGH)
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (5, 3)))
-        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         most_h = o.max_height_share * image.shape[0]
         found = []
-        for x, y, w, h, area in stats[1:n].tolist():
+        for x, y, w, h, area in component_stats(mask).tolist():
             if w * step < o.min_width or h * step < o.min_height or h > most_h:
                 continue
             aspect, fill = w / h, area / float(w * h)

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.domain import Box, Image
+from edge.imaging import component_stats
 
 WORK_HEIGHT = 64  # crops are looked at this tall (small plates enlarged, large ones shrunk)
 MAX_WORK_WIDTH = 640
@@ -198,8 +199,8 @@ def _blobs(grey: npt.NDArray[np.uint8]) -> list[_Blob]:
     height = grey.shape[0]
     block = max(3, (height // 2) | 1)  # about a character's height: each character against its own background
     binary = cv2.adaptiveThreshold(grey, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, 5)
-    _, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    x, y, w, h, area = (stats[1:, k].astype(np.float32) for k in range(5))
+    stats = component_stats(binary)
+    x, y, w, h, area = (stats[:, k].astype(np.float32) for k in range(5))
     aspect = w / np.maximum(h, 1)
     fill = area / np.maximum(w * h, 1)
     max_fill = np.where(aspect < 0.35, 1.0, 0.9)  # a 1 or an I fills its box

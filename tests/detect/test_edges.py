@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.detect.edges import EdgeDetectorOptions, EdgePlateDetector, char_blobs, char_rows
+from edge.detect.edges import EdgeDetectorOptions, EdgePlateDetector, _Blob, char_blobs, char_rows
 from edge.domain import Box
+from edge.imaging import component_stats
 from edge.sample.plates import render_plate
 
 
@@ -96,3 +97,47 @@ def test_a_slanted_plate_scores_like_a_straight_one_beside_it() -> None:
     found = EdgePlateDetector().detect(image)
     for box in boxes:
         assert max(box.iou(d.box) for d in found) >= 0.5, f"plate at {box} missed"
+
+
+def _rows_one_pair_at_a_time(blobs: list[_Blob]) -> list[list[_Blob]]:
+    """The grouping char_rows does, written as the plain walk over pairs (the reference it must equal)."""
+    order = sorted(range(len(blobs)), key=lambda i: blobs[i].x)
+    parent = list(range(len(blobs)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for pos, i in enumerate(order):
+        a = blobs[i]
+        for j in order[pos + 1 :]:
+            b = blobs[j]
+            h = max(a.h, b.h)
+            gap = b.x - (a.x + a.w)
+            if gap > 1.2 * h:
+                break
+            if gap < -0.3 * h or h > 1.3 * min(a.h, b.h) or abs(a.cy - b.cy) > 0.3 * h:
+                continue
+            parent[find(j)] = find(i)
+    groups: dict[int, list[_Blob]] = {}
+    for i, blob in enumerate(blobs):
+        groups.setdefault(find(i), []).append(blob)
+    return list(groups.values())
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_rows_are_the_groups_of_the_walk_over_close_pairs(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 120))
+    heights = rng.choice([8, 9, 10, 12, 20, 30], size=n)
+    blobs = [_Blob(int(rng.integers(0, 400)), int(rng.integers(0, 60)), int(max(1, h * rng.uniform(0.2, 1.5))), int(h))
+             for h in heights]
+    assert char_rows(blobs, 1, 10_000) == _rows_one_pair_at_a_time(blobs)
+
+
+def test_components_are_found_as_opencv_s_default_labelling_finds_them() -> None:
+    rng = np.random.default_rng(3)
+    binary = np.where(rng.random((120, 200)) < 0.45, 255, 0).astype(np.uint8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    assert np.array_equal(component_stats(binary), stats[1:])
