@@ -142,6 +142,9 @@ def _pin(cpu: int | None) -> int | None:
     if chosen not in allowed:
         raise ConfigError(f"--cpu {chosen}: this process may run on cores {allowed}")
     os.sched_setaffinity(0, {chosen})
+    import cv2
+
+    cv2.setNumThreads(1)  # OpenCV sized its thread pool by the cores it saw when imported: more threads than cores
     return chosen
 
 
