@@ -210,6 +210,7 @@ def open_node(
             second_look_every=config.detect.second_look_every,
             fine_look=build_fine_look(config.detect),
             fine_look_every=config.detect.fine_look_every,
+            maybe_every=config.read.maybe_every,
             live=source is None and config.capture.source in LIVE_SOURCES,
             queue_size=config.capture.queue_size,
             on_pass=on_pass,

@@ -87,6 +87,7 @@ class Pipeline:
         second_look_every: int = 1,
         fine_look: PlateDetector | None = None,
         fine_look_every: int = 1,
+        maybe_every: int = 1,
         verify_plates: bool = True,
         live: bool = False,
         queue_size: int = 4,
@@ -112,7 +113,8 @@ class Pipeline:
         self._worker: _PassWorker | None = None
         self._finder = PlateFinder(detector, reader, formats, min_confidence=min_read_confidence,
                                    second_look=second_look, second_look_every=second_look_every,
-                                   fine_look=fine_look, fine_look_every=fine_look_every, verify=verify_plates)
+                                   fine_look=fine_look, fine_look_every=fine_look_every, verify=verify_plates,
+                                   maybe_every=maybe_every)
 
     def run(self, stop: threading.Event | None = None) -> PipelineStats:
         """Process frames until the source ends or ``stop`` is set; then end every open track."""

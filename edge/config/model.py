@@ -121,6 +121,12 @@ class ReadConfig(_Section):
         True,
         description="Decode the OCR's frames to the likeliest reading that fits an allowed format (false: greedy).",
     )
+    maybe_every: int = Field(
+        4, ge=1, le=1000,
+        description="A crop that only may be a plate (light characters on dark, too few characters, an odd "
+        "background), where such a crop read as no plate in the last frames, is read on at most one detected frame "
+        "in this many; a crop that looks like a plate is read on every one (still images: every crop).",
+    )
     publish_unfitted: bool = Field(
         False,
         description="Also publish passes whose read fits none of read.formats (format 'none'); by default only "

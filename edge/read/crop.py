@@ -42,6 +42,8 @@ class CropRead:
     crop: Image
     text: PlateText
     match: FormatMatch | None
+    look: str = "plate"  # the plate check's verdict on the crop: plate, maybe or no (plate when not checked)
+    ocr: bool = True  # the reader ran on it (False: not read, for its look or as asked)
 
 
 def crop_box(box: Box, width: int, height: int) -> Box:
@@ -78,11 +80,13 @@ def read_box(
     corners: Sequence[tuple[float, float]] | None = None,
     verify: bool = True,
     only_plates: bool = False,
+    read_maybe: bool = True,
 ) -> CropRead | None:
     """Read the plate in ``box`` (full-image pixels); None when the crop is too small to read.
 
     With ``corners`` (a detector that finds them) the plate is straightened from them first. With
-    ``only_plates``, only a crop that looks like a plate is read (a detector that proposes many boxes).
+    ``only_plates``, only a crop that looks like a plate is read (a detector that proposes many boxes); without
+    ``read_maybe``, a crop that only may be a plate is not read either (it read as none here a moment ago).
     A read that is empty or less sure than ``min_confidence`` comes back with ``match`` None (rejected).
     """
     height, width = image.shape[:2]
@@ -96,8 +100,9 @@ def read_box(
             return None
         crop = image[c.y : c.y + c.h, c.x : c.x + c.w].copy()
     check = plate_check(crop) if verify else None
-    if check is not None and (check.level == "no" or (only_plates and check.level != "plate")):
-        return CropRead(crop, PlateText("", ()), None)  # nothing like a plate: not read
+    look = "plate" if check is None else check.level
+    if look == "no" or (look == "maybe" and (only_plates or not read_maybe)):
+        return CropRead(crop, PlateText("", ()), None, look, ocr=False)
     # a crop that looks like a plate is read from the rows of its main line only: a US plate's state name
     # and slogan, a dealer's frame and a Brazilian plate's city strip are not read into the mark
     line = check.line if check is not None and check.level == "plate" else None
@@ -106,7 +111,7 @@ def read_box(
     match = formats.match(text.text, captured_on) if ok else None
     if check is not None and match is not None and not _supported(match, check):
         match = None
-    return CropRead(crop, text, match)
+    return CropRead(crop, text, match, look)
 
 
 def _supported(match: FormatMatch, check: PlateCheck) -> bool:

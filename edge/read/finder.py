@@ -19,11 +19,12 @@ import cv2
 import numpy as np
 
 from edge.detect import PlateDetector
-from edge.domain import Image, PlateDetection
+from edge.domain import Box, Image, PlateDetection
 from edge.read import PlateReader
 from edge.read.crop import CropRead, FormatMatcher, read_box
 
 SAME_PLATE_IOU = 0.1  # a second-look box overlapping a first-look one this much is the same plate
+SAME_PLACE_IOU = 0.5  # a box overlapping one of an earlier call this much is at the same place
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,11 @@ class PlateFinder:
 
     ``second_look_every``: the second look runs on at most one call in this many (a camera's next frames
     show the same vehicle; a still image is its only chance, so eval passes 1).
+
+    ``maybe_every``: a crop that only may be a plate (:func:`edge.read.line.plate_check`), at the place where
+    such a crop was read as no plate in one of the last calls, is read on at most one call in this many. A
+    camera's next frames show the same sign, wall or road marking at about the same place, and its read is
+    the same; a crop that looks like a plate is always read. 1 (eval's still images): every crop is read.
     """
 
     def __init__(
@@ -68,11 +74,12 @@ class PlateFinder:
         fine_look: PlateDetector | None = None,
         fine_look_every: int = 1,
         verify: bool = True,
+        maybe_every: int = 1,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
-        if second_look_every < 1 or fine_look_every < 1:
-            raise ValueError(f"second_look_every and fine_look_every must be >= 1, got "
-                             f"{second_look_every!r} and {fine_look_every!r}")
+        if second_look_every < 1 or fine_look_every < 1 or maybe_every < 1:
+            raise ValueError(f"second_look_every, fine_look_every and maybe_every must be >= 1, got "
+                             f"{second_look_every!r}, {fine_look_every!r} and {maybe_every!r}")
         self._detector = detector
         self._reader = reader
         self._formats = formats
@@ -85,10 +92,15 @@ class PlateFinder:
         self._since_fine = fine_look_every
         self._verify = verify
         self._timer = timer
+        self._maybe_every = maybe_every
+        self._calls = 0
+        self._not_plates: list[tuple[Box, int]] = []  # where a maybe-crop read as no plate, and on which call
 
     def find(self, image: Image, lores: Image, captured_on: dt.date) -> Finding:
         """The plates of ``image``; detectors run on ``lores`` (the same view, smaller or equal), the fine look
         on ``image`` shrunk to at most twice ``lores``."""
+        self._calls += 1
+        self._not_plates = [(b, n) for b, n in self._not_plates if self._calls - n < self._maybe_every]
         t0 = self._timer()
         first = _scaled(self._detector.detect(lores), image, lores)
         detect_s = self._timer() - t0
@@ -120,12 +132,17 @@ class PlateFinder:
 
     def _read(self, image: Image, found: list[PlateDetection], captured_on: dt.date, *,
               only_plates: bool = False) -> list[Sighting]:
-        return [
-            Sighting(det, read_box(image, det.box, self._reader, self._formats, captured_on,
-                                   min_confidence=self._min_confidence, corners=det.corners, verify=self._verify,
-                                   only_plates=only_plates))
-            for det in found
-        ]
+        sightings = []
+        for det in found:
+            read_maybe = not any(det.box.iou(b) >= SAME_PLACE_IOU for b, _ in self._not_plates)
+            got = read_box(image, det.box, self._reader, self._formats, captured_on,
+                           min_confidence=self._min_confidence, corners=det.corners, verify=self._verify,
+                           only_plates=only_plates, read_maybe=read_maybe)
+            sighting = Sighting(det, got)
+            if self._maybe_every > 1 and got is not None and got.look == "maybe" and got.ocr and not sighting.fits:
+                self._not_plates.append((det.box, self._calls))
+            sightings.append(sighting)
+        return sightings
 
 
 def fine_image(image: Image, lores: Image) -> Image:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+import cv2
 import numpy as np
 
 from edge.domain import Box, Image, PlateDetection, PlateText
 from edge.read.finder import PlateFinder
 from edge.read.formats import FormatSet
+from edge.sample.plates import render_plate
 
 DAY = dt.date(2026, 3, 14)
 UK = FormatSet.load(["uk_current"])
@@ -121,3 +123,79 @@ def test_no_fine_look_when_the_first_read_fits_a_format() -> None:
                     verify=False)
     f.find(FULL, LORES, DAY)
     assert fine.calls == 0
+
+
+class Counting:
+    """A reader that reads every crop as ``text`` and counts the crops it was given."""
+
+    def __init__(self, text: str = "") -> None:
+        self.text, self.calls = text, 0
+
+    def read(self, crop: Image) -> PlateText:
+        self.calls += 1
+        return PlateText(self.text, tuple(0.95 for _ in self.text))
+
+
+def _sign_and_plate() -> tuple[np.ndarray, Box, Box]:
+    """A full image with a sign of two dark letters on a light patch (a crop that only may be a plate) and a
+    rendered plate (one that looks like a plate); their boxes in the 640x360 lores image's pixels."""
+    image = np.full((720, 1280, 3), (70, 75, 80), np.uint8)
+    cv2.rectangle(image, (800, 300), (1040, 380), (235, 235, 235), -1)
+    cv2.putText(image, "AB", (840, 364), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (20, 20, 20), 6)
+    plate = render_plate("AB12 CDE", char_height=40)
+    h, w = plate.shape[:2]
+    image[400 : 400 + h, 200 : 200 + w] = plate
+    return image, Box(400, 150, 120, 40), Box(100, 200, w // 2, h // 2)
+
+
+def test_a_crop_that_only_may_be_a_plate_is_read_again_at_its_place_only_every_n_calls() -> None:
+    image, sign, _ = _sign_and_plate()
+    reader = Counting("AB")  # a sign's word: no plate
+    f = PlateFinder(Boxes(sign), reader, UK, min_confidence=0.5, maybe_every=3)
+    looks = [f.find(image, LORES, DAY).sightings[0].read for _ in range(7)]
+    assert reader.calls == 3  # calls 1, 4 and 7
+    assert all(r is not None and r.look == "maybe" and r.match is None for r in looks)
+    assert [r.ocr for r in looks if r is not None] == [True, False, False, True, False, False, True]
+
+
+def test_a_crop_that_looks_like_a_plate_is_read_on_every_call() -> None:
+    image, _, plate = _sign_and_plate()
+    reader = Counting("AB")  # read as no plate, but the crop looks like one: read again all the same
+    f = PlateFinder(Boxes(plate), reader, UK, min_confidence=0.5, maybe_every=3)
+    for _ in range(4):
+        assert f.find(image, LORES, DAY).sightings[0].read.look == "plate"  # type: ignore[union-attr]
+    assert reader.calls == 4
+
+
+def test_every_crop_is_read_when_maybe_every_is_one_and_after_a_read_that_fits() -> None:
+    image, sign, _ = _sign_and_plate()
+    stills = Counting("AB")
+    f = PlateFinder(Boxes(sign), stills, UK, min_confidence=0.5)  # eval's still images: the default
+    for _ in range(3):
+        f.find(image, LORES, DAY)
+    fits = Counting("AB12CDE")  # a read that fits a format is never taken for no plate
+    g = PlateFinder(Boxes(sign), fits, UK, min_confidence=0.5, maybe_every=3)
+    for _ in range(3):
+        g.find(image, LORES, DAY)
+    assert (stills.calls, fits.calls) == (3, 3)
+
+
+class InTurn:
+    """A detector that finds the next list of boxes at each call."""
+
+    def __init__(self, *turns: list[Box]) -> None:
+        self.turns = list(turns)
+
+    def detect(self, image: Image) -> list[PlateDetection]:
+        return [PlateDetection(b, 0.9) for b in self.turns.pop(0)]
+
+
+def test_a_crop_elsewhere_is_read_although_one_at_another_place_was_not_a_plate() -> None:
+    image, sign, _ = _sign_and_plate()
+    moved = np.roll(image, -300, axis=1)  # the sign 300 px (150 lores px) to the left in the next frame
+    reader = Counting("AB")
+    f = PlateFinder(InTurn([sign], [Box(sign.x - 150, sign.y, sign.w, sign.h)]), reader, UK, min_confidence=0.5,
+                    maybe_every=3)
+    f.find(image, LORES, DAY)
+    f.find(moved, LORES, DAY)
+    assert reader.calls == 2
