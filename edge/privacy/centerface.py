@@ -56,6 +56,7 @@ class CenterFaceDetector:
         self._model = model
         self._height, self._width = int(shape[1]), int(shape[2])
         self._heat_index, self._box_index = self._heads(model.run(np.zeros(shape, np.float32)))
+        self._input = np.zeros(shape, model.input_dtype)  # reused: filled in place for every model run
         self.threshold = threshold
         self.small_threshold = small_threshold
         self.small_face = small_face
@@ -96,11 +97,10 @@ class CenterFaceDetector:
             )
         h, w = image.shape[:2]
         scale, origins = tiling(w, h, self._width, self._height)
-        scaled = scaled_rgb(image, scale)
+        small = scaled(image, scale)
         found_boxes, found_scores = [], []
         for x, y in origins:
-            tensor = model_input(scaled, x, y, self._width, self._height, dtype=self._model.input_dtype)
-            outputs = self._model.run(tensor)
+            outputs = self._model.run(fill_input(self._input, small, x, y))
             boxes, scores = decode(outputs[self._heat_index][0], outputs[self._box_index][0], self.floor)
             found_boxes.append(boxes + np.array([x, y, x, y], np.float32))
             found_scores.append(scores)
@@ -124,18 +124,26 @@ def tiling(width: int, height: int, in_width: int, in_height: int) -> tuple[floa
 
     An image of about the model's shape (a 16:9 frame) is one input. Another shape is scaled so that its
     shorter side, against the model's, fills the input, and cut into up to ``MAX_TILES`` overlapping
-    inputs along the other (a 4:3 photo: two); beyond that it is letterboxed into one.
+    inputs along the other (a 4:3 photo: two). An image too long for that (a tall portrait, a panorama) is
+    scaled to the largest size that ``MAX_TILES`` inputs still cover, never below one letterboxed input.
     """
     fit = min(in_width / width, in_height / height, MAX_UPSCALE)
     fill = min(max(in_width / width, in_height / height), MAX_UPSCALE)
     if fill < fit * FILL_GAIN:  # near the model's shape: one input, letterboxed
         return fit, [(0, 0)]
-    for scale in (fill, fit):
+    scale = max(fit, *(min(fill, _span(nx, in_width) / width, _span(ny, in_height) / height)
+                       for nx in range(1, MAX_TILES + 1) for ny in range(1, MAX_TILES // nx + 1)))
+    while True:  # rounding may ask for one input more than the spans allow: shrink a hair
         xs = _starts(round(width * scale), in_width)
         ys = _starts(round(height * scale), in_height)
-        if len(xs) * len(ys) <= MAX_TILES or scale == fit:
-            break
-    return scale, [(x, y) for y in ys for x in xs]
+        if len(xs) * len(ys) <= MAX_TILES or scale <= fit:
+            return scale, [(x, y) for y in ys for x in xs]
+        scale = max(fit, scale * 0.999)
+
+
+def _span(n: int, side: int) -> float:
+    """The longest length (scaled pixels) that ``n`` overlapping inputs of ``side`` cover."""
+    return side + (n - 1) * side * (1.0 - TILE_OVERLAP)
 
 
 def _starts(length: int, side: int) -> list[int]:
@@ -145,24 +153,30 @@ def _starts(length: int, side: int) -> list[int]:
     return [round(i * (length - side) / (n - 1)) for i in range(n)]
 
 
-def scaled_rgb(image: Image, scale: float) -> Image:
-    """The image scaled (area-averaged when it shrinks), as RGB: grey frames on all three channels."""
+def scaled(image: Image, scale: float) -> Image:
+    """The image scaled (area-averaged when it shrinks); a 1-channel image as 2-D."""
     h, w = image.shape[:2]
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-    scaled = np.asarray(cv2.resize(image, size, interpolation=interp), dtype=np.uint8)
-    if scaled.ndim == 2 or scaled.shape[2] == 1:
-        return np.repeat(scaled.reshape(size[1], size[0], 1), 3, axis=2)
-    return scaled[:, :, ::-1]  # BGR -> RGB, as CenterFace was trained (a view: model_input copies it once)
+    out = np.asarray(cv2.resize(image, size, interpolation=interp), dtype=np.uint8)
+    return out.reshape(size[1], size[0]) if out.ndim == 3 and out.shape[2] == 1 else out
 
 
-def model_input(scaled: Image, x: int, y: int, width: int, height: int, *,
-                dtype: npt.DTypeLike = np.float32) -> npt.NDArray[Any]:
-    """The ``width`` x ``height`` window at (x, y) of the scaled RGB image, black beyond it, as a 1xHxWx3 tensor
-    (uint8 for the shipped int8 model: the image's bytes go in as they are; float32 for a float model)."""
-    tensor = np.zeros((1, height, width, 3), dtype)
-    window = scaled[y : y + height, x : x + width]
-    tensor[0, : window.shape[0], : window.shape[1]] = window
+def fill_input(tensor: npt.NDArray[Any], small: Image, x: int, y: int) -> npt.NDArray[Any]:
+    """``tensor`` (1xHxWx3) filled with the HxW window at (x, y) of the scaled image as RGB (as CenterFace was
+    trained; a grey image on all three channels), black beyond the image; written in place and returned. A
+    uint8 tensor takes the image's bytes in one colour conversion, with no float copy."""
+    height, width = tensor.shape[1:3]
+    window = small[y : y + height, x : x + width]
+    wh, ww = window.shape[:2]
+    if wh < height or ww < width:
+        tensor[:] = 0
+    code = cv2.COLOR_GRAY2RGB if window.ndim == 2 else cv2.COLOR_BGR2RGB
+    target = tensor[0, :wh, :ww]
+    if tensor.dtype == np.uint8:
+        cv2.cvtColor(window, code, dst=target)
+    else:
+        target[:] = cv2.cvtColor(window, code)
     return tensor
 
 

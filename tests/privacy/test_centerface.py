@@ -50,8 +50,13 @@ def test_a_16_9_frame_is_one_model_input_and_a_portrait_photo_is_tiled_at_a_larg
     assert scale == pytest.approx(960 / 1024)  # the width fills the input; four inputs down the photo
     assert [x for x, _ in origins] == [0, 0, 0, 0]
     assert origins[-1][1] + 544 == round(1536 * scale)  # the last input reaches the bottom
-    scale, origins = tiling(400, 4000, 960, 544)  # too tall to tile in four: letterboxed into one
-    assert (scale, origins) == (pytest.approx(544 / 4000), [(0, 0)])
+    # too tall for four inputs at that scale: the largest scale that four still cover, not one letterboxed input
+    scale, origins = tiling(1024, 2449, 960, 544)
+    assert len(origins) == 4 and [x for x, _ in origins] == [0, 0, 0, 0]
+    assert origins[-1][1] + 544 == round(2449 * scale)
+    assert scale == pytest.approx((544 + 3 * 0.75 * 544) / 2449, rel=0.01)  # 0.72, where one input would be 0.22
+    scale, origins = tiling(4000, 400, 960, 544)  # a panorama: four inputs across
+    assert len(origins) == 4 and {y for _, y in origins} == {0}
 
 
 def _detector(threshold: float = 0.2) -> CenterFaceDetector:
