@@ -51,6 +51,16 @@ def redaction_regions(boxes: Sequence[Box], *, margin: float, width: int, height
     return [b for b in grown if b.area > 0]
 
 
+def without_covered(regions: Sequence[Box], *, width: int, height: int) -> list[Box]:
+    """``regions`` less each one lying wholly inside those before it (two boxes on one face, a face inside a
+    crowd's patches): the same pixels are painted over, in fewer regions."""
+    kept: list[Box] = []
+    for r in regions:
+        if not kept or share_inside(r, kept, width=width, height=height) < 1.0:
+            kept.append(r)
+    return kept
+
+
 def cabin_region(plate: Box, *, width: int, height: int, half_width: float = 2.2, top: float = 3.0,
                  bottom: float = 0.6) -> Box:
     """The windscreen and front side windows of the vehicle whose plate is ``plate``, clipped; never the plate.
@@ -70,13 +80,25 @@ def cabin_region(plate: Box, *, width: int, height: int, half_width: float = 2.2
     return Box(x0, y0, x1 - x0, max(0, y1 - y0)).clipped(width, height)
 
 
-def vehicle_region(plate: Box, *, width: int, height: int) -> Box:
-    """Where the occupants of the vehicle with ``plate`` can be: 3 plate widths either side of its centre, from
-    6 plate widths above it down to its top edge (a lorry's cab included), clipped."""
-    pw = max(plate.w, 1)
-    cx = plate.x + plate.w / 2.0
-    x0, x1 = round(cx - 3 * pw), round(cx + 3 * pw)
-    return Box(x0, plate.y - 6 * pw, x1 - x0, 6 * pw).clipped(width, height)
+VEHICLE_HEIGHT = 6  # plate widths above the plate where a vehicle's occupants can be (a lorry's cab included)
+MIN_ZOOM = 1.3  # the vehicle look is worth a model run only when it shows the vehicle at least this much larger
+
+
+def vehicle_window(plate: Box, *, width: int, height: int) -> Box | None:
+    """The part of the image around the vehicle with ``plate``, of the image's own shape, for a second look.
+
+    It is ``VEHICLE_HEIGHT`` plate widths tall, ending at the plate's top edge, centred on the plate and moved
+    (not cut) to stay inside the image. Having the image's shape, a detector sees it the way it sees the whole
+    image (one model input for a 16:9 frame), only enlarged by ``height / window height``: None when that is
+    under ``MIN_ZOOM`` (a near vehicle, already large in the whole image's look).
+    """
+    tall = VEHICLE_HEIGHT * max(plate.w, 1)
+    if tall * MIN_ZOOM > height:
+        return None
+    wide = min(width, round(tall * width / height))
+    x = min(max(0, round(plate.x + plate.w / 2 - wide / 2)), width - wide)
+    y = min(max(0, plate.y - tall), height - tall)
+    return Box(x, y, wide, tall)
 
 
 def carry(faces: Sequence[Box], source_plate: Box, plate: Box) -> list[Box]:
@@ -187,7 +209,7 @@ class Redactor:
         """Redacted copy of ``image`` and its record; raises :class:`RedactionFailed` instead of leaking.
 
         ``extra_boxes`` (image pixels) are redacted too (a cabin region, say). With ``plate`` (its box in this
-        image), the detector also looks again, enlarged, at the vehicle above it (:func:`vehicle_region`): a
+        image), the detector also looks again, enlarged, at the vehicle around it (:func:`vehicle_window`): a
         driver's face behind glass, 15 pixels tall, scores far higher at twice the size. ``views`` are other
         frames of the same pass: faces found on the vehicle there (the same enlarged look) are carried into
         this image by the plate's move, so a face the detector misses in this frame is still covered.
@@ -211,12 +233,13 @@ class Redactor:
         height, width = image.shape[:2]
         boxes = [*faces, *extra_boxes]
         if plate is not None:
-            boxes += self._on_vehicle(image, plate)
+            boxes += self._on_vehicle(image, plate, whole=False)
             for view in views:
-                boxes += carry(self._on_vehicle(view.image, view.plate), view.plate, plate)
+                boxes += carry(self._on_vehicle(view.image, view.plate, whole=True), view.plate, plate)
             self._check_time(start, "faces on the vehicle", [])
         for attempt in range(self.rechecks + 1):
-            regions = redaction_regions(boxes, margin=self.margin, width=width, height=height)
+            regions = without_covered(redaction_regions(boxes, margin=self.margin, width=width, height=height),
+                                      width=width, height=height)
             out = redact(image, regions, margin=0.0)
             if self.second_pass is None:
                 break
@@ -239,12 +262,14 @@ class Redactor:
         )
         return RedactionResult(out, record, tuple(regions))
 
-    def _on_vehicle(self, image: Image, plate: Box) -> list[Box]:
-        """The detector's faces in the vehicle region above ``plate``, looked at on its own (so enlarged)."""
+    def _on_vehicle(self, image: Image, plate: Box, *, whole: bool) -> list[Box]:
+        """The detector's faces in :func:`vehicle_window` around ``plate``, looked at on its own (so enlarged); where
+        that would not enlarge it, the faces of the whole image when ``whole`` (another frame of the pass, not
+        looked at yet), else none (the whole image was just looked at)."""
         height, width = image.shape[:2]
-        r = vehicle_region(plate, width=width, height=height)
-        if r.area == 0:
-            return []
+        r = vehicle_window(plate, width=width, height=height)
+        if r is None:
+            return self._detect(self.detector, image, "detector", []) if whole else []
         crop = image[r.y:r.y + r.h, r.x:r.x + r.w]
         return [Box(b.x + r.x, b.y + r.y, b.w, b.h) for b in self._detect(self.detector, crop, "detector", [])]
 

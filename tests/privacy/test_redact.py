@@ -188,20 +188,38 @@ def test_redactor_covers_a_face_found_only_in_another_frame_of_the_pass() -> Non
     assert _flat(result.image[20:44, 110:130])
 
 
-def test_with_the_plate_the_detector_looks_again_at_the_vehicle_above_it_on_its_own() -> None:
-    from edge.privacy.redact import vehicle_region
+def test_with_the_plate_the_detector_looks_again_at_the_vehicle_on_its_own_in_the_images_shape() -> None:
+    from edge.privacy.redact import vehicle_window
 
-    class Sizes:  # finds a face only when shown the vehicle's crop (which it sees enlarged)
+    class Sizes:  # finds a face only when shown the vehicle's window (which it sees enlarged)
         def __init__(self) -> None:
             self.shapes: list[tuple[int, ...]] = []
 
         def detect(self, image: Image) -> list[Box]:
             self.shapes.append(image.shape)
-            return [Box(10, 12, 8, 9)] if image.shape[:2] == (60, 60) else []
+            return [Box(10, 12, 8, 9)] if image.shape[:2] == (60, 80) else []
 
     plate = Box(75, 100, 10, 3)
-    assert vehicle_region(plate, width=160, height=120) == Box(50, 40, 60, 60)
+    assert vehicle_window(plate, width=160, height=120) == Box(40, 40, 80, 60)  # 6 plate widths tall, 4:3
     detector = Sizes()
     result = _redactor(detector).run(_texture(), plate=plate)
-    assert detector.shapes == [(120, 160, 3), (60, 60, 3)]  # the whole image, then the vehicle on its own
-    assert result.regions == (Box(60, 52, 8, 9),)  # found in the crop, redacted in the image
+    assert detector.shapes == [(120, 160, 3), (60, 80, 3)]  # the whole image, then the vehicle on its own
+    assert result.regions == (Box(50, 52, 8, 9),)  # found in the window, redacted in the image
+
+
+def test_the_vehicle_window_stays_inside_the_image_and_is_skipped_where_it_would_not_enlarge() -> None:
+    from edge.privacy.redact import vehicle_window
+
+    assert vehicle_window(Box(1900, 1000, 60, 14), width=1920, height=1080) == Box(1280, 640, 640, 360)
+    assert vehicle_window(Box(900, 900, 140, 30), width=1920, height=1080) is None  # 840 px tall: under 1.3x
+    detector = StaticFaceDetector()
+    _redactor(detector, None).run(_texture(), plate=Box(40, 100, 40, 10))
+    assert detector.calls == 1  # the whole image only
+
+
+def test_a_region_wholly_inside_the_ones_before_it_is_not_painted_again() -> None:
+    from edge.privacy.redact import without_covered
+
+    big, inside, astride, apart = Box(10, 10, 40, 40), Box(20, 20, 10, 10), Box(40, 10, 20, 20), Box(80, 80, 10, 10)
+    assert without_covered([big, inside, astride, apart], width=160, height=120) == [big, astride, apart]
+    assert without_covered([inside, big], width=160, height=120) == [inside, big]  # a later, larger one stays
