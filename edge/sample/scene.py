@@ -24,7 +24,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from edge.domain import Image, as_image
+from edge.domain import Box, Image, as_image
 from edge.sample.people import draw_face, draw_pedestrian
 from edge.sample.plates import random_registration, render_plate
 
@@ -240,12 +240,29 @@ def _draw_vehicle(frame: Image, v: VehicleSpec, p: float, spec: SceneSpec, plate
     for lx in (x0 + 0.06 * w, x1 - 0.2 * w):
         cv2.rectangle(frame, (int(lx), int(y0 + 0.55 * h)), (int(lx + 0.14 * w), int(y0 + 0.66 * h)),
                       (200, 220, 230) if v.approaching else (40, 40, 200), -1)
+    spot = _plate_box(v, p, spec, plate.shape[0] / plate.shape[1])
+    patch = as_image(cv2.resize(plate, (spot.w, spot.h), interpolation=cv2.INTER_AREA))
+    _paste(frame, patch, spot.x, spot.y)
+    return patch, spot.x, spot.y
+
+
+def _plate_box(v: VehicleSpec, p: float, spec: SceneSpec, aspect: float) -> Box:
+    """Where the plate (height / width ``aspect``) of vehicle ``v`` at progress ``p`` is drawn."""
+    cx, bottom, scale = _geometry(v, p, spec)
+    w, h = 330 * scale, 230 * scale
     pw = max(8, int(0.5 * w))
-    ph = max(3, int(pw * plate.shape[0] / plate.shape[1]))
-    patch = as_image(cv2.resize(plate, (pw, ph), interpolation=cv2.INTER_AREA))
-    px, py = int(cx - pw / 2), int(y0 + 0.74 * h)
-    _paste(frame, patch, px, py)
-    return patch, px, py
+    return Box(int(cx - pw / 2), int(int(bottom - h) + 0.74 * h), pw, max(3, int(pw * aspect)))
+
+
+def plate_boxes(spec: SceneSpec, index: int) -> list[Box]:
+    """The boxes of the plates drawn in frame ``index`` (nearest vehicle last), for benchmarks and tests."""
+    t = index / spec.fps
+    visible = [v for v in spec.vehicles if 0.0 <= _progress(v, t) <= 1.0]
+    out = []
+    for v in sorted(visible, key=lambda v: _geometry(v, _progress(v, t), spec)[1]):
+        shape = render_plate(v.plate, rear=not v.approaching, char_height=64).shape
+        out.append(_plate_box(v, _progress(v, t), spec, shape[0] / shape[1]))
+    return out
 
 
 def _covers(v: VehicleSpec, t: float, spec: SceneSpec, spot: tuple[Image, int, int]) -> bool:

@@ -25,6 +25,9 @@ def test_bench_redaction_prints_one_row_per_detector_as_json(capsys: pytest.Capt
     assert out["size"] == [640, 360] and out["threads"] == 1
     assert [r["detector"].split(":")[0] for r in out["results"]] == ["centerface", "blazeface"]
     assert all(r["median_ms"] > 0 and r["detect_ms"] > 0 and r["check_ms"] > 0 for r in out["results"])
+    # the node's work per overview: the scene frame's plate is given, and the pass's two earlier frames
+    assert out["plate"] is not None and out["views"] == 2
+    assert all(r["pass_ms"] > r["frame_ms"] > 0 for r in out["results"])
 
 
 def test_bench_redaction_names_a_bad_size(capsys: pytest.CaptureFixture[str]) -> None:

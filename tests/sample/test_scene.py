@@ -10,7 +10,15 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.sample.scene import SCENARIOS, default_scene, render_frames, scenario, truth_rows, write_scene
+from edge.sample.scene import (
+    SCENARIOS,
+    default_scene,
+    plate_boxes,
+    render_frames,
+    scenario,
+    truth_rows,
+    write_scene,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 FACE_MODEL = ROOT / "models/fetched/face_detection_full_range.tflite"  # drawn faces: BlazeFace finds them all
@@ -91,3 +99,15 @@ def test_drivers_and_pedestrians_are_faces_to_the_privacy_detector() -> None:
     cabin = [b for b in faces if 0.12 * spec.width <= b.centre[0] <= 0.88 * spec.width]
     assert len(pavement) == 2
     assert len(cabin) >= 1
+
+
+def test_plate_boxes_say_where_each_plate_is_drawn() -> None:
+    from dataclasses import replace
+
+    spec = replace(default_scene(), width=1920, height=1080)
+    index = round(spec.fps * 1.5)
+    frame = next(islice(render_frames(spec), index, None))
+    (plate,) = plate_boxes(spec, index)
+    assert plate.w == 170 and plate.x >= 0 and plate.x + plate.w <= 1920
+    inner = frame[plate.y + 2 : plate.y + plate.h - 2, plate.x + 2 : plate.x + plate.w - 2]
+    assert float(inner.mean()) > 150  # a white plate with dark characters, on a blue car
