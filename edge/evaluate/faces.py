@@ -11,7 +11,10 @@ region* is a redacted region that covers no more than half of any labelled face 
 the mean share of each image painted over. An image the redactor drops (it fails closed) leaks nothing
 on the node; here it is counted in ``dropped`` and its faces are scored on the regions the first pass
 redacted, so the recall measures the detector, not the drop. ``--detector`` picks the model
-(``centerface``, the node's; ``blazeface``, the old tiled one) to compare them on one set.
+(``centerface``, the node's; ``blazeface``, the old tiled one) to compare them on one set. ``--canvas
+1920x1080`` places each image, at its own size (shrunk only if it does not fit), in a frame of that size, as
+the faces would appear in a camera's frame: the node looks at a 1080p frame at half scale, so this measures
+the same faces where the node meets them, not at the scale a 1024-pixel photo alone is looked at.
 """
 
 from __future__ import annotations
@@ -72,6 +75,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help=f"face model file (default {d.model})")
     p.add_argument("--manifest", default=d.manifest, help=f"model manifest (default {d.manifest})")
     p.add_argument("--threshold", type=float, default=d.threshold, help=f"face score threshold ({d.threshold})")
+    p.add_argument("--small-threshold", type=float, default=d.small_threshold,
+                   help=f"centerface: the least score of a box under --small-face px ({d.small_threshold})")
+    p.add_argument("--small-face", type=int, default=d.small_face,
+                   help=f"centerface: boxes shorter than this (px) need --small-threshold ({d.small_face})")
     p.add_argument("--margin", type=float, default=d.margin, help=f"margin around faces, share ({d.margin})")
     p.add_argument("--min-face", type=int, default=d.min_face,
                    help=f"blazeface: smallest face searched, px ({d.min_face})")
@@ -82,6 +89,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help=f"second pass (BlazeFace): smallest face searched, px ({d.check_min_face})")
     p.add_argument("--no-second-pass", action="store_true", help="skip the second-pass check")
     p.add_argument("--grey", action="store_true", help="convert images to grey first (as an infrared camera)")
+    p.add_argument("--canvas", metavar="WxH", default=None,
+                   help="place each image at its own size in a frame of this size (e.g. 1920x1080), as in a camera's")
     p.add_argument("--limit", type=int, default=None, help="score only the first N images")
     p.add_argument("--fail-under", type=float, default=None, help="exit 1 when recall_min24 is below this")
 
@@ -104,9 +113,11 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     files = sorted(labels)[: args.limit] if args.limit else sorted(labels)
     if args.threads < 1:
         raise ConfigError(f"--threads {args.threads} must be at least 1")
+    canvas = _canvas(args.canvas) if getattr(args, "canvas", None) else None
     settings = RedactorSettings(
         model=args.model or DETECTORS[args.detector or "centerface"], manifest=args.manifest,
-        threshold=args.threshold, margin=args.margin, min_face=args.min_face, face_px=args.face_px,
+        threshold=args.threshold, small_threshold=args.small_threshold, small_face=args.small_face,
+        margin=args.margin, min_face=args.min_face, face_px=args.face_px,
         max_gain=args.max_gain, second_pass=not args.no_second_pass, check_min_face=args.check_min_face,
     )
     redactors = [build_redactor(settings) for _ in range(min(args.threads, max(1, len(files))))]
@@ -116,7 +127,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     chunks = [files[i :: len(redactors)] for i in range(len(redactors))]
     progress = Progress("eval faces", len(files))
     with ThreadPoolExecutor(max_workers=len(redactors)) as pool:
-        futures = [pool.submit(_score_all, r, folder, chunk, labels, grey=args.grey, report=report, progress=progress)
+        futures = [pool.submit(_score_all, r, folder, chunk, labels, grey=args.grey, report=report, progress=progress,
+                               canvas=canvas)
                    for r, chunk in zip(redactors, chunks, strict=True)]
         scores = sorted((s for f in futures for s in f.result()), key=lambda s: s.file)
     progress.done()
@@ -124,10 +136,12 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     result["dir"] = str(folder)
     result["settings"] = {
         "model": settings.model, "detector": redactors[0].detector_name, "threshold": settings.threshold,
+        "small_threshold": settings.small_threshold, "small_face": settings.small_face,
         "margin": settings.margin, "min_face": settings.min_face,
         "face_px": settings.face_px, "max_gain": settings.max_gain, "second_pass": settings.second_pass,
         "second_pass_threshold": settings.second_pass_threshold, "check_min_face": settings.check_min_face,
         "grey": bool(args.grey),
+        "canvas": list(canvas) if canvas else None,
         "threads": len(redactors),
     }
     if report is not None:
@@ -156,23 +170,52 @@ def read_labels(folder: Path) -> dict[str, list[Box]]:
     return labels
 
 
+def _canvas(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--canvas {text!r}: expected WIDTHxHEIGHT, for example 1920x1080") from None
+    if not (64 <= w <= 8192 and 64 <= h <= 8192):
+        raise ConfigError(f"--canvas {text!r}: each side must be 64 to 8192 pixels")
+    return w, h
+
+
+def on_canvas(image: Image, faces: Sequence[Box], canvas: tuple[int, int]) -> tuple[Image, list[Box]]:
+    """``image`` centred at its own size on a mid-grey frame of ``canvas`` (shrunk to fit only where it is larger),
+    and its face boxes where they now are."""
+    width, height = canvas
+    h, w = image.shape[:2]
+    s = min(1.0, width / w, height / h)
+    if s < 1.0:
+        image = np.asarray(cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA), np.uint8)
+        h, w = image.shape[:2]
+    frame = np.full((height, width, 3), 90, np.uint8)
+    x, y = (width - w) // 2, (height - h) // 2
+    frame[y : y + h, x : x + w] = image
+    moved = [Box(x + round(f.x * s), y + round(f.y * s), round(f.w * s), round(f.h * s)) for f in faces]
+    return frame, moved
+
+
 def _score_all(redactor: Redactor, folder: Path, files: Sequence[str], labels: dict[str, list[Box]], *,
-               grey: bool, report: Path | None, progress: Progress) -> list[ImageScore]:
+               grey: bool, report: Path | None, progress: Progress,
+               canvas: tuple[int, int] | None = None) -> list[ImageScore]:
     out = []
     for name in files:
-        out.append(score_image(redactor, folder / name, name, labels[name], grey=grey, report=report))
+        out.append(score_image(redactor, folder / name, name, labels[name], grey=grey, report=report, canvas=canvas))
         progress.step()
     return out
 
 
 def score_image(redactor: Redactor, path: Path, name: str, faces: Sequence[Box], *, grey: bool,
-                report: Path | None) -> ImageScore:
+                report: Path | None, canvas: tuple[int, int] | None = None) -> ImageScore:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise ConfigError(f"cannot read image {str(path)!r} named in labels.csv")
     if grey:
         image = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     img: Image = np.asarray(image, dtype=np.uint8)
+    if canvas is not None:
+        img, faces = on_canvas(img, faces, canvas)
     dropped: str | None = None
     start, cpu_start = time.perf_counter(), time.thread_time()
     try:
@@ -266,7 +309,7 @@ def format_table(r: dict[str, Any]) -> str:
     s = r["settings"]
     lines = [
         f"eval faces {r['dir']}: {s['detector']} threshold {s['threshold']} margin {s['margin']}"
-        f"{' grey' if s['grey'] else ''}",
+        f"{' grey' if s['grey'] else ''}{_in_frame(s.get('canvas'))}",
         f"  images        {r['images']}",
         f"  faces         {r['faces']}  (covered {r['covered']})",
         f"  recall        {_fmt(r['recall'])}",
@@ -283,6 +326,10 @@ def format_table(r: dict[str, Any]) -> str:
     if len(r["missed"]) > 20:
         lines.append(f"  ... {len(r['missed']) - 20} more missed (see --json)")
     return "\n".join(lines)
+
+
+def _in_frame(canvas: list[int] | None) -> str:
+    return f" in a {canvas[0]}x{canvas[1]} frame" if canvas else ""
 
 
 def _fmt(v: float | None) -> str:

@@ -97,3 +97,15 @@ def test_a_folder_without_labels_is_refused_naming_the_columns(tmp_path: Path,
     err = capsys.readouterr().err
     assert "labels.csv" in err
     assert "file,x,y,w,h" in err
+
+
+def test_a_photo_is_placed_at_its_own_size_in_a_camera_frame_with_its_faces_moved() -> None:
+    from edge.domain import Box
+
+    photo = np.full((100, 200, 3), 200, np.uint8)
+    frame, faces = eval_faces.on_canvas(photo, [Box(10, 20, 30, 40)], (400, 300))
+    assert frame.shape == (300, 400, 3)
+    assert faces == [Box(110, 120, 30, 40)]  # centred, not scaled
+    assert (frame[120:160, 110:140] == 200).all() and (frame[0, 0] == 90).all()
+    frame, faces = eval_faces.on_canvas(np.zeros((600, 200, 3), np.uint8), [Box(0, 300, 20, 60)], (400, 300))
+    assert frame.shape == (300, 400, 3) and faces == [Box(150, 150, 10, 30)]  # too tall: shrunk to fit, never grown
