@@ -94,7 +94,7 @@ privacy:
   image_when: always
   face_model: {MODELS / 'fetched' / f'{face_model}.tflite'}
   face_check_model: {MODELS / 'fetched' / 'face_detection_full_range.tflite'}
-  face_threshold: {0.2 if face_model == 'centerface' else 0.3}
+  face_threshold: {0.15 if face_model == 'centerface' else 0.3}
 """,
         encoding="utf-8",
     )
