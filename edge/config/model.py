@@ -226,7 +226,7 @@ class PrivacyConfig(_Section):
     )
     face_threshold: float = Field(
         0.15, gt=0.0, lt=1.0, description="Face score above which a region is redacted (lower: more faces, more "
-        "false regions; boxes under 20 px need at least 0.3)."
+        "false regions; boxes under 20 px need at least 0.35)."
     )
     redact_cabin: bool = Field(
         False, description="Also redact the windscreen and front side windows above each plate, never the plate "

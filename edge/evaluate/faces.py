@@ -271,6 +271,8 @@ def summarise(scores: Sequence[ImageScore]) -> dict[str, Any]:
         "recall_min24": _ratio(sum(big), len(big)),
         "false_regions": sum(len(s.false_regions) for s in scores),
         "false_per_image": _ratio(sum(len(s.false_regions) for s in scores), n),
+        # half the images have at most this many: a crowd's dozens (partly faces its labels leave out) weigh less
+        "false_median": statistics.median(len(s.false_regions) for s in scores) if scores else None,
         "false_area": _ratio(sum(s.false_px for s in scores), redacted),
         "redacted_share": _ratio(sum(s.redacted_px / s.pixels for s in scores), n, digits=5),
         "redacted_px": redacted,
@@ -314,7 +316,8 @@ def format_table(r: dict[str, Any]) -> str:
         f"  faces         {r['faces']}  (covered {r['covered']})",
         f"  recall        {_fmt(r['recall'])}",
         f"  recall_min24  {_fmt(r['recall_min24'])}  ({r['faces_min24']} faces >= {MIN_FACE_PX} px tall)",
-        f"  false regions {_fmt(r['false_per_image'])} per image  ({r['false_regions']} covering no labelled face)",
+        f"  false regions {_fmt(r['false_per_image'])} per image  ({r['false_regions']} covering no labelled face; "
+        f"median {r['false_median']} per image)",
         f"  false_area    {_fmt(r['false_area'])}  (share of redacted pixels outside labelled faces)",
         f"  redacted      {_fmt(r['redacted_share'])} of each image on average",
         f"  dropped       {r['dropped']}  {r['dropped_reasons'] or ''}",
