@@ -50,6 +50,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from edge.privacy.faces import DETECTORS, RedactorSettings, build_redactor
 
+    cv2.setNumThreads(1)  # one thread, model and image operations alike (OpenCV's pool counts the cores)
     width, height = _size(args.size)
     image, plate, views = _scene(args.image, width, height, args.at)
     names = [n.strip() for n in str(args.detector).split(",") if n.strip()]
