@@ -82,6 +82,7 @@ def cabin_region(plate: Box, *, width: int, height: int, half_width: float = 2.2
 
 VEHICLE_HEIGHT = 6  # plate widths above the plate where a vehicle's occupants can be (a lorry's cab included)
 MIN_ZOOM = 1.3  # the vehicle look is worth a model run only when it shows the vehicle at least this much larger
+MAX_OTHERS = 3  # other vehicles (plates read in the same frame) given their own look, nearest (widest plate) first
 
 
 def vehicle_window(plate: Box, *, width: int, height: int) -> Box | None:
@@ -99,6 +100,19 @@ def vehicle_window(plate: Box, *, width: int, height: int) -> Box | None:
     x = min(max(0, round(plate.x + plate.w / 2 - wide / 2)), width - wide)
     y = min(max(0, plate.y - tall), height - tall)
     return Box(x, y, wide, tall)
+
+
+def other_vehicles(others: Sequence[Box], plate: Box | None) -> list[Box]:
+    """The plates of other vehicles worth their own look: not touching ``plate`` (the read's own, already looked at)
+    nor one kept before them, at most ``MAX_OTHERS``, widest (nearest) first. A lorry behind the car that was read
+    shows its driver in the car's overview; in the whole frame his 15-pixel face scores too low to count."""
+    kept: list[Box] = []
+    for box in sorted(others, key=lambda b: (-b.w, b.x, b.y)):
+        if len(kept) == MAX_OTHERS:
+            break
+        if (plate is None or box.intersection(plate) == 0) and all(box.intersection(k) == 0 for k in kept):
+            kept.append(box)
+    return kept
 
 
 def carry(faces: Sequence[Box], source_plate: Box, plate: Box) -> list[Box]:
@@ -205,20 +219,21 @@ class Redactor:
         return self._detect(self.detector, image, "detector", [])
 
     def redact_image(self, image: Image, extra_boxes: Sequence[Box] = (), *, views: Sequence[View] = (),
-                     plate: Box | None = None) -> tuple[Image, Redaction]:
+                     plate: Box | None = None, others: Sequence[Box] = ()) -> tuple[Image, Redaction]:
         """Redacted copy of ``image`` and its record; raises :class:`RedactionFailed` instead of leaking.
 
         ``extra_boxes`` (image pixels) are redacted too (a cabin region, say). With ``plate`` (its box in this
         image), the detector also looks again, enlarged, at the vehicle around it (:func:`vehicle_window`): a
         driver's face behind glass, 15 pixels tall, scores far higher at twice the size. ``views`` are other
         frames of the same pass: faces found on the vehicle there (the same enlarged look) are carried into
-        this image by the plate's move, so a face the detector misses in this frame is still covered.
+        this image by the plate's move, so a face the detector misses in this frame is still covered. ``others`` are
+        the plates of other vehicles in this image: each gets the same enlarged look (see :func:`other_vehicles`).
         """
-        result = self.run(image, extra_boxes, views=views, plate=plate)
+        result = self.run(image, extra_boxes, views=views, plate=plate, others=others)
         return result.image, result.record
 
     def run(self, image: Image, extra_boxes: Sequence[Box] = (), *, views: Sequence[View] = (),
-            plate: Box | None = None) -> RedactionResult:
+            plate: Box | None = None, others: Sequence[Box] = ()) -> RedactionResult:
         """Like :meth:`redact_image`, also returning the regions painted over and the faces found.
 
         A second-pass detection lying at least ``INSIDE_SHARE`` inside redacted pixels is the detector
@@ -236,6 +251,9 @@ class Redactor:
             boxes += self._on_vehicle(image, plate, whole=False)
             for view in views:
                 boxes += carry(self._on_vehicle(view.image, view.plate, whole=True), view.plate, plate)
+        for other in other_vehicles(others, plate):
+            boxes += self._on_vehicle(image, other, whole=False)
+        if plate is not None or others:
             self._check_time(start, "faces on the vehicle", [])
         for attempt in range(self.rechecks + 1):
             regions = without_covered(redaction_regions(boxes, margin=self.margin, width=width, height=height),

@@ -33,7 +33,7 @@ from edge.privacy.policy import (
     policy_version,
 )
 from edge.privacy.pseudonym import Pseudonymiser, RotatingPseudonymiser
-from edge.privacy.redact import cabin_region
+from edge.privacy.redact import cabin_region, other_vehicles
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class ImageRedactor(Protocol):
     """Removes faces from an image; raises (``RedactionFailed`` or anything else) when it cannot."""
 
     def redact_image(self, image: Image, extra_boxes: Sequence[Box] = (), *, views: Sequence[View] = (),
-                     plate: Box | None = None) -> tuple[Image, Redaction]: ...
+                     plate: Box | None = None, others: Sequence[Box] = ()) -> tuple[Image, Redaction]: ...
 
 
 class HotlistMatcher(Protocol):
@@ -182,13 +182,18 @@ class PrivacyStage:
             return None
         extra: tuple[Box, ...] = ()
         views: tuple[View, ...] = ()
+        others: tuple[Box, ...] = ()
         if kind == "redacted_overview":
             views = p.views  # faces seen in other frames of the pass are covered in this one too
+            others = p.others  # other vehicles in the frame: their drivers too
             if self._policy.redact_cabin:
                 height, width = source.shape[:2]
-                extra = (cabin_region(p.best.detection.box, width=width, height=height),)
+                own = p.best.detection.box
+                cabins = (cabin_region(b, width=width, height=height) for b in (own, *other_vehicles(others, own)))
+                extra = tuple(c for c in cabins if c.intersection(own) == 0)  # never the read's plate
         try:
-            redacted, record = self._redactor.redact_image(source, extra, views=views, plate=p.best.detection.box)
+            redacted, record = self._redactor.redact_image(source, extra, views=views, plate=p.best.detection.box,
+                                                           others=others)
             faces_left = int(record.second_pass_faces)
         except Exception as exc:  # noqa: BLE001 - fail closed on ANY redactor error: the image is dropped
             self._drop(read_id, f"redaction failed: {type(exc).__name__}: {exc}")

@@ -63,6 +63,7 @@ class _Track:
     best: PlateRead | None = None
     best_score: float = -1.0
     overview: Image | None = None
+    others: tuple[Box, ...] = ()  # the other plates read in the overview's frame
     views: list[View] = field(default_factory=list)  # earlier best frames, for face redaction
     _view_times: list[datetime] = field(default_factory=list)
     text: str = ""  # text of the most confident read so far (for matching)
@@ -79,7 +80,8 @@ class _Track:
     def last_seen(self) -> datetime:
         return self.last.timestamp
 
-    def add(self, read: PlateRead, image: Image, zone: str | None, keep_views: int = 0) -> None:
+    def add(self, read: PlateRead, image: Image, zone: str | None, keep_views: int = 0,
+            frame_plates: tuple[Box, ...] = ()) -> None:
         if self.sightings:
             self.motion = self.motion.updated(read.detection.box, read.timestamp)
         self.sightings += 1
@@ -102,6 +104,7 @@ class _Track:
             if keep_views and self.best is not None and self.overview is not None:
                 self._keep_view(self.best, self.overview, keep_views)
             self.best, self.best_score, self.overview = read, score, image
+            self.others = tuple(b for b in frame_plates if b is not read.detection.box)
 
     def _keep_view(self, read: PlateRead, image: Image, keep: int) -> None:
         """The frame of a best sighting that gives way becomes a view, if far enough from the last one kept."""
@@ -161,14 +164,23 @@ class PlateTracker:
             else:
                 kept.append((read, zone))
         assigned = self._assign(timestamp, [r for r, _ in kept])
+        plates = self._plates_in_frame(timestamp, reads, assigned)
         for (read, zone), match in zip(kept, assigned, strict=True):
             track = match
             if track is None:
                 track = _Track(self._next_id, Motion.start(read.detection.box, read.timestamp), read, read)
                 self._next_id += 1
                 self._tracks.append(track)
-            track.add(read, image, zone, self.views)
+            track.add(read, image, zone, self.views, plates)
         return self._collect(timestamp)
+
+    def _plates_in_frame(self, now: datetime, reads: list[PlateRead], assigned: list[_Track | None]) -> tuple[Box, ...]:
+        """Every plate in the frame: those read (excluded zones too) and, for each open track not read in it (a
+        small plate is looked for on every 2nd frame, and not at all while another crop reads as a plate), where
+        its plate is predicted: the other vehicles the tracker still follows."""
+        seen = {id(t) for t in assigned if t is not None}
+        missed = (_predict(t, now) for t in self._tracks if id(t) not in seen)
+        return (*(r.detection.box for r in reads), *missed)
 
     def flush(self) -> list[VehiclePass]:
         """End every open track (end of a replay, or shutdown)."""
@@ -341,4 +353,5 @@ class PlateTracker:
             char_confidences=voted.char_confidences,
             preview=preview,
             views=tuple(track.views),
+            others=track.others,
         )

@@ -223,3 +223,20 @@ def test_a_region_wholly_inside_the_ones_before_it_is_not_painted_again() -> Non
     big, inside, astride, apart = Box(10, 10, 40, 40), Box(20, 20, 10, 10), Box(40, 10, 20, 20), Box(80, 80, 10, 10)
     assert without_covered([big, inside, astride, apart], width=160, height=120) == [big, astride, apart]
     assert without_covered([inside, big], width=160, height=120) == [inside, big]  # a later, larger one stays
+
+
+def test_another_vehicle_in_the_frame_gets_its_own_look_at_its_driver() -> None:
+    from edge.privacy.redact import other_vehicles, vehicle_window
+
+    class OnlyEnlarged:  # finds the lorry driver's face only in the lorry's window
+        def detect(self, image: Image) -> list[Box]:
+            return [Box(10, 12, 8, 9)] if image.shape[:2] == (60, 80) else []
+
+    car, lorry = Box(20, 100, 30, 8), Box(75, 100, 10, 3)
+    assert vehicle_window(lorry, width=160, height=120) == Box(40, 40, 80, 60)
+    result = _redactor(OnlyEnlarged()).run(_texture(), plate=car, others=[lorry])
+    assert Box(50, 52, 8, 9) in result.regions  # the lorry driver, found in his vehicle's window
+    assert _flat(result.image[52:61, 50:58])
+    # the read's own plate and a second box on a plate already kept get no look of their own; nearest first
+    assert other_vehicles([Box(22, 101, 10, 3), lorry, Box(76, 100, 8, 3), Box(130, 10, 20, 5)], car) == [
+        Box(130, 10, 20, 5), lorry]

@@ -345,3 +345,27 @@ def test_the_overview_gets_the_pass_s_other_frames_to_carry_faces_from_and_a_pla
     stage(PrivacyConfig(image="redacted_overview"), redactor=Recording()).prepare(p)
     stage(PrivacyConfig(image="plate_patch"), redactor=Recording()).prepare(p)
     assert calls == [(1, p.best.detection.box), (0, p.best.detection.box)]
+
+
+def test_the_overview_hands_the_other_vehicles_plates_to_the_redactor_and_their_cabins_with_redact_cabin() -> None:
+    from dataclasses import replace
+
+    calls: list[tuple[tuple[Box, ...], tuple[Box, ...]]] = []
+
+    class Recording(GreyRedactor):
+        def redact_image(self, image: Image, extra_boxes: Sequence[Box] = (), **kw: Any) -> tuple[Image, Redaction]:
+            calls.append((tuple(kw.get("others", ())), tuple(extra_boxes)))
+            return super().redact_image(image, extra_boxes)
+
+    base = make_pass()
+    plate, lorry = Box(600, 600, 110, 24), Box(900, 300, 50, 12)
+    p = replace(base, overview=np.zeros((720, 1280, 3), np.uint8), others=(lorry,),
+                best=replace(base.best, detection=PlateDetection(plate, 0.9)))
+    stage(PrivacyConfig(image="redacted_overview"), redactor=Recording()).prepare(p)
+    stage(PrivacyConfig(image="redacted_overview", redact_cabin=True), redactor=Recording()).prepare(p)
+    stage(PrivacyConfig(image="plate_patch"), redactor=Recording()).prepare(p)
+    assert calls[0] == ((lorry,), ())
+    others, cabins = calls[1]
+    assert others == (lorry,) and len(cabins) == 2  # the read's windscreen and the lorry's
+    assert all(c.intersection(plate) == 0 for c in cabins)  # never the read's plate
+    assert calls[2] == ((), ())  # a plate patch shows no other vehicle

@@ -83,3 +83,14 @@ def test_a_plain_surface_has_no_line_and_is_not_a_plate() -> None:
 def test_tiny_or_empty_crops_have_no_line() -> None:
     assert main_line(np.zeros((2, 2, 3), np.uint8)) is None
     assert plate_check(np.zeros((0, 10, 3), np.uint8)).level == "no"
+
+
+def test_a_row_of_faint_blobs_on_grey_is_not_a_plate_but_a_dim_plate_is() -> None:
+    # asphalt's texture falls into rows of blobs of one height (a toll lane's road read as 70LO): the same shapes
+    # as a plate's characters, but standing a few grey levels off their surface; a plate at dusk keeps its ink apart
+    plate = _framed(render_plate("AB12 CDE", char_height=20)).astype(np.float32)
+    road = (0.06 * plate + 0.94 * 120).astype(np.uint8)
+    dusk = (0.3 * plate + 0.7 * 40).astype(np.uint8)
+    faint = plate_check(road)
+    assert faint.level != "plate" and faint.reason.startswith("contrast"), faint
+    assert plate_check(dusk).level == "plate", plate_check(dusk).reason

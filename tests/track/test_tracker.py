@@ -258,3 +258,16 @@ def test_a_pass_keeps_earlier_best_frames_as_views_only_when_asked() -> None:
     assert shown[0] < shown[1] < int(kept.overview[0, 0, 0])  # earlier frames, oldest first
     assert shown[1] - shown[0] >= 5  # at least 0.2 s apart at 25 fps
     assert all(v.plate.w < kept.best.detection.box.w for v in kept.views)  # each with its own plate box
+
+
+def test_a_pass_knows_the_other_plates_read_in_its_overview_s_frame() -> None:
+    # a car read in the foreground, a lorry behind it in the same frames: each overview names the other's plate
+    frames = {
+        i: [sighting("AB12CDE", i, 500, 400 + 10 * i, w=90), sighting("XY63KLM", i, 800, 150 + 4 * i, w=40)]
+        for i in range(20)
+    }
+    passes = {p.plate: p for p in run(PlateTracker(TrackConfig()), frames, 40) if not p.preview}
+    car, lorry = passes["AB12CDE"], passes["XY63KLM"]
+    assert car.others and lorry.others
+    assert all(b.w == 40 for b in car.others) and all(b.w == 90 for b in lorry.others)
+    assert car.best.detection.box not in car.others  # never its own plate
