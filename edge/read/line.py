@@ -146,30 +146,31 @@ def _not_a_plate(crop: Image, line: TextLine, min_chars: int) -> str:
 def ink_share(crop: Image, box: Box, *, dark: bool = True) -> float:
     """Share of ink pixels (Otsu's split; dark ones, or light ones) in ``box`` of the crop: characters'
     strokes cover about 0.3-0.5 of their row."""
-    patch = crop[box.y : box.y + box.h, box.x : box.x + box.w]
-    if patch.size == 0:
-        return 0.0
-    grey = patch if patch.ndim == 2 else cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
-    mode = cv2.THRESH_BINARY_INV if dark else cv2.THRESH_BINARY
-    _, ink = cv2.threshold(grey, 0, 255, mode + cv2.THRESH_OTSU)
-    return float(np.count_nonzero(ink)) / float(ink.size)
+    split = _ink_split(crop, box, dark=dark)
+    return 0.0 if split is None else float(np.count_nonzero(split[1])) / float(split[1].size)
 
 
 def ink_contrast(crop: Image, box: Box, *, dark: bool = True) -> float:
     """Grey levels from the ink (Otsu's split: the dark side, or the light one) to the background in ``box`` of the
     crop, medians of each side; 0 where the split leaves one side empty. Printed characters stand well clear of
     their plate; the texture of a road or a wall that happens to fall into a row of blobs does not."""
-    patch = crop[box.y : box.y + box.h, box.x : box.x + box.w]
-    if patch.size == 0:
+    split = _ink_split(crop, box, dark=dark)
+    if split is None or split[1].all() or not split[1].any():
         return 0.0
-    grey = patch if patch.ndim == 2 else cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
-    mode = cv2.THRESH_BINARY_INV if dark else cv2.THRESH_BINARY
-    _, ink = cv2.threshold(grey, 0, 255, mode + cv2.THRESH_OTSU)
-    inked = ink > 0
-    if inked.all() or not inked.any():
-        return 0.0
+    grey, inked = split
     gap = float(np.median(grey[~inked])) - float(np.median(grey[inked]))
     return gap if dark else -gap
+
+
+def _ink_split(crop: Image, box: Box, *, dark: bool) -> tuple[Image, np.ndarray] | None:
+    """The grey pixels of ``box`` in the crop and which of them are ink (Otsu's split); None for an empty box."""
+    patch = crop[box.y : box.y + box.h, box.x : box.x + box.w]
+    if patch.size == 0:
+        return None
+    grey = patch if patch.ndim == 2 else np.asarray(cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY), np.uint8)
+    mode = cv2.THRESH_BINARY_INV if dark else cv2.THRESH_BINARY
+    _, ink = cv2.threshold(grey, 0, 255, mode + cv2.THRESH_OTSU)
+    return grey, ink > 0
 
 
 def background_colour(crop: Image, box: Box, *, light: bool = True) -> tuple[float, float, float] | None:
