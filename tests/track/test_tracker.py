@@ -271,3 +271,16 @@ def test_a_pass_knows_the_other_plates_read_in_its_overview_s_frame() -> None:
     assert car.others and lorry.others
     assert all(b.w == 40 for b in car.others) and all(b.w == 90 for b in lorry.others)
     assert car.best.detection.box not in car.others  # never its own plate
+
+
+def test_a_vehicle_not_read_in_the_overview_s_frame_is_still_among_its_others_where_it_is_predicted() -> None:
+    # the lorry's small plate is read on odd frames only; the car's best frame (its widest plate: the last, 20)
+    # has no read of the lorry, yet the lorry's track is open: its plate is where it is predicted
+    frames = {i: [sighting("AB12CDE", i, 500, 400 + 10 * i, w=60 + 2 * i)] for i in range(21)}
+    for i in range(1, 21, 2):
+        frames[i].append(sighting("XY63KLM", i, 800, 150 + 4 * i, w=40))
+    passes = {p.plate: p for p in run(PlateTracker(TrackConfig()), frames, 40) if not p.preview}
+    car = passes["AB12CDE"]
+    assert car.best.timestamp == at(20)
+    (lorry,) = car.others
+    assert lorry.w == 40 and abs(lorry.y - (150 + 4 * 20)) <= 12  # near where the lorry's plate had moved to
