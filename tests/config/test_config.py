@@ -20,6 +20,16 @@ def test_shipped_example_and_demo_configs_are_valid() -> None:
         assert config.node.site
 
 
+def test_shipped_configs_redact_with_centerface_and_check_with_blazeface_at_the_installed_paths() -> None:
+    # the redactor's threshold (0.15) is CenterFace's: BlazeFace as the redactor would paint over half a scene
+    example, demo = (load_config(ROOT / "config" / name) for name in ("example.yaml", "demo.yaml"))
+    for config in (example, demo):
+        assert Path(config.privacy.face_model).name == "centerface.tflite"
+        assert Path(config.privacy.face_check_model).name == "face_detection_full_range.tflite"
+    installed = Path(example.read.model).parent  # /opt/edge-anpr/models/fetched: where install-node.sh puts them
+    assert Path(example.privacy.face_model).parent == installed == Path(example.privacy.face_check_model).parent
+
+
 def test_minimal_config_gets_private_defaults() -> None:
     config = parse_config(MINIMAL)
     assert config.privacy.image == "none"
