@@ -39,6 +39,7 @@ from edge.publish.mqtt import MqttPublisher
 from edge.publish.topics import Topics
 from edge.read.factory import build_reader
 from edge.read.formats import FormatSet
+from edge.read.locate import PlateLocator
 from edge.track import PlateTracker
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,15 @@ def _overview_may_leave(config: Config) -> bool:
     return "redacted_overview" in (config.privacy.image, config.privacy.hit_image)
 
 
+def _plate_locator(config: Config) -> PlateLocator | None:
+    """The overview's other plates, for their occupants' look: the fine look's detectors (none when it is off)."""
+    fine = build_fine_look(config.detect) if _overview_may_leave(config) else None
+    if fine is None:
+        return None
+    width, height = config.capture.lores_size
+    return PlateLocator(fine, work_size=(2 * width, 2 * height))
+
+
 def node_redactor(config: Config) -> Redactor | None:
     """The face redactor, or None when it cannot run (then no image ever leaves: fail closed)."""
     privacy = config.privacy
@@ -175,6 +185,7 @@ def open_node(
             clock=clock,
             hotlist=hotlist,
             seq_start=ledger.open(),
+            locator=_plate_locator(config),
         )
         stores: dict[DataClass, RetentionStore] = {"logs": audit}
         for data_class, store in outbox.retention_stores().items():  # reads, hits and images in the outbox

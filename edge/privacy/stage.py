@@ -45,6 +45,12 @@ class ImageRedactor(Protocol):
                      plate: Box | None = None, others: Sequence[Box] = ()) -> tuple[Image, Redaction]: ...
 
 
+class PlateLocator(Protocol):
+    """Where the plates of an image are (full-resolution boxes), unread: the overview's other vehicles."""
+
+    def locate(self, image: Image) -> Sequence[Box]: ...
+
+
 class HotlistMatcher(Protocol):
     """Says whether a normalised plate is on the (unexpired) hotlist at ``now``."""
 
@@ -86,6 +92,7 @@ class PrivacyStage:
         hotlist: HotlistMatcher | None = None,
         seq_start: int = 0,
         pseudonymiser: Pseudonymiser | None = None,
+        locator: PlateLocator | None = None,
     ) -> None:
         if seq_start < 0:
             raise ValueError(f"seq_start {seq_start} must be >= 0")
@@ -97,6 +104,7 @@ class PrivacyStage:
         self._node = node
         self._topic = topic
         self._redactor = redactor
+        self._locator = locator  # other vehicles' plates in an overview that the tracker does not follow yet
         self._clock = clock
         self._hotlist = hotlist
         self._pseudonymiser = pseudonymiser
@@ -185,7 +193,11 @@ class PrivacyStage:
         others: tuple[Box, ...] = ()
         if kind == "redacted_overview":
             views = p.views  # faces seen in other frames of the pass are covered in this one too
-            others = p.others  # other vehicles in the frame: their drivers too
+            try:  # other vehicles in the frame: their drivers too
+                others = (*p.others, *(self._locator.locate(source) if self._locator is not None else ()))
+            except Exception as exc:  # noqa: BLE001 - fail closed: without the other vehicles no image leaves
+                self._drop(read_id, f"finding the other vehicles failed: {type(exc).__name__}: {exc}")
+                return None
             if self._policy.redact_cabin:
                 height, width = source.shape[:2]
                 own = p.best.detection.box

@@ -147,7 +147,12 @@ class PlateFinder:
 
 def fine_image(image: Image, lores: Image) -> Image:
     """The image the fine look searches: ``image`` shrunk to at most twice ``lores``'s width and height."""
-    scale = min(1.0, 2.0 * lores.shape[1] / image.shape[1], 2.0 * lores.shape[0] / image.shape[0])
+    return shrunk(image, 2 * lores.shape[1], 2 * lores.shape[0])
+
+
+def shrunk(image: Image, width: int, height: int) -> Image:
+    """``image`` shrunk (never enlarged), keeping its shape, to at most ``width`` x ``height``."""
+    scale = min(1.0, width / image.shape[1], height / image.shape[0])
     if scale >= 1.0:
         return image
     size = (round(image.shape[1] * scale), round(image.shape[0] * scale))

@@ -369,3 +369,31 @@ def test_the_overview_hands_the_other_vehicles_plates_to_the_redactor_and_their_
     assert others == (lorry,) and len(cabins) == 2  # the read's windscreen and the lorry's
     assert all(c.intersection(plate) == 0 for c in cabins)  # never the read's plate
     assert calls[2] == ((), ())  # a plate patch shows no other vehicle
+
+
+def test_plates_the_locator_finds_in_the_overview_are_other_vehicles_and_a_failing_locator_keeps_the_image_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[tuple[Box, ...]] = []
+
+    class Recording(GreyRedactor):
+        def redact_image(self, image: Image, extra_boxes: Sequence[Box] = (), **kw: Any) -> tuple[Image, Redaction]:
+            seen.append(tuple(kw.get("others", ())))
+            return super().redact_image(image, extra_boxes)
+
+    class Far:
+        def locate(self, image: Image) -> list[Box]:
+            return [Box(100, 10, 20, 5)]
+
+    class Broken:
+        def locate(self, image: Image) -> list[Box]:
+            raise RuntimeError("detector gone")
+
+    policy = PrivacyConfig(image="redacted_overview", fields=("plate", "time", "seq", "site", "camera"))
+    sent = stage(policy, redactor=Recording(), locator=Far()).prepare(make_pass())
+    assert sent is not None and "image" in json.loads(sent.payload)
+    assert seen == [(Box(100, 10, 20, 5),)]
+    broken = stage(policy, redactor=Recording(), locator=Broken())
+    held = broken.prepare(make_pass())
+    assert held is not None and "image" not in json.loads(held.payload)  # the read leaves, its image does not
+    assert broken.stats.images_dropped == 1 and "detector gone" in caplog.text
