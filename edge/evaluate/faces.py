@@ -40,6 +40,7 @@ from edge.capture.video import IMAGE_SUFFIXES
 from edge.domain import Box, Image
 from edge.errors import ConfigError, EdgeError
 from edge.evaluate.progress import Progress
+from edge.privacy.bench import frame_size
 from edge.privacy.faces import DETECTORS, RedactorSettings, build_redactor
 from edge.privacy.redact import RedactionFailed, Redactor
 
@@ -113,7 +114,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     files = sorted(labels)[: args.limit] if args.limit else sorted(labels)
     if args.threads < 1:
         raise ConfigError(f"--threads {args.threads} must be at least 1")
-    canvas = _canvas(args.canvas) if getattr(args, "canvas", None) else None
+    canvas = frame_size(args.canvas, "--canvas") if args.canvas else None
     settings = RedactorSettings(
         model=args.model or DETECTORS[args.detector or "centerface"], manifest=args.manifest,
         threshold=args.threshold, small_threshold=args.small_threshold, small_face=args.small_face,
@@ -168,16 +169,6 @@ def read_labels(folder: Path) -> dict[str, list[Box]]:
             raise ConfigError(f"{str(path)!r} line {n}: x, y, w, h must be integers, got {row}") from exc
         labels.setdefault(row["file"], []).append(box)
     return labels
-
-
-def _canvas(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"--canvas {text!r}: expected WIDTHxHEIGHT, for example 1920x1080") from None
-    if not (64 <= w <= 8192 and 64 <= h <= 8192):
-        raise ConfigError(f"--canvas {text!r}: each side must be 64 to 8192 pixels")
-    return w, h
 
 
 def on_canvas(image: Image, faces: Sequence[Box], canvas: tuple[int, int]) -> tuple[Image, list[Box]]:

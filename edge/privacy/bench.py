@@ -51,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
     from edge.privacy.faces import DETECTORS, RedactorSettings, build_redactor
 
     cv2.setNumThreads(1)  # one thread, model and image operations alike (OpenCV's pool counts the cores)
-    width, height = _size(args.size)
+    width, height = frame_size(args.size)
     image, plate, views = _scene(args.image, width, height, args.at)
     names = [n.strip() for n in str(args.detector).split(",") if n.strip()]
     unknown = [n for n in names if n not in DETECTORS]
@@ -105,13 +105,14 @@ def _timed(call: Callable[[Image], object], image: Image, repeat: int) -> tuple[
     return round(statistics.median(wall), 1), round(max(wall), 1), round(statistics.median(cpu), 1)
 
 
-def _size(text: str) -> tuple[int, int]:
+def frame_size(text: str, option: str = "--size") -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` as (width, height); a :class:`ConfigError` naming ``option`` when it is not one."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ConfigError(f"--size {text!r}: expected WIDTHxHEIGHT, for example 1920x1080") from None
+        raise ConfigError(f"{option} {text!r}: expected WIDTHxHEIGHT, for example 1920x1080") from None
     if not (64 <= w <= 8192 and 64 <= h <= 8192):
-        raise ConfigError(f"--size {text!r}: each side must be 64 to 8192 pixels")
+        raise ConfigError(f"{option} {text!r}: each side must be 64 to 8192 pixels")
     return w, h
 
 

@@ -109,3 +109,11 @@ def test_a_photo_is_placed_at_its_own_size_in_a_camera_frame_with_its_faces_move
     assert (frame[120:160, 110:140] == 200).all() and (frame[0, 0] == 90).all()
     frame, faces = eval_faces.on_canvas(np.zeros((600, 200, 3), np.uint8), [Box(0, 300, 20, 60)], (400, 300))
     assert frame.shape == (300, 400, 3) and faces == [Box(150, 150, 10, 30)]  # too tall: shrunk to fit, never grown
+
+
+def test_a_bad_canvas_is_refused_naming_the_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write_labels(tmp_path, [])
+    parser = argparse.ArgumentParser()
+    eval_faces.configure_parser(parser)
+    assert eval_faces.main(parser.parse_args([str(tmp_path), "--canvas", "1920by1080"])) == 2
+    assert "--canvas '1920by1080': expected WIDTHxHEIGHT" in capsys.readouterr().err
