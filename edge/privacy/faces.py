@@ -383,14 +383,13 @@ class RedactorSettings:
 
 
 def face_detector(model: TfliteModel, *, threshold: float, small_threshold: float | None = None, small_face: int = 0,
-                  min_face: int = 24, face_px: float = 16.0, max_gain: float = 4.0,
-                  memo: TileMemo | None = None) -> CenterFaceDetector | BlazeFaceDetector:
+                  min_face: int = 24, face_px: float = 16.0,
+                  max_gain: float = 4.0) -> CenterFaceDetector | BlazeFaceDetector:
     """The detector for ``model``, chosen by its manifest task."""
     if model.entry.task == CENTERFACE_TASK:
         return CenterFaceDetector(model, threshold=threshold, small_threshold=small_threshold, small_face=small_face)
     if model.entry.task == "face_detection":
-        return BlazeFaceDetector(model, threshold=threshold, min_face=min_face, face_px=face_px, max_gain=max_gain,
-                                 memo=memo)
+        return BlazeFaceDetector(model, threshold=threshold, min_face=min_face, face_px=face_px, max_gain=max_gain)
     raise ModelError(f"{model.entry.name}: task {model.entry.task!r} is not a face detector "
                      f"(expected {CENTERFACE_TASK!r} or 'face_detection')")
 
