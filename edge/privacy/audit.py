@@ -119,10 +119,10 @@ class AuditLog:
         self.faults = AuditFaults()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._written, self._written_hash = self._open_tail()
+            self._n, self._last = self._open_tail()
         except OSError as exc:
             raise StateError(f"cannot open audit log {str(self.path)!r}: {exc.strerror or exc}") from exc
-        self._n, self._last = self._written, self._written_hash
+        self._written = self._n  # n of the last entry in the file
 
     # -- the chain ---------------------------------------------------------------------------------------
 
@@ -305,7 +305,6 @@ class AuditLog:
             os.close(fd)
         last = drafts[-1]
         self._written = last.n
-        self._written_hash = last.hash
         try:
             write_atomic(self.head_path, canonical_json({"n": last.n, "hash": last.hash}) + b"\n")
         except OSError as exc:  # the outbox is the other witness; the next append rewrites it
