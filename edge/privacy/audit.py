@@ -213,7 +213,7 @@ class AuditLog:
                     reasons.append(f"{_span(self._n + 1, n - 1)} missing before entry {n}")
                     breaks.append(self._break_locked(reasons, now, resume=(n, str(entry["prev"]))))
                     reasons = []
-                draft = AuditDraft(n, str(entry["hash"]), canonical_json(entry) + b"\n")
+                draft = AuditDraft.of(entry)
                 self._n, self._last = draft.resumes_at()
                 self._unwritten.append(draft)
                 applied = True
