@@ -305,22 +305,6 @@ def _remove(path: Path | None) -> None:
         log.error("cannot delete %s: %s", path, exc.strerror or exc)
 
 
-def load_hotlist_for(policy: PrivacyConfig, now: datetime) -> Hotlist | None:
-    """Load ``policy.hotlist_file`` with the keys and limits a ``PrivacyConfig`` names (None without one)."""
-    if policy.hotlist_file is None:
-        return None
-    hash_key = read_secret(policy.hotlist_key_file, what="hotlist key file") if policy.hotlist_key_file else None
-    signing = (
-        read_secret(policy.hotlist_signing_key_file, what="hotlist signing key file")
-        if policy.hotlist_signing_key_file
-        else None
-    )
-    return load_hotlist(
-        policy.hotlist_file, now=now, grace=timedelta(seconds=policy.hotlist_grace_s),
-        confusables=policy.hotlist_confusables, hash_key=hash_key, signing_key=signing,
-    )
-
-
 def _read(p: Path) -> dict[str, Any]:
     try:
         doc = json.loads(p.read_bytes().decode("utf-8"))

@@ -18,7 +18,6 @@ from edge.privacy.hotlist import (
     confusable_variants,
     import_hotlist,
     load_hotlist,
-    load_hotlist_for,
     open_hotlist,
     write_hotlist,
 )
@@ -158,15 +157,15 @@ def test_malformed_files_name_what_is_wrong(tmp_path: Path) -> None:
         load(tmp_path / "missing.json")
 
 
-def test_load_hotlist_for_reads_keys_and_limits_from_the_policy(tmp_path: Path, listfile: Path) -> None:
+def test_open_hotlist_reads_keys_and_limits_from_the_policy(tmp_path: Path, listfile: Path) -> None:
     key = tmp_path / "hotlist.key"
     key.write_text(KEY.hex())
     policy = PrivacyConfig(hotlist_file=str(listfile), hotlist_key_file=str(key), hotlist_confusables=0)
-    hl = load_hotlist_for(policy, NOW)
+    hl, _ = open_hotlist(policy, tmp_path / "state", NOW, dry_run=True)
     assert hl is not None
     assert hl.key_id == hashlib.sha256(KEY).hexdigest()[:8]
     assert not hl.match("A812CDE", NOW)
-    assert load_hotlist_for(PrivacyConfig(), NOW) is None
+    assert open_hotlist(PrivacyConfig(), tmp_path / "state", NOW) == (None, None)
 
 
 def test_import_leaves_only_the_hashed_form_on_disk(listfile: Path, tmp_path: Path) -> None:
