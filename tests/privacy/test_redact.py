@@ -55,8 +55,8 @@ def test_fill_paints_the_region_flat_in_the_colour_of_its_surroundings_whatever_
     b = a.copy()
     a[10:40, 10:30] = _texture(30, 20, seed=1)
     b[10:40, 10:30] = _texture(30, 20, seed=2)  # another face in the same place
-    out_a = redact(a, [Box(10, 10, 20, 30)], margin=0.0, )
-    out_b = redact(b, [Box(10, 10, 20, 30)], margin=0.0, )
+    out_a = redact(a, [Box(10, 10, 20, 30)], margin=0.0)
+    out_b = redact(b, [Box(10, 10, 20, 30)], margin=0.0)
     np.testing.assert_array_equal(out_a, out_b)  # nothing of the face is left to tell them apart
     assert (out_a[10:40, 10:30] == (60, 80, 100)).all()
 
@@ -64,7 +64,7 @@ def test_fill_paints_the_region_flat_in_the_colour_of_its_surroundings_whatever_
 def test_margin_grows_each_box_and_clips_it_to_the_image() -> None:
     regions = redaction_regions([Box(-5, 100, 40, 20), Box(60, 50, 20, 20)], margin=0.5, width=160, height=120)
     assert regions == [Box(0, 90, 55, 30), Box(50, 40, 40, 40)]
-    out = redact(_texture(), [Box(150, 110, 20, 20)], margin=0.25, )
+    out = redact(_texture(), [Box(150, 110, 20, 20)], margin=0.25)
     assert _flat(out[105:120, 145:160])
     assert not _flat(out[104:120, 144:160])
     assert out.shape == (120, 160, 3)
