@@ -71,11 +71,6 @@ class CenterFaceDetector:
     def model_sha256(self) -> str:
         return self._model.entry.sha256
 
-    @property
-    def input_size(self) -> tuple[int, int]:
-        """(width, height) of the model input."""
-        return self._width, self._height
-
     def _heads(self, outputs: list[FloatArray]) -> tuple[int, int]:
         h, w = self._height // STRIDE, self._width // STRIDE
         by_channels = {int(o.shape[-1]): i for i, o in enumerate(outputs) if tuple(o.shape[:3]) == (1, h, w)}
