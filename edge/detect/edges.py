@@ -59,7 +59,9 @@ FINE_LOOK = EdgeDetectorOptions(min_char_h=5, max_char_h=16, block_sizes=(9,), m
 
 
 @dataclass(frozen=True, slots=True)
-class _Blob:
+class Blob:
+    """A character-like connected component (also the plate check's, :mod:`edge.read.line`)."""
+
     x: int
     y: int
     w: int
@@ -107,7 +109,7 @@ class EdgePlateDetector:
         most = self.options.max_char_h_share * height
         return most if self.options.max_char_h is None else min(most, float(self.options.max_char_h))
 
-    def _plate(self, grey: npt.NDArray[np.uint8], row: list[_Blob]) -> PlateDetection | None:
+    def _plate(self, grey: npt.NDArray[np.uint8], row: list[Blob]) -> PlateDetection | None:
         o = self.options
         height, width = grey.shape[:2]
         x0 = min(b.x for b in row)
@@ -190,7 +192,7 @@ def _reach(shares: npt.NDArray[np.floating], least: float, most: float, skip: in
     return float(min(max(d, least), most))
 
 
-def char_blobs(grey: npt.NDArray[np.uint8], block: int, min_h: float, max_h: float) -> list[_Blob]:
+def char_blobs(grey: npt.NDArray[np.uint8], block: int, min_h: float, max_h: float) -> list[Blob]:
     """Dark connected components of character size and shape (pure function of the image)."""
     binary = cv2.adaptiveThreshold(grey, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, 7)
     stats = component_stats(binary)
@@ -200,16 +202,21 @@ def char_blobs(grey: npt.NDArray[np.uint8], block: int, min_h: float, max_h: flo
     max_fill = np.where(aspect < 0.35, 1.0, 0.9)  # a 1 or an I fills its box
     keep = (h >= min_h) & (h <= max_h) & (aspect >= 0.08) & (aspect <= 2.4) & (fill >= 0.2) & (fill <= max_fill)
     boxes = zip(x[keep], y[keep], w[keep], h[keep], strict=True)
-    return [_Blob(int(a), int(b), int(c), int(d)) for a, b, c, d in boxes]
+    return [Blob(int(a), int(b), int(c), int(d)) for a, b, c, d in boxes]
 
 
-def char_rows(blobs: list[_Blob], min_chars: int, max_chars: int) -> list[list[_Blob]]:
+def char_rows(blobs: list[Blob], min_chars: int, max_chars: int) -> list[list[Blob]]:
+    """The rows of :func:`linked_rows` that hold ``min_chars`` to ``max_chars`` characters."""
+    return [g for g in linked_rows(blobs) if min_chars <= sum(b.chars for b in g) <= max_chars]
+
+
+def linked_rows(blobs: list[Blob], *, reach: float = 1.2, max_overlap: float | None = 0.3) -> list[list[Blob]]:
     """Groups of blobs that sit side by side on one line with similar heights (union of close pairs).
 
-    Going right from each blob (in order of x), the pairs are looked at until the first blob farther than 1.2
-    of the taller one's height; a pair links when the two overlap by little, have heights within a factor
-    of 1.3 and centres within 0.3 of the taller height. Groups come in order of their first blob, each
-    blob in the given order.
+    Going right from each blob (in order of x), the pairs are looked at until the first blob farther than
+    ``reach`` of the taller one's height; a pair links when the two overlap by at most ``max_overlap`` of it
+    (None: by any amount), have heights within a factor of 1.3 and centres within 0.3 of the taller height.
+    Groups come in order of their first blob, each blob in the given order.
     """
     if not blobs:
         return []
@@ -217,17 +224,18 @@ def char_rows(blobs: list[_Blob], min_chars: int, max_chars: int) -> list[list[_
     order = np.argsort(x, kind="stable")
     x, y, w, h = x[order], y[order], w[order], h[order]
     cy = y + h / 2.0
-    first, second = _pairs_within(x, x + w + 1.2 * float(h.max()))  # every pair the walk could reach
+    first, second = _pairs_within(x, x + w + reach * float(h.max()))  # every pair the walk could reach
     hh = np.maximum(h[first], h[second])
     gap = x[second] - (x[first] + w[first])
-    reached = _before_first(gap > 1.2 * hh, first)
-    link = (reached & (gap >= -0.3 * hh) & (hh <= 1.3 * np.minimum(h[first], h[second]))
-            & (np.abs(cy[first] - cy[second]) <= 0.3 * hh))
+    reached = _before_first(gap > reach * hh, first)
+    link = reached & (hh <= 1.3 * np.minimum(h[first], h[second])) & (np.abs(cy[first] - cy[second]) <= 0.3 * hh)
+    if max_overlap is not None:
+        link &= gap >= -max_overlap * hh
     root = _components(len(blobs), order[first[link]], order[second[link]])
-    groups: dict[int, list[_Blob]] = {}
+    groups: dict[int, list[Blob]] = {}
     for i, blob in enumerate(blobs):
         groups.setdefault(int(root[i]), []).append(blob)
-    return [g for g in groups.values() if min_chars <= sum(b.chars for b in g) <= max_chars]
+    return list(groups.values())
 
 
 def _pairs_within(start: npt.NDArray[np.float64], reach: npt.NDArray[np.float64]) -> tuple[
@@ -263,7 +271,7 @@ def _components(n: int, a: npt.NDArray[np.intp], b: npt.NDArray[np.intp]) -> npt
         label = new
 
 
-def _line_of(row: list[_Blob]) -> tuple[float, float]:
+def _line_of(row: list[Blob]) -> tuple[float, float]:
     """Slope and offset of the line through the characters' centres (y = slope * x + offset)."""
     xs = np.array([b.x + b.w / 2.0 for b in row], np.float32)
     ys = np.array([b.cy for b in row], np.float32)
@@ -292,7 +300,7 @@ def _framing(grey: npt.NDArray[np.uint8], span: tuple[int, int], cy: float, ch: 
     return min(shares)
 
 
-def _row_score(row: list[_Blob], ch: float, framing: float) -> float:
+def _row_score(row: list[Blob], ch: float, framing: float) -> float:
     """Plate-likeness of a row: enough characters, of one height, on one line, evenly spaced, framed."""
     ordered = sorted(row, key=lambda b: b.x)
     heights = np.array([b.h for b in ordered], np.float32)

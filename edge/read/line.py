@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge.detect.edges import Blob, linked_rows
 from edge.domain import Box, Image
 from edge.imaging import component_stats
 
@@ -29,7 +30,6 @@ WORK_HEIGHT = 64  # crops are looked at this tall (small plates enlarged, large 
 MAX_WORK_WIDTH = 640
 MIN_CHAR_SHARE = 0.22  # least character height, as a share of the work crop's height
 MAX_CHAR_SHARE = 0.95
-SAME_HEIGHT = 1.3  # characters of one line differ in height by at most this factor
 SECOND_LINE_HEIGHT = 0.72  # a second line counts when its characters are at least this share of the main's
 # A plate's background: white, grey or silver (little colour) or yellow. A background with more colour than
 # this, of another hue, is a wall, a car's paint or a sign (OpenCV hue: 0-180; yellow about 20-35).
@@ -53,22 +53,6 @@ class TextLine:
     char_height: float
     lines: int  # 1, or 2 for a two-line plate
     dark_on_light: bool
-
-
-@dataclass(frozen=True, slots=True)
-class _Blob:
-    x: int
-    y: int
-    w: int
-    h: int
-
-    @property
-    def cy(self) -> float:
-        return self.y + self.h / 2.0
-
-    @property
-    def chars(self) -> int:
-        return max(1, round(self.w / (0.75 * self.h)))
 
 
 def main_line(crop: Image, *, dark_on_light: bool = True) -> TextLine | None:
@@ -219,7 +203,7 @@ def _work_grey(crop: Image) -> tuple[npt.NDArray[np.uint8] | None, float]:
     return np.asarray(cv2.resize(grey, size, interpolation=inter), np.uint8), scale
 
 
-def _blobs(grey: npt.NDArray[np.uint8]) -> list[_Blob]:
+def _blobs(grey: npt.NDArray[np.uint8]) -> list[Blob]:
     """Dark connected components of character size and shape."""
     height = grey.shape[0]
     block = max(3, (height // 2) | 1)  # about a character's height: each character against its own background
@@ -233,38 +217,23 @@ def _blobs(grey: npt.NDArray[np.uint8]) -> list[_Blob]:
     keep = ((h >= MIN_CHAR_SHARE * height) & (h <= MAX_CHAR_SHARE * height) & (aspect >= 0.08) & (aspect <= 2.4)
             & (fill >= 0.15) & (fill <= max_fill) & inside)
     boxes = zip(x[keep], y[keep], w[keep], h[keep], strict=True)
-    return [_Blob(int(a), int(b), int(c), int(d)) for a, b, c, d in boxes]
+    return [Blob(int(a), int(b), int(c), int(d)) for a, b, c, d in boxes]
 
 
-def _rows(blobs: list[_Blob]) -> list[list[_Blob]]:
-    """Blobs side by side on one line with similar heights (union of close pairs), left to right."""
-    order = sorted(range(len(blobs)), key=lambda i: blobs[i].x)
-    parent = list(range(len(blobs)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for pos, i in enumerate(order):
-        a = blobs[i]
-        for j in order[pos + 1 :]:
-            b = blobs[j]
-            h = max(a.h, b.h)
-            gap = b.x - (a.x + a.w)
-            if gap > 1.5 * h:
-                break
-            if max(a.h, b.h) > SAME_HEIGHT * min(a.h, b.h) or abs(a.cy - b.cy) > 0.3 * h:
-                continue
-            parent[find(j)] = find(i)
-    groups: dict[int, list[_Blob]] = {}
-    for i, blob in enumerate(blobs):
-        groups.setdefault(find(i), []).append(blob)
-    return [sorted(g, key=lambda b: b.x) for g in groups.values()]
+def _rows(blobs: list[Blob]) -> list[list[Blob]]:
+    """Blobs side by side on one line with similar heights (:func:`edge.detect.edges.linked_rows`: heights
+    within a factor of 1.3), up to 1.5 of the taller one's height apart and overlapping by any amount, each
+    row left to right."""
+    return [sorted(g, key=lambda b: b.x) for g in linked_rows(blobs, reach=1.5, max_overlap=None)]
 
 
-def _extent(row: list[_Blob]) -> Box:
+def _chars(blob: Blob) -> int:
+    """Characters a blob holds (touching neighbours make one wide blob); the plate check's own count, a little
+    wider per character than the detector's :attr:`Blob.chars`."""
+    return max(1, round(blob.w / (0.75 * blob.h)))
+
+
+def _extent(row: list[Blob]) -> Box:
     x0, y0 = min(b.x for b in row), min(b.y for b in row)
     x1, y1 = max(b.x + b.w for b in row), max(b.y + b.h for b in row)
     return Box(x0, y0, x1 - x0, y1 - y0)
@@ -277,7 +246,7 @@ def _best_line(grey: npt.NDArray[np.uint8]) -> tuple[Box, int, float, int] | Non
     if not rows:
         return None
     heights = [float(np.median([b.h for b in r])) for r in rows]
-    counts = [sum(b.chars for b in r) for r in rows]
+    counts = [sum(_chars(b) for b in r) for r in rows]
     best = max(range(len(rows)), key=lambda k: (counts[k], heights[k]))
     box, height, chars, lines = _extent(rows[best]), heights[best], counts[best], 1
     for k, row in enumerate(rows):

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.detect.edges import EdgeDetectorOptions, EdgePlateDetector, _Blob, char_blobs, char_rows
+from edge.detect.edges import Blob, EdgeDetectorOptions, EdgePlateDetector, char_blobs, char_rows, linked_rows
 from edge.domain import Box
 from edge.imaging import component_stats
 from edge.sample.plates import render_plate
@@ -99,7 +99,8 @@ def test_a_slanted_plate_scores_like_a_straight_one_beside_it() -> None:
         assert max(box.iou(d.box) for d in found) >= 0.5, f"plate at {box} missed"
 
 
-def _rows_one_pair_at_a_time(blobs: list[_Blob]) -> list[list[_Blob]]:
+def _rows_one_pair_at_a_time(blobs: list[Blob], reach: float = 1.2,
+                             max_overlap: float | None = 0.3) -> list[list[Blob]]:
     """The grouping char_rows does, written as the plain walk over pairs (the reference it must equal)."""
     order = sorted(range(len(blobs)), key=lambda i: blobs[i].x)
     parent = list(range(len(blobs)))
@@ -115,25 +116,37 @@ def _rows_one_pair_at_a_time(blobs: list[_Blob]) -> list[list[_Blob]]:
             b = blobs[j]
             h = max(a.h, b.h)
             gap = b.x - (a.x + a.w)
-            if gap > 1.2 * h:
+            if gap > reach * h:
                 break
-            if gap < -0.3 * h or h > 1.3 * min(a.h, b.h) or abs(a.cy - b.cy) > 0.3 * h:
+            if max_overlap is not None and gap < -max_overlap * h:
+                continue
+            if h > 1.3 * min(a.h, b.h) or abs(a.cy - b.cy) > 0.3 * h:
                 continue
             parent[find(j)] = find(i)
-    groups: dict[int, list[_Blob]] = {}
+    groups: dict[int, list[Blob]] = {}
     for i, blob in enumerate(blobs):
         groups.setdefault(find(i), []).append(blob)
     return list(groups.values())
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_rows_are_the_groups_of_the_walk_over_close_pairs(seed: int) -> None:
+def _random_blobs(seed: int) -> list[Blob]:
     rng = np.random.default_rng(seed)
     n = int(rng.integers(0, 120))
     heights = rng.choice([8, 9, 10, 12, 20, 30], size=n)
-    blobs = [_Blob(int(rng.integers(0, 400)), int(rng.integers(0, 60)), int(max(1, h * rng.uniform(0.2, 1.5))), int(h))
-             for h in heights]
+    return [Blob(int(rng.integers(0, 400)), int(rng.integers(0, 60)), int(max(1, h * rng.uniform(0.2, 1.5))), int(h))
+            for h in heights]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_rows_are_the_groups_of_the_walk_over_close_pairs(seed: int) -> None:
+    blobs = _random_blobs(seed)
     assert char_rows(blobs, 1, 10_000) == _rows_one_pair_at_a_time(blobs)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_rows_the_plate_check_links_farther_and_overlapping_are_the_groups_of_the_same_walk(seed: int) -> None:
+    blobs = _random_blobs(100 + seed)
+    assert linked_rows(blobs, reach=1.5, max_overlap=None) == _rows_one_pair_at_a_time(blobs, 1.5, None)
 
 
 def test_components_are_found_as_opencv_s_default_labelling_finds_them() -> None:
