@@ -65,7 +65,7 @@ class _Track:
     overview: Image | None = None
     others: tuple[Box, ...] = ()  # the other plates read in the overview's frame
     views: list[View] = field(default_factory=list)  # earlier best frames, for face redaction
-    _view_times: list[datetime] = field(default_factory=list)
+    _last_view: datetime | None = None  # when the latest view's frame was taken
     text: str = ""  # text of the most confident read so far (for matching)
     text_weight: float = -1.0
     published: _Recent | None = None  # set once its pass is out (or it was suppressed as a repeat)
@@ -108,11 +108,11 @@ class _Track:
 
     def _keep_view(self, read: PlateRead, image: Image, keep: int) -> None:
         """The frame of a best sighting that gives way becomes a view, if far enough from the last one kept."""
-        if self._view_times and (read.timestamp - self._view_times[-1]).total_seconds() < VIEW_GAP_S:
+        if self._last_view is not None and (read.timestamp - self._last_view).total_seconds() < VIEW_GAP_S:
             return
         self.views.append(View(read.detection.box, image))
-        self._view_times.append(read.timestamp)
-        del self.views[:-keep], self._view_times[:-keep]
+        self._last_view = read.timestamp
+        del self.views[:-keep]
 
 
 def _predict(track: _Track, now: datetime) -> Box:
