@@ -57,7 +57,11 @@ class TextLine:
 
 def main_line(crop: Image, *, dark_on_light: bool = True) -> TextLine | None:
     """The crop's main line of characters of the given polarity; None when it has no row of characters."""
-    grey, scale = _work_grey(crop)
+    return _main_line(*_work_grey(crop), dark_on_light)
+
+
+def _main_line(grey: npt.NDArray[np.uint8] | None, scale: float, dark_on_light: bool) -> TextLine | None:
+    """:func:`main_line` from the crop's work image (``grey``, the crop shrunk or enlarged by ``scale``)."""
     if grey is None:
         return None
     line = _best_line(grey if dark_on_light else 255 - grey)
@@ -95,13 +99,14 @@ def plate_check(crop: Image, *, min_chars: int = MIN_PLATE_CHARS) -> PlateCheck:
     light characters on dark (a few plates are; so are signs and road markings).
     ``no``: nothing of the kind (a wall, a road, a bonnet's edge).
     """
-    dark = main_line(crop)
-    light = main_line(crop, dark_on_light=False)
+    grey, scale = _work_grey(crop)  # one work image for both polarities
+    dark = _main_line(grey, scale, True)
     why = "no row of dark characters" if dark is None else _not_a_plate(crop, dark, min_chars)
     if dark is not None and not why:
         return PlateCheck(dark, "plate", "")
     if dark is not None and dark.chars >= 2:
         return PlateCheck(dark, "maybe", why)
+    light = _main_line(grey, scale, False)  # looked for only where the dark characters leave it open
     if light is not None and light.chars >= min_chars:
         return PlateCheck(light, "maybe", "light characters on dark")
     return PlateCheck(dark or light, "no", why)
