@@ -120,39 +120,25 @@ def _not_a_plate(crop: Image, line: TextLine, min_chars: int) -> str:
     side = SIDE_MARGIN * line.char_height
     if line.box.x < side or line.box.x + line.box.w > crop.shape[1] - side:
         return f"the {kind} characters run out of the crop"
-    ink = ink_share(crop, line.box, dark=line.dark_on_light)
+    split = _ink_split(crop, line.box, dark=line.dark_on_light)  # one split for ink, contrast and background
+    ink = _ink_share(split)
     if not INK_SHARE[0] <= ink <= INK_SHARE[1]:
         return f"{kind} ink share {ink:.2f}"
-    contrast = ink_contrast(crop, line.box, dark=line.dark_on_light)
+    contrast = _ink_contrast(split, dark=line.dark_on_light)
     if contrast < MIN_CONTRAST:
         return f"contrast {contrast:.0f}"
-    colour = background_colour(crop, line.box, light=line.dark_on_light)
+    colour = _background_colour(crop, line.box, split)
     if colour is not None and not plate_coloured(colour):
         return f"background of hue {colour[0]:.0f}, saturation {colour[1]:.0f}"
     return ""
 
 
-def ink_share(crop: Image, box: Box, *, dark: bool = True) -> float:
-    """Share of ink pixels (Otsu's split; dark ones, or light ones) in ``box`` of the crop: characters'
-    strokes cover about 0.3-0.5 of their row."""
-    split = _ink_split(crop, box, dark=dark)
-    return 0.0 if split is None else float(np.count_nonzero(split[1])) / float(split[1].size)
+_Split = tuple[Image, npt.NDArray[np.bool_]]  # the grey pixels of a box, and which of them are ink
 
 
-def ink_contrast(crop: Image, box: Box, *, dark: bool = True) -> float:
-    """Grey levels from the ink (Otsu's split: the dark side, or the light one) to the background in ``box`` of the
-    crop, medians of each side; 0 where the split leaves one side empty. Printed characters stand well clear of
-    their plate; the texture of a road or a wall that happens to fall into a row of blobs does not."""
-    split = _ink_split(crop, box, dark=dark)
-    if split is None or split[1].all() or not split[1].any():
-        return 0.0
-    grey, inked = split
-    gap = float(np.median(grey[~inked])) - float(np.median(grey[inked]))
-    return gap if dark else -gap
-
-
-def _ink_split(crop: Image, box: Box, *, dark: bool) -> tuple[Image, np.ndarray] | None:
-    """The grey pixels of ``box`` in the crop and which of them are ink (Otsu's split); None for an empty box."""
+def _ink_split(crop: Image, box: Box, *, dark: bool) -> _Split | None:
+    """The grey pixels of ``box`` in the crop and which of them are ink (Otsu's split: the dark side, or the
+    light one; the other side is the background); None for an empty box."""
     patch = crop[box.y : box.y + box.h, box.x : box.x + box.w]
     if patch.size == 0:
         return None
@@ -162,18 +148,29 @@ def _ink_split(crop: Image, box: Box, *, dark: bool) -> tuple[Image, np.ndarray]
     return grey, ink > 0
 
 
-def background_colour(crop: Image, box: Box, *, light: bool = True) -> tuple[float, float, float] | None:
-    """Median hue, saturation and value (OpenCV scales) of the background pixels (the light ones, or the dark
-    ones of a light-on-dark plate) in ``box`` of a colour crop."""
-    if crop.ndim != 3:
+def _ink_share(split: _Split | None) -> float:
+    """Share of ink pixels in the split: characters' strokes cover about 0.3-0.5 of their row."""
+    return 0.0 if split is None else float(np.count_nonzero(split[1])) / float(split[1].size)
+
+
+def _ink_contrast(split: _Split | None, *, dark: bool) -> float:
+    """Grey levels from the ink to the background of the split, medians of each side; 0 where the split leaves
+    one side empty. Printed characters stand well clear of their plate; the texture of a road or a wall that
+    happens to fall into a row of blobs does not."""
+    if split is None or split[1].all() or not split[1].any():
+        return 0.0
+    grey, inked = split
+    gap = float(np.median(grey[~inked])) - float(np.median(grey[inked]))
+    return gap if dark else -gap
+
+
+def _background_colour(crop: Image, box: Box, split: _Split | None) -> tuple[float, float, float] | None:
+    """Median hue, saturation and value (OpenCV scales) of the background pixels of ``box`` (those its split
+    does not take for ink) in a colour crop."""
+    if crop.ndim != 3 or split is None:
         return None
     patch = crop[box.y : box.y + box.h, box.x : box.x + box.w]
-    if patch.size == 0:
-        return None
-    grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
-    mode = cv2.THRESH_BINARY if light else cv2.THRESH_BINARY_INV
-    _, background = cv2.threshold(grey, 0, 255, mode + cv2.THRESH_OTSU)
-    hsv = cv2.cvtColor(patch, cv2.COLOR_BGR2HSV)[background > 0]
+    hsv = cv2.cvtColor(patch, cv2.COLOR_BGR2HSV)[~split[1]]
     if hsv.size == 0:
         return None
     h, s, v = np.median(hsv, axis=0)
