@@ -84,10 +84,6 @@ class PlateCheck:
     level: str  # "plate": it looks like one; "maybe": a weak row of characters; "no": nothing like a plate
     reason: str
 
-    @property
-    def ok(self) -> bool:
-        return self.level != "no"
-
 
 def plate_check(crop: Image, *, min_chars: int = MIN_PLATE_CHARS) -> PlateCheck:
     """How much ``crop`` looks like a plate.
