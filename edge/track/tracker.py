@@ -129,7 +129,7 @@ def _text_similarity(track: _Track, text: str) -> float:
     misread that fits a format can outweigh the true reads, yet the next read still follows the last)."""
     if not text:
         return 0.0
-    return max((similarity(t, text) for t in (track.text, track.last.text) if t), default=0.0)
+    return max((similarity(t, text) for t in {track.text, track.last.text} if t), default=0.0)  # often one text
 
 
 class PlateTracker:
