@@ -41,7 +41,7 @@ from edge.evaluate.progress import Progress
 from edge.read import PlateReader
 from edge.read.crop import FormatMatcher, crop_box, read_box
 from edge.read.factory import READERS, build_reader, default_model
-from edge.read.finder import PlateFinder, Sighting
+from edge.read.finder import PlateFinder, Sighting, shrunk
 from edge.read.formats import FormatSet, normalise
 
 DETECTED_IOU = 0.5
@@ -274,20 +274,11 @@ def load_image(path: Path) -> Image:
     return np.asarray(image, dtype=np.uint8)
 
 
-def lores_of(image: Image, size: tuple[int, int]) -> Image:
-    """The image shrunk (never enlarged) to fit ``size`` (width, height), as the detection stream."""
-    h, w = image.shape[:2]
-    s = min(size[0] / w, size[1] / h, 1.0)
-    if s >= 1.0:
-        return image
-    return np.asarray(cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA), np.uint8)
-
-
 def run_stages(stages: Stages, image: Image, boxes: Sequence[Box], captured_on: dt.date) -> list[Found]:
     """Detect (unless ``boxes`` are given), crop from the full image, read and check each plate, as the
     node's :class:`PlateFinder` does."""
     if stages.finder is not None:
-        sightings = stages.finder.find(image, lores_of(image, stages.lores_size), captured_on).sightings
+        sightings = stages.finder.find(image, shrunk(image, *stages.lores_size), captured_on).sightings
     else:
         sightings = tuple(
             # a labelled box is a plate: the reader alone is scored, without the plate check
