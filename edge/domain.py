@@ -169,7 +169,7 @@ class VehiclePass:
     char_confidences: tuple[float, ...] = field(default=())
     preview: bool = False  # an early read of a track still in view; its final pass follows
     views: tuple[View, ...] = ()  # earlier frames of the pass (PlateTracker(views=...)), for face redaction
-    others: tuple[Box, ...] = ()  # the other plates read in the overview's frame: other vehicles, other drivers
+    others: tuple[Box, ...] = ()  # the other plates in the overview's frame (read, or predicted for an open track)
 
 
 @dataclass(frozen=True, slots=True)

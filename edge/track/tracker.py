@@ -63,7 +63,7 @@ class _Track:
     best: PlateRead | None = None
     best_score: float = -1.0
     overview: Image | None = None
-    others: tuple[Box, ...] = ()  # the other plates read in the overview's frame
+    others: tuple[Box, ...] = ()  # the other plates in the overview's frame (read there, or predicted)
     views: list[View] = field(default_factory=list)  # earlier best frames, for face redaction
     _last_view: datetime | None = None  # when the latest view's frame was taken
     text: str = ""  # text of the most confident read so far (for matching)
