@@ -233,12 +233,11 @@ def still_frame(path: Path, lores_size: tuple[int, int]) -> Frame:
     return Frame(0, datetime.now(UTC), image, make_lores(image, lores_size))
 
 
-def _finder(config: Config, *, single_image: bool) -> PlateFinder:
+def _finder(config: Config, formats: FormatSet, *, single_image: bool) -> PlateFinder:
     """The node's own find-and-read path, as configured (a single image gets the second look, as in eval)."""
     from edge.detect.factory import build_detector, build_second_look
     from edge.read.factory import build_reader
 
-    formats = FormatSet.load(config.read.formats, config.read.formats_file)
     return PlateFinder(build_detector(config.detect), build_reader(config.read, formats=formats), formats,
                        min_confidence=config.read.min_confidence, second_look=build_second_look(config.detect),
                        second_look_every=1 if single_image else config.detect.second_look_every)
@@ -261,9 +260,9 @@ def main(args: argparse.Namespace) -> int:
         raise SourceError(f"--frames {args.frames}: must be at least 1")
     frames, default_limit = _frames(config, args.source)
     single = default_limit == 1
-    finder = _finder(config, single_image=single)
-    tracker = None if single else PlateTracker(config.track, FormatSet.load(config.read.formats,
-                                                                            config.read.formats_file))
+    formats = FormatSet.load(config.read.formats, config.read.formats_file)
+    finder = _finder(config, formats, single_image=single)
+    tracker = None if single else PlateTracker(config.track, formats)
     rule = partial(reads_as_plate, unfitted=config.read.publish_unfitted, min_chars=config.track.min_chars)
     try:
         found = survey(frames, finder, args.frames or default_limit, tracker=tracker, is_plate=rule,
