@@ -195,8 +195,8 @@ def replay_config(args: argparse.Namespace) -> Config:
 
 
 def replay(args: argparse.Namespace) -> int:
-    from edge.app import LIVE_SOURCES, build_source, open_node
-    from edge.clock import ReplayClock, SystemClock
+    from edge.app import LIVE_SOURCES, build_source, open_node, recording_clock
+    from edge.clock import SystemClock
     from edge.evaluate.progress import ReplayProgress, frame_count
     from edge.evaluate.replay import (
         PassRecorder,
@@ -217,15 +217,13 @@ def replay(args: argparse.Namespace) -> int:
     source = None if config.capture.source in LIVE_SOURCES else TimedSource(build_source(config, SystemClock()))
     recorder = PassRecorder(source, then=printer, keep_crops=bool(args.report))
     started = time.monotonic()
-    # a recording is aged, expired and stamped by its own time from its start (also before its first frame, and
-    # on a replay that continues an earlier one's outbox), so old recordings replay like live ones; as `run` does
-    replay_clock = ReplayClock(source.start) if source is not None else None
 
-    def on_frame(frame: Frame) -> None:
-        if replay_clock is not None:
-            replay_clock.observe(frame.timestamp)
+    def count(frame: Frame) -> None:
         progress.frame(recorder.passes)
 
+    # a recording is aged, expired and stamped by its own time from its start (also before its first frame, and
+    # on a replay that continues an earlier one's outbox), so old recordings replay like live ones; as `run` does
+    replay_clock, on_frame = recording_clock(source, count) if source is not None else (None, count)
     with open_node(config, source=source, on_pass=recorder, clock=replay_clock, on_frame=on_frame) as node:
         earlier = node.outbox.depth()
         if earlier and not args.json:
