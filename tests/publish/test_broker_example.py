@@ -36,10 +36,26 @@ def _example_lines(pki: TestPki, server: CertPair, acl: Path, *, autosave: bool 
     return tuple(lines)
 
 
+def _example_broker(
+    mosquitto_factory: Callable[..., MosquittoBroker], tmp_path: Path, *, autosave: bool = False, **kwargs: object
+) -> tuple[TestPki, MosquittoBroker]:
+    """A test CA and a Mosquitto run with the example's settings and ACL (``kwargs`` go to the factory)."""
+    pki = TestPki(tmp_path / "pki")
+    server = pki.issue("broker", "localhost", server=True)
+    acl = tmp_path / "acl"
+    acl.write_text((CONF / "acl.example").read_text())
+    return pki, mosquitto_factory(listener_lines=_example_lines(pki, server, acl, autosave=autosave), **kwargs)
+
+
+def _tls_client(pki: TestPki, pair: CertPair, client_id: str = "") -> paho.Client:
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    client.tls_set(ca_certs=pki.ca_file, certfile=pair.cert_file, keyfile=pair.key_file)
+    return client
+
+
 def _publish(host: str, port: int, pki: TestPki, pair: CertPair, topic: str) -> list[str]:
     results: list[str] = []
-    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-    client.tls_set(ca_certs=pki.ca_file, certfile=pair.cert_file, keyfile=pair.key_file)
+    client = _tls_client(pki, pair)
     client.on_publish = lambda c, u, mid, rc, p: results.append(str(rc))
     client.connect(host, port)
     client.loop_start()
@@ -55,11 +71,7 @@ def _publish(host: str, port: int, pki: TestPki, pair: CertPair, topic: str) -> 
 def test_example_config_confines_each_node_to_its_topics(
     mosquitto_factory: Callable[..., MosquittoBroker], tmp_path: Path
 ) -> None:
-    pki = TestPki(tmp_path / "pki")
-    server = pki.issue("broker", "localhost", server=True)
-    acl = tmp_path / "acl"
-    acl.write_text((CONF / "acl.example").read_text())
-    broker = mosquitto_factory(listener_lines=_example_lines(pki, server, acl))
+    pki, broker = _example_broker(mosquitto_factory, tmp_path)
     gate1 = pki.issue("gate1", "depot-north/gate1")
     central = pki.issue("central", "central")
     sub = Subscriber(broker.host, broker.port, "anpr/#",
@@ -74,8 +86,7 @@ def test_example_config_confines_each_node_to_its_topics(
 
 def _connected_client(broker: MosquittoBroker, pki: TestPki, pair: CertPair, client_id: str,
                       events: list[str]) -> paho.Client:
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
-    client.tls_set(ca_certs=pki.ca_file, certfile=pair.cert_file, keyfile=pair.key_file)
+    client = _tls_client(pki, pair, client_id)
     client.on_connect = lambda c, u, f, rc, p: events.append(f"connect {rc}")
     client.on_disconnect = lambda c, u, f, rc, p: events.append(f"disconnect {rc}")
     client.connect(broker.host, broker.port)
@@ -89,11 +100,7 @@ def _connected_client(broker: MosquittoBroker, pki: TestPki, pair: CertPair, cli
 def test_a_node_cannot_take_another_nodes_client_id_and_push_it_off(
     mosquitto_factory: Callable[..., MosquittoBroker], tmp_path: Path
 ) -> None:
-    pki = TestPki(tmp_path / "pki")
-    server = pki.issue("broker", "localhost", server=True)
-    acl = tmp_path / "acl"
-    acl.write_text((CONF / "acl.example").read_text())
-    broker = mosquitto_factory(listener_lines=_example_lines(pki, server, acl))
+    pki, broker = _example_broker(mosquitto_factory, tmp_path)
     gate1, gate2 = pki.issue("gate1", "depot-north/gate1"), pki.issue("gate2", "depot-north/gate2")
     victim_events: list[str] = []
     attacker_events: list[str] = []
@@ -113,18 +120,14 @@ def test_a_node_cannot_take_another_nodes_client_id_and_push_it_off(
 def test_reads_the_broker_acknowledged_survive_it_being_killed_while_the_central_subscriber_is_away(
     mosquitto_factory: Callable[..., MosquittoBroker], tmp_path: Path
 ) -> None:
-    from support.reads import make_read, node_config, outbox_config
+    from support.reads import make_read, node_config, outbox_config, seqs_of
 
     from edge.clock import SystemClock
     from edge.config.model import MqttConfig, TlsConfig
     from edge.outbox.store import Outbox
     from edge.publish.mqtt import MqttPublisher
 
-    pki = TestPki(tmp_path / "pki")
-    server = pki.issue("broker", "localhost", server=True)
-    acl = tmp_path / "acl"
-    acl.write_text((CONF / "acl.example").read_text())
-    broker = mosquitto_factory(listener_lines=_example_lines(pki, server, acl, autosave=True), persistence=True)
+    pki, broker = _example_broker(mosquitto_factory, tmp_path, autosave=True, persistence=True)
     central_pair, gate1 = pki.issue("central", "central"), pki.issue("gate1", "site1/cam1")
     central_tls = TlsFiles(pki.ca_file, central_pair.cert_file, central_pair.key_file)
     Subscriber(broker.host, broker.port, "anpr/+/+/reads", client_id="central", persistent=True,
@@ -150,4 +153,4 @@ def test_reads_the_broker_acknowledged_survive_it_being_killed_while_the_central
         got = central.wait_for(30, 10)
     finally:
         central.stop()
-    assert sorted(int(m.payload.split(b'"seq":')[1].split(b",")[0]) for m in got) == list(range(30))
+    assert sorted(seqs_of([m.payload for m in got])) == list(range(30))
