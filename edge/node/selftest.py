@@ -72,15 +72,14 @@ def _fail(name: str, detail: str, fix: str, code: int) -> Check:
 def check_config_use(config: Config) -> Check:
     """What start-up refuses beyond the file itself: formats, the hotlist, key and certificate files."""
     from edge.clock import SystemClock
-    from edge.node.preflight import preflight
+    from edge.node.preflight import first_error, preflight
 
     findings = preflight(config, SystemClock().now(), ("formats", "hotlist", "secrets"))
-    errors = [f for f in findings if f.error is not None]
-    if errors:
-        assert errors[0].error is not None
-        return _fail("config", "; ".join(f.message for f in errors),
+    refused = first_error(findings)
+    if refused is not None:
+        return _fail("config", "; ".join(f.message for f in findings if f.is_error),
                      "fix the file or setting named above; edge-anpr check-config lists every problem",
-                     errors[0].error.exit_code)
+                     refused.exit_code)
     notes = "".join(f"; WARNING: {f.message}" for f in findings)
     return _pass("config", f"valid (site {config.node.site}, camera {config.node.camera}){notes}")
 
