@@ -408,7 +408,7 @@ class MqttPublisher:
         retry the deletion at most every 5 s."""
         retry = time.monotonic() >= self._ack_retry_at
         ids = done + (sorted(self._acked_unsaved) if retry else [])
-        if not ids or (not retry and not done):
+        if not ids:
             return
         try:
             self._outbox.ack_many(ids)
