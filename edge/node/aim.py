@@ -263,10 +263,11 @@ def main(args: argparse.Namespace) -> int:
     formats = FormatSet.load(config.read.formats, config.read.formats_file)
     finder = _finder(config, formats, single_image=single)
     tracker = None if single else PlateTracker(config.track, formats)
-    rule = partial(reads_as_plate, unfitted=config.read.publish_unfitted, min_chars=config.track.min_chars)
+    unfitted = config.read.publish_unfitted or not formats.formats  # as open_node: with no formats, nothing fits
+    rule = partial(reads_as_plate, unfitted=unfitted, min_chars=config.track.min_chars)
     try:
         found = survey(frames, finder, args.frames or default_limit, tracker=tracker, is_plate=rule,
-                       unfitted=config.read.publish_unfitted, formats=config.read.formats)
+                       unfitted=unfitted, formats=config.read.formats)
     finally:
         close = getattr(frames, "close", None)
         if callable(close):
