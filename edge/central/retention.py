@@ -21,31 +21,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from edge.central.store.sql import SqlStore
 from edge.clock import Clock, SystemClock
 from edge.config.model import RetentionConfig
+from edge.config.safe_yaml import read_yaml
 from edge.errors import ConfigError
 from edge.privacy.retention import DataClass, Retention, RetentionStore
 
 log = logging.getLogger(__name__)
 
 _BATCH = 1000
-MAX_FILE_BYTES = 65_536
 
 
 def load_retention(path: Path) -> RetentionConfig:
     """A YAML file with the keys of ``privacy.retention`` (top level, under ``retention:``, or a whole node config)."""
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ConfigError(f"retention file {path} is larger than {MAX_FILE_BYTES} bytes")
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read retention file {path}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"retention file {path} is not valid YAML: {exc}") from exc
+    data: Any = read_yaml(path, "retention file")  # bounded: size, UTF-8, depth, aliases, repeated keys
     if isinstance(data, dict) and isinstance(data.get("privacy"), dict):
         data = data["privacy"].get("retention", {})
     elif isinstance(data, dict) and "retention" in data:

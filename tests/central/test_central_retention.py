@@ -145,3 +145,10 @@ def test_a_retention_file_with_an_unknown_key_is_refused_naming_it(tmp_path: Pat
     policy.write_text("retention:\n  non_hit_reads_days: 1\n")
     with pytest.raises(ConfigError, match="non_hit_reads_days"):
         load_retention(policy)
+
+
+def test_a_retention_file_that_repeats_a_key_is_refused_like_a_node_config(tmp_path: Path) -> None:
+    policy = tmp_path / "retention.yaml"
+    policy.write_text("retention:\n  non_hit_reads_s: 86400\n  non_hit_reads_s: 60\n")
+    with pytest.raises(ConfigError, match=r"non_hit_reads_s.*appears twice"):
+        load_retention(policy)
