@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from support.broker import MosquittoBroker
-from support.reads import make_read, node_config, read_id
+from support.reads import SettableClock, make_read, node_config, read_id
 
 from edge.central.intake import Intake
 from edge.central.listen import ListenOptions, run_listen
@@ -30,14 +30,6 @@ NODE = node_config("site1", "cam1")
 DAY = timedelta(days=1)
 
 
-class FixedClock:
-    def __init__(self, t: datetime) -> None:
-        self.t = t
-
-    def now(self) -> datetime:
-        return self.t
-
-
 def _read(seq: int, at: datetime, *, hit: bool = False, image: bool = False) -> Record:
     extra: dict[str, object] = {"hotlist_hit": True} if hit else {}
     if image:
@@ -45,17 +37,17 @@ def _read(seq: int, at: datetime, *, hit: bool = False, image: bool = False) -> 
                           "data": base64.b64encode(b"\xff\xd8jpeg\xff\xd9").decode(),
                           "redaction": {"detector": "d", "model_sha256": "0" * 64, "threshold": 0.3, "regions": 0,
                                         "second_pass_faces": 0}}
-    return Intake(FixedClock(at)).judge("anpr/site1/cam1/reads", make_read(NODE, seq, at=at, extra=extra).payload)
+    return Intake(SettableClock(at)).judge("anpr/site1/cam1/reads", make_read(NODE, seq, at=at, extra=extra).payload)
 
 
 def _status(at: datetime) -> Record:
     body = {"schema": "anpr.status/1", "site": "site1", "camera": "cam1", "state": "online",
             "time": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "software": "0.1.0"}
-    return Intake(FixedClock(at)).judge("anpr/site1/cam1/status", json.dumps(body).encode())
+    return Intake(SettableClock(at)).judge("anpr/site1/cam1/status", json.dumps(body).encode())
 
 
 def _dead(at: datetime) -> Record:
-    return Intake(FixedClock(at)).judge("anpr/site1/cam1/reads", b"not json")
+    return Intake(SettableClock(at)).judge("anpr/site1/cam1/reads", b"not json")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -120,7 +112,7 @@ def test_listen_purges_at_start_by_its_clock(mosquitto: MosquittoBroker, tmp_pat
     seeded.close()
     options = ListenOptions(mosquitto.host, mosquitto.port, parse_store(str(path)), timeout_s=1.0,
                             retention=RetentionConfig(purge_interval_s=60))
-    thread = threading.Thread(target=run_listen, args=(options,), kwargs={"clock": FixedClock(NOW)})
+    thread = threading.Thread(target=run_listen, args=(options,), kwargs={"clock": SettableClock(NOW)})
     thread.start()
     thread.join(20)
     with sqlite3.connect(path) as db:

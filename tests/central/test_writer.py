@@ -6,7 +6,7 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from support.reads import make_read, node_config
+from support.reads import SettableClock, make_read, node_config
 
 from edge.central.intake import Intake
 from edge.central.records import Outcome, Record
@@ -14,11 +14,6 @@ from edge.central.store import StoreUnavailableError
 from edge.central.writer import Delivery, Writer, wait_until
 
 T = datetime(2026, 3, 14, 8, 0, 0, tzinfo=UTC)
-
-
-class _Clock:
-    def now(self) -> datetime:
-        return T
 
 
 class FlakyStore:
@@ -53,7 +48,7 @@ class FlakyStore:
 
 def _records(n: int) -> list[Record]:
     node = node_config()
-    intake = Intake(_Clock())
+    intake = Intake(SettableClock(T))
     return [intake.judge("anpr/site1/cam1/reads", make_read(node, s).payload) for s in range(n)]
 
 
