@@ -1,14 +1,18 @@
-"""A real PostgreSQL (Debian's server, started on a free loopback port for the test session) and fresh databases."""
+"""A real PostgreSQL (Debian's server, started on a free loopback port for the test session), fresh databases, and
+a central store on each of SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import itertools
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from edge.central.pgtemp import TempPostgres, server_bindir
+from edge.central.store import open_store, parse_store
+from edge.central.store.sql import SqlStore
 
 _names = itertools.count()
 
@@ -43,3 +47,19 @@ def new_postgres_url(postgres_server: TempPostgres) -> Callable[[], str]:
 def postgres_url(new_postgres_url: Callable[[], str]) -> str:
     """A new, empty database on the session's server."""
     return new_postgres_url()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    """An empty, migrated central store, once on SQLite and once on a new PostgreSQL database."""
+    if request.param == "sqlite":
+        spec = parse_store(str(tmp_path / "central.sqlite"), images=tmp_path / "images")
+    else:
+        url = request.getfixturevalue("postgres_url")
+        spec = parse_store(url, images=tmp_path / "images")
+    opened = open_store(spec)
+    assert isinstance(opened, SqlStore)
+    try:
+        yield opened
+    finally:
+        opened.close()

@@ -6,7 +6,6 @@ import base64
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,17 +47,6 @@ def _status(at: datetime) -> Record:
 
 def _dead(at: datetime) -> Record:
     return Intake(SettableClock(at)).judge("anpr/site1/cam1/reads", b"not json")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    target = str(tmp_path / "c.sqlite") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    opened = open_store(parse_store(target, images=tmp_path / "images"))
-    assert isinstance(opened, SqlStore)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _ids(store: SqlStore, sql: str) -> list[Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,21 +57,6 @@ def _health(at: datetime, depth: int) -> Record:
     body = {"schema": "anpr.health/1", "site": "site1", "camera": "cam1", "outbox_depth": depth,
             "time": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "clock_synced": True}
     return _judge(json.dumps(body).encode(), "anpr/site1/cam1/health")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    if request.param == "sqlite":
-        spec = parse_store(str(tmp_path / "central.sqlite"), images=tmp_path / "images")
-    else:
-        url = request.getfixturevalue("postgres_url")
-        spec = parse_store(url, images=tmp_path / "images")
-    opened = open_store(spec)
-    assert isinstance(opened, SqlStore)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _rows(store: SqlStore, sql: str) -> list[tuple[Any, ...]]:
