@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from edge.central.store import without_password
+from edge.clock import iso_ms
 from edge.errors import BrokerError, ConfigError, StateError
 
 NODES = tuple((f"site{s}", f"cam{c}") for s in range(5) for c in range(4))  # 20 simulated nodes
@@ -107,7 +108,7 @@ def read_payloads(count: int, *, start: int = 0, image_bytes: int = 0) -> Iterat
         site, camera = NODES[n % len(NODES)]
         seq = n // len(NODES)
         rid = f"{site}.{camera}.{seq}.{hashlib.sha256(f'{site}{camera}{seq}'.encode()).hexdigest()[:8]}"
-        when = (base + timedelta(milliseconds=n)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        when = iso_ms(base + timedelta(milliseconds=n))
         body: dict[str, object] = {"id": rid, "schema": "anpr.read/1", "seq": seq, "time": when, "site": site,
                                    "camera": camera, "plate": f"AB{n % 100:02d}CDE", "confidence": 0.93,
                                    "direction": "approaching"}

@@ -21,6 +21,7 @@ from edge.central.retention import central_retention, load_retention
 from edge.central.store import open_store, parse_store
 from edge.central.store.sql import SqlStore
 from edge.cli import main as cli_main
+from edge.clock import iso_ms
 from edge.config.model import RetentionConfig
 from edge.errors import ConfigError
 
@@ -41,7 +42,7 @@ def _read(seq: int, at: datetime, *, hit: bool = False, image: bool = False) -> 
 
 def _status(at: datetime) -> Record:
     body = {"schema": "anpr.status/1", "site": "site1", "camera": "cam1", "state": "online",
-            "time": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "software": "0.1.0"}
+            "time": iso_ms(at), "software": "0.1.0"}
     return Intake(SettableClock(at)).judge("anpr/site1/cam1/status", json.dumps(body).encode())
 
 
