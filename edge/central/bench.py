@@ -54,12 +54,11 @@ class RunResult:
 class ListenerProcess:
     """One ``edge-anpr listen`` process in the share group; its log tells when it has subscribed."""
 
-    def __init__(self, index: int, host: str, port: int, *, store: str, images: Path, workdir: Path,
-                 share: str = "bench", extra: tuple[str, ...] = ()) -> None:
-        self.client_id = f"{share}-{index}"
+    def __init__(self, index: int, host: str, port: int, *, store: str, images: Path, workdir: Path) -> None:
+        self.client_id = f"bench-{index}"
         self.args = [sys.executable, "-m", "edge", "-v", "listen", "--insecure-lab-mode", "--host", host,
-                     "--port", str(port), "--store", store, "--images", str(images), "--share", share,
-                     "--client-id", self.client_id, "--topic", "anpr/+/+/reads", *extra]
+                     "--port", str(port), "--store", store, "--images", str(images), "--share", "bench",
+                     "--client-id", self.client_id, "--topic", "anpr/+/+/reads"]
         self.log = workdir / f"{self.client_id}.log"
         self.proc: subprocess.Popen[str] | None = None
         self.stats: list[dict[str, int]] = []  # one per clean exit
@@ -97,14 +96,14 @@ class ListenerProcess:
         return sum(s.get("duplicates", 0) for s in self.stats)
 
 
-def read_payloads(count: int, *, start: int = 0, image_bytes: int = 0) -> Iterator[tuple[str, bytes, str]]:
+def read_payloads(count: int, *, image_bytes: int = 0) -> Iterator[tuple[str, bytes, str]]:
     """(topic, payload, id) of ``count`` valid reads spread over the simulated nodes."""
     import base64
     import hashlib
 
     base = datetime.now(UTC) - timedelta(minutes=10)
     image = base64.b64encode(os.urandom(image_bytes)).decode() if image_bytes else ""
-    for n in range(start, start + count):
+    for n in range(count):
         site, camera = NODES[n % len(NODES)]
         seq = n // len(NODES)
         rid = f"{site}.{camera}.{seq}.{hashlib.sha256(f'{site}{camera}{seq}'.encode()).hexdigest()[:8]}"
