@@ -16,7 +16,7 @@ import argparse
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -57,11 +57,6 @@ def describe(config: RetentionConfig) -> str:
 
     return (f"non-hit reads {days(config.non_hit_reads_s)}, hits {days(config.hit_reads_s)}, images "
             f"{days(config.images_s)}, logs {days(config.logs_s)}; purged every {config.purge_interval_s:g} s")
-
-
-def _chunks(items: list[Any]) -> Iterator[list[Any]]:
-    for start in range(0, len(items), _BATCH):
-        yield items[start:start + _BATCH]
 
 
 def _marks(n: int) -> str:
