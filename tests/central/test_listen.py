@@ -105,3 +105,16 @@ def test_print_shows_each_stored_read_and_where_its_image_file_is(tmp_path: Path
     line = capsys.readouterr().out
     assert "seq    7" in line and "AB07CDE" in line and "conf 0.90" in line
     assert f"image {tmp_path / 'images'}/" in line and f"{record.id}.jpg (plate_patch, 2 face regions" in line
+
+
+def test_listen_cli_takes_its_retention_from_a_file_and_purges_nothing_with_no_purge(tmp_path: Path) -> None:
+    from edge.central.listen import options_from_args
+
+    parser = argparse.ArgumentParser()
+    configure_parser(parser)
+    policy = tmp_path / "retention.yaml"
+    policy.write_text("retention:\n  non_hit_reads_s: 3600\n")
+    store = ["--insecure-lab-mode", "--store", str(tmp_path / "x.sqlite")]
+    options = options_from_args(parser.parse_args([*store, "--retention", str(policy)]))
+    assert options.retention is not None and options.retention.non_hit_reads_s == 3600
+    assert options_from_args(parser.parse_args([*store, "--no-purge"])).retention is None
