@@ -212,7 +212,7 @@ def open_node(
             detector=detector,
             reader=reader,
             formats=formats,
-            tracker=PlateTracker(config.track, views=OVERVIEW_VIEWS if _overview_may_leave(config) else 0),
+            tracker=PlateTracker(config.track, formats, views=OVERVIEW_VIEWS if _overview_may_leave(config) else 0),
             privacy=gate or privacy,
             outbox=ledger,
             detect_every=config.detect.every_n_frames,
