@@ -2,9 +2,11 @@
 
 OpenALPR's camera guide: European plates need about 90 px of width (at the resolution the plate is
 read at: here the ``main`` stream) for reliable reads, and there is no gain beyond about 250 px;
-wider than that only narrows the field of view. ``aim`` finds and reads plates exactly as the node
+wider than that only narrows the field of view. ``aim`` finds and reads plates as the node
 does (:class:`edge.read.finder.PlateFinder`: the configured detector, its second look, the OCR and the
-registration formats) over the configured camera, or over a video, image folder, stream or single
+registration formats; not the node's fine look for plates too small for the detection stream, which on a
+single frame adds false fits such as a foreign plate's fragment read as a UK dateless mark)
+over the configured camera, or over a video, image folder, stream or single
 image given on the command line, and measures only *plates*: from a camera or a recording, the vehicle
 passes the node would publish (tracked and voted by the node's own tracker, fitting one of its formats,
 or any with ``read.publish_unfitted``), each measured once, in the frame it was read best; from a single
