@@ -34,10 +34,18 @@ FLUSH_TIMEOUT_S = 30.0
 def check_config(args: argparse.Namespace) -> int:
     """Validate the file, then everything start-up would refuse on this machine (formats, models, state directory,
     hotlist, key files, a replay source); exit 2 naming each, change nothing."""
+    from pydantic import ValidationError
+
     from edge.clock import SystemClock
     from edge.node.preflight import preflight
 
-    config = load_config(args.config)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        if args.schema_only or not isinstance(exc.__cause__, ValidationError):
+            raise
+        raise ConfigError(f"{exc}\n(the models, files and directories it names are checked once the file is valid)"
+                          ) from exc
     findings = [] if args.schema_only else preflight(config, SystemClock().now())
     errors = [f.message for f in findings if f.is_error]
     for finding in findings:

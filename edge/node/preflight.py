@@ -10,6 +10,7 @@ Loading the models and opening the camera are the self-test's (they take time an
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,13 +35,28 @@ CHECKS = ("formats", "state", "models", "hotlist", "secrets", "source")
 
 
 def preflight(config: Config, now: datetime, checks: tuple[str, ...] = CHECKS) -> list[Finding]:
-    """Every finding of the named checks (all by default), errors and warnings, in the order start-up meets them."""
+    """Every finding of the named checks (all by default), errors and warnings, in the order start-up meets them:
+    a check goes on past a problem, so one run names them all (each once)."""
     steps = {"formats": _formats, "state": _state_dir, "models": _models, "hotlist": _hotlist, "secrets": _secrets,
              "source": _source}
     findings: list[Finding] = []
     for name in checks:
         try:
             findings.extend(steps[name](config, now))
+        except EdgeError as exc:
+            findings.append(Finding(str(exc), exc))
+    unique: dict[str, Finding] = {}
+    for finding in findings:
+        unique.setdefault(finding.message, finding)  # a manifest two models share is named once
+    return list(unique.values())
+
+
+def _each(*checks: Callable[[], object]) -> list[Finding]:
+    """Run every check; the refusal of each is a finding, and the next check still runs."""
+    findings = []
+    for check in checks:
+        try:
+            check()
         except EdgeError as exc:
             findings.append(Finding(str(exc), exc))
     return findings
@@ -69,25 +85,29 @@ def _state_dir(config: Config, now: datetime) -> list[Finding]:
     return []
 
 
-def _model(path: str, manifest: str, what: str) -> None:
+def _model(path: str, manifest: str, what: str) -> list[Finding]:
+    """A missing model file and an unreadable manifest are named together; the listing is checked once both are."""
     from edge.runtime import load_manifest
 
+    missing = _each(lambda: _exists(path, what))
+    listing = (lambda: load_manifest(manifest)) if missing else (lambda: load_manifest(manifest).by_file(path))
+    return missing + _each(listing)
+
+
+def _exists(path: str, what: str) -> None:
     if not Path(path).is_file():
         raise ModelError(f"{what} {path!r} does not exist (from {Path.cwd()}); install the models or fix the path")
-    load_manifest(manifest).by_file(path)
 
 
 def _models(config: Config, now: datetime) -> list[Finding]:
-    _model(config.read.model, config.read.manifest, "read.model")
+    findings = _model(config.read.model, config.read.manifest, "read.model")
     if "wpod" in (config.detect.backend, config.detect.second_look):
-        _model(config.detect.model, config.detect.manifest, "detect.model")
-    if config.privacy.images_may_leave:
-        try:
-            _model(config.privacy.face_model, config.read.manifest, "privacy.face_model")
-            _model(config.privacy.face_check_model, config.read.manifest, "privacy.face_check_model")
-        except ModelError as exc:  # start-up fails closed instead: the node runs, no image leaves
-            return [Finding(f"{exc}: the node will run, but no image will leave it")]
-    return []
+        findings += _model(config.detect.model, config.detect.manifest, "detect.model")
+    if config.privacy.images_may_leave:  # start-up fails closed instead: the node runs, no image leaves
+        faces = (_model(config.privacy.face_model, config.read.manifest, "privacy.face_model")
+                 + _model(config.privacy.face_check_model, config.read.manifest, "privacy.face_check_model"))
+        findings += [Finding(f"{f.message}: the node will run, but no image will leave it") for f in faces]
+    return findings
 
 
 def _hotlist(config: Config, now: datetime) -> list[Finding]:
@@ -104,19 +124,20 @@ def _readable(path: str | None, what: str) -> None:
 
 def _secrets(config: Config, now: datetime) -> list[Finding]:
     from edge.privacy.pseudonym import read_secret
+    from edge.publish.mqtt import check_key_file
 
-    privacy = config.privacy
+    privacy, mqtt = config.privacy, config.mqtt
+    checks: list[Callable[[], object]] = []
     if privacy.plate_mode == "pseudonymised" and privacy.pseudonym_key_file:
-        read_secret(privacy.pseudonym_key_file, what="privacy.pseudonym_key_file")
-    if config.mqtt is not None:
-        if config.mqtt.tls is not None:
-            from edge.publish.mqtt import check_key_file
-
-            _readable(config.mqtt.tls.ca_file, "mqtt.tls.ca_file")
-            _readable(config.mqtt.tls.cert_file, "mqtt.tls.cert_file")
-            check_key_file(config.mqtt.tls.key_file)
-        _readable(config.mqtt.password_file, "mqtt.password_file")
-    return []
+        key_file = privacy.pseudonym_key_file
+        checks.append(lambda: read_secret(key_file, what="privacy.pseudonym_key_file"))
+    if mqtt is not None:
+        if (tls := mqtt.tls) is not None:
+            checks += [lambda: _readable(tls.ca_file, "mqtt.tls.ca_file"),
+                       lambda: _readable(tls.cert_file, "mqtt.tls.cert_file"),
+                       lambda: check_key_file(tls.key_file)]
+        checks.append(lambda: _readable(mqtt.password_file, "mqtt.password_file"))
+    return _each(*checks)
 
 
 def _source(config: Config, now: datetime) -> list[Finding]:

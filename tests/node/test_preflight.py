@@ -93,6 +93,31 @@ def test_check_config_and_selftest_refuse_what_start_up_refuses(
     assert "Traceback" not in done.stderr
 
 
+def test_check_config_names_every_problem_in_one_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A newcomer fixed the two problems named, ran it again and met two more: each check goes on past a problem."""
+    node = make_node(tmp_path, broker_port=None)
+    gone = tmp_path / "gone"
+    edit(node, lambda d: d["read"].update(model=str(gone / "ocr.tflite"), manifest=str(gone / "manifest.json")))
+    edit(node, lambda d: d.update(mqtt={"host": "broker.example.net", "tls": {
+        "ca_file": str(gone / "ca.crt"), "cert_file": str(gone / "node.crt"), "key_file": str(gone / "node.key")}}))
+    assert main(["check-config", str(node.config)]) == 2
+    err = capsys.readouterr().err
+    problems = [line for line in err.splitlines() if line.startswith("  - ")]
+    for needle in ("read.model", "manifest", "mqtt.tls.ca_file", "mqtt.tls.cert_file", "mqtt.tls.key_file"):
+        assert sum(needle in line for line in problems) >= 1, (needle, err)
+    assert len(problems) == 5, err
+
+
+def test_a_manifest_two_models_share_is_named_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    node = make_node(tmp_path, broker_port=None)
+    gone = str(tmp_path / "gone" / "manifest.json")
+    edit(node, lambda d: d["read"].update(manifest=gone))
+    edit(node, lambda d: d.update(detect={"backend": "wpod", "model": str(node.models / "ocr.tflite"),
+                                          "manifest": gone}))
+    assert main(["check-config", str(node.config)]) == 2
+    assert capsys.readouterr().err.count(gone) == 1
+
+
 def test_a_sequence_file_run_refuses_fails_selftest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     node = make_node(tmp_path, broker_port=free_port())
     _seq_file(node)
