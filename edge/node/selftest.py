@@ -156,8 +156,9 @@ def check_models(config: Config) -> Check:
             model = open_model(path, load_manifest(manifest_path), threads=1)
             loaded.append(f"{model.entry.name} {model.entry.sha256[:12]}")
     except EdgeError as exc:
-        return _fail("models", str(exc), "reinstall the models: sudo /opt/edge-anpr/venv/bin/python -m "
-                     "edge.runtime.fetch (or re-run scripts/install-node.sh); never edit a model file", EXIT_MODEL)
+        return _fail("models", str(exc), "reinstall the models from the release's checkout: sudo "
+                     "scripts/install-node.sh (it copies models/ and checks every sha256); never edit a model file",
+                     EXIT_MODEL)
     return _pass("models", "sha256 ok and loaded: " + ", ".join(loaded))
 
 

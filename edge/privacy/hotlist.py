@@ -39,6 +39,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import secrets
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -56,6 +57,7 @@ FORMAT_ID = "anpr.hotlist/1"
 CONFUSABLE_PAIRS = (("O", "0"), ("I", "1"), ("S", "5"), ("B", "8"), ("Z", "2"))
 _SWAP = {a: b for pair in CONFUSABLE_PAIRS for a, b in (pair, pair[::-1])}
 _INTEGRITY = ("sha256", "hmac_sha256")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 _KNOWN = {"format", "list_id", "valid_until", "plates", "hashes", "key_id", *_INTEGRITY}
 
 
@@ -149,8 +151,8 @@ class Hotlist:
             return False
         return any(plate_hmac(self._key, v) in self._hashes for v in confusable_variants(norm, self._confusables))
 
-    def save(self, path: str | Path) -> None:
-        """Write the hashed-only form (no plate text) with a sha256 checksum, atomically, mode 0600."""
+    def hashed_doc(self) -> dict[str, Any]:
+        """The hashed-only ``anpr.hotlist/1`` document (no plate text) with its sha256 checksum."""
         doc: dict[str, Any] = {
             "format": FORMAT_ID,
             "list_id": self.list_id,
@@ -159,7 +161,11 @@ class Hotlist:
             "key_id": self.key_id,
         }
         doc["sha256"] = hashlib.sha256(canonical_body(doc)).hexdigest()
-        write_atomic(Path(path), json.dumps(doc, indent=1).encode("utf-8"))
+        return doc
+
+    def save(self, path: str | Path) -> None:
+        """Write the hashed-only form (no plate text) with a sha256 checksum, atomically, mode 0600."""
+        write_atomic(Path(path), json.dumps(self.hashed_doc(), indent=1).encode("utf-8"))
 
 
 def write_hotlist(
@@ -193,7 +199,16 @@ def load_hotlist(
     Without ``hash_key`` a random key is used for this process, and pre-hashed entries are refused.
     """
     p = Path(path)
-    doc = _read(p)
+    return hotlist_from_doc(_read(p), origin=p, now=now, grace=grace, confusables=confusables, hash_key=hash_key,
+                            signing_key=signing_key)
+
+
+def hotlist_from_doc(
+    doc: dict[str, Any], *, origin: str | Path, now: datetime, grace: timedelta, confusables: int = 1,
+    hash_key: bytes | None = None, signing_key: bytes | None = None,
+) -> Hotlist:
+    """Verify and load a hotlist document already read (a file's, or a fleet push's); errors name ``origin``."""
+    p = Path(origin)
     _verify(p, doc, signing_key)
     if doc.get("format") != FORMAT_ID:
         raise HotlistError(f"hotlist {str(p)!r}: format {doc.get('format')!r} is not {FORMAT_ID!r}")
@@ -356,7 +371,7 @@ def _entries(p: Path, doc: dict[str, Any], key: bytes) -> list[str]:
                 "(set privacy.hotlist_key_file to the key the list was hashed with)"
             )
         for i, h in enumerate(hashes):
-            if not (isinstance(h, str) and len(h) == 64 and all(c in "0123456789abcdef" for c in h)):
+            if not (isinstance(h, str) and _HEX64.fullmatch(h)):
                 raise HotlistError(f"hotlist {str(p)!r}: hashes[{i}] is not 64 lowercase hex digits")
             out.append(h)
     return out

@@ -17,7 +17,9 @@ from jsonschema.exceptions import ValidationError
 
 from edge.clock import iso_ms
 
-SCHEMA_IDS: Mapping[str, str] = {"read": "anpr.read/1", "status": "anpr.status/1", "health": "anpr.health/1"}
+SCHEMA_IDS: Mapping[str, str] = {
+    "read": "anpr.read/1", "status": "anpr.status/1", "health": "anpr.health/1", "ctl": "anpr.ctl/1",
+}
 
 
 class InvalidMessageError(ValueError):
