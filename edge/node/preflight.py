@@ -2,8 +2,9 @@
 start share, so a config that passes ``check-config`` does not then stop the service.
 
 Every check reads and changes nothing: the formats named exist, the model files resolve and are listed in their
-manifests, the state directory is a writable directory (or can be made), the hotlist loads (an expired one is a
-warning: the node runs without it), the key, certificate and password files are readable, a replay source exists.
+manifests, the state directory is a writable directory (or can be made) and its outbox is not damaged (a warning:
+the node sets a damaged one aside), the hotlist loads (an expired one is a warning: the node runs without it), the
+key, certificate and password files are readable, a replay source exists.
 Loading the models and opening the camera are the self-test's (they take time and need the hardware).
 """
 
@@ -31,14 +32,14 @@ class Finding:
         return self.error is not None
 
 
-CHECKS = ("formats", "state", "models", "hotlist", "secrets", "source")
+CHECKS = ("formats", "state", "outbox", "models", "hotlist", "secrets", "source")
 
 
 def preflight(config: Config, now: datetime, checks: tuple[str, ...] = CHECKS) -> list[Finding]:
     """Every finding of the named checks (all by default), errors and warnings, in the order start-up meets them:
     a check goes on past a problem, so one run names them all (each once)."""
-    steps = {"formats": _formats, "state": _state_dir, "models": _models, "hotlist": _hotlist, "secrets": _secrets,
-             "source": _source}
+    steps = {"formats": _formats, "state": _state_dir, "outbox": _outbox, "models": _models, "hotlist": _hotlist,
+             "secrets": _secrets, "source": _source}
     findings: list[Finding] = []
     for name in checks:
         try:
@@ -83,6 +84,22 @@ def _state_dir(config: Config, now: datetime) -> list[Finding]:
     if not state.exists() and parent is not None and not parent.is_dir():
         raise StateError(f"node.state_dir {str(state)!r} cannot be made: {parent} is a file")
     return []
+
+
+def _outbox(config: Config, now: datetime) -> list[Finding]:
+    """A damaged outbox is a warning: start-up moves it aside and goes on with what SQLite can still read (the
+    outbox checks it again as it opens, so start-up itself leaves this check out)."""
+    from edge.outbox.salvage import damaged_reason
+    from edge.outbox.store import FILENAME
+
+    state = Path(config.node.state_dir)
+    if not state.is_dir():
+        return []
+    damage = damaged_reason(state / FILENAME)
+    if damage is None:
+        return []
+    return [Finding(f"outbox {state / FILENAME} is damaged ({damage}): the node will move it aside, start a new one "
+                    "with the reads SQLite can still read from it, and report outbox_set_aside in health")]
 
 
 def _model(path: str, manifest: str, what: str) -> list[Finding]:

@@ -110,14 +110,16 @@ def state_notes(state: Path, config: Config) -> list[str]:
     """Read the node's state files as start-up does: a refused sequence file fails (run exits 6); damage the node
     survives (a damaged outbox or audit tail, set aside at start) is a warning."""
     from edge.node.sequence import SequenceFile
-    from edge.outbox.store import FILENAME, damaged_reason
+    from edge.outbox.salvage import damaged_reason
+    from edge.outbox.store import FILENAME
     from edge.privacy.audit import last_good
 
     SequenceFile(state / "seq").load()
     notes: list[str] = []
     damage = damaged_reason(state / FILENAME)
     if damage is not None:
-        notes.append(f"{FILENAME} is damaged ({damage}); the node will set it aside and start an empty one")
+        notes.append(f"{FILENAME} is damaged ({damage}); the node will set it aside and start a new one with "
+                     "what SQLite can still read from it")
     audit = state / config.privacy.audit_file
     if audit.is_file():
         good_end, _ = last_good(audit)

@@ -14,10 +14,13 @@ transaction as the message it records the next sequence number and the read's au
 ``journal``), so a crash can never leave a read without its audit entry, an audit entry without its
 read, or a sequence number that is used again.
 
-A file that is not an SQLite database (truncated to 0 bytes, overwritten) is moved aside to
-``outbox.sqlite.damaged-<time>`` and a new outbox is started, loudly: an error in the log, and
-``outbox_set_aside`` in health for as long as the damaged file is kept. A new outbox is made under a
-temporary name and renamed into place, so a crash while creating it cannot leave an empty file behind.
+A damaged file (not an SQLite database, one SQLite cannot open, or one ``PRAGMA quick_check`` faults; see
+``edge.outbox.salvage``) is moved aside to ``outbox.sqlite.damaged-<time>`` and a new outbox is started with every
+row SQLite could still read from it (unsent messages, their audit entries, the next sequence number, the
+counters), loudly: an error in the log, and ``outbox_set_aside`` in health for as long as the damaged file is kept.
+The new outbox is written in full under ``outbox.sqlite.salvaged`` before the damaged file is moved, so a crash in
+between finds it at the next start. A new outbox is made under a temporary name and renamed into place, so a crash
+while creating it cannot leave an empty file behind.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from edge.clock import Clock
 from edge.config.model import OutboxConfig
 from edge.domain import OutgoingMessage
 from edge.errors import StateError
+from edge.outbox.salvage import Salvaged, damaged_reason, is_corruption, salvage
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +65,6 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 _COUNTERS = ("dropped_age", "dropped_bytes", "rejected", "audit_breaks")
-_HEADER = b"SQLite format 3\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,16 +176,18 @@ class Outbox:
             raise StateError(f"state directory {directory} does not exist: create it (systemd StateDirectory=)")
         if not os.access(directory, os.W_OK | os.X_OK):
             raise StateError(f"state directory {directory} is not writable by this user: the outbox needs it")
+        self._finish_salvage()
         damage = damaged_reason(self._path)
         if damage is not None:
-            self._set_aside(damage)
+            self._replace_damaged(damage)
         if not self._path.exists():
             self._create()
         try:
             db = _connect(self._path)
             self._bytes = int(db.execute("SELECT COALESCE(SUM(size), 0) FROM messages").fetchone()[0])
         except sqlite3.Error as exc:
-            raise StateError(f"outbox {self._path} cannot be opened: {exc}") from exc
+            hint = " (damaged after the check at start: restart the node to set it aside)" if is_corruption(exc) else ""
+            raise StateError(f"outbox {self._path} cannot be opened: {exc}{hint}") from exc
         self._db = db
         depth = self.depth()
         if depth:
@@ -207,18 +212,56 @@ class Outbox:
         except (sqlite3.Error, OSError) as exc:
             raise StateError(f"outbox {self._path} cannot be created: {exc}") from exc
 
-    def _set_aside(self, reason: str) -> None:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        aside = self._path.with_name(f"{self._path.name}.damaged-{stamp}")
+    def _replace_damaged(self, reason: str) -> None:
+        """Write what SQLite can still read from the damaged outbox into ``<name>.salvaged``, move the damaged file
+        aside, then put the salvaged one in its place (a crash in between: :meth:`_finish_salvage`)."""
+        salvaged = salvage(self._path)
+        keep = self._salvaged_path()
+        _remove_with_sidecars(keep)
         try:
-            for src in (self._path, *_sidecars(self._path)):
+            db = _connect(keep)
+            try:
+                _write_salvaged(db, salvaged)
+            finally:
+                db.close()  # a clean close folds the WAL back: one self-contained file
+            _fsync_file(keep)
+        except (sqlite3.Error, OSError) as exc:
+            raise StateError(f"outbox {self._path} is damaged ({reason}) and what it holds cannot be copied to "
+                             f"{keep.name}: {exc}") from exc
+        aside = self._set_aside(reason)
+        self._finish_salvage()
+        log.error("outbox %s is damaged (%s): moved aside to %s and a new outbox started with what SQLite could "
+                  "still read from it: %s (health shows outbox_set_aside while that file is kept)", self._path,
+                  reason, aside, salvaged.summary())
+
+    def _salvaged_path(self) -> Path:
+        return self._path.with_name(self._path.name + ".salvaged")
+
+    def _finish_salvage(self) -> None:
+        """A salvaged outbox is put in place once the damaged one is aside; beside a damaged one it is stale."""
+        keep = self._salvaged_path()
+        if not keep.exists():
+            return
+        try:
+            if self._path.exists():  # the damaged file was not moved yet: salvaged again from it
+                _remove_with_sidecars(keep)
+                return
+            os.replace(keep, self._path)
+            _fsync_dir(self._path.parent)
+        except OSError as exc:
+            raise StateError(f"outbox {self._path}: cannot put {keep.name} in place: {exc.strerror or exc}") from exc
+
+    def _set_aside(self, reason: str) -> str:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        aside = self._path.with_name(f"{self._path.name}.damaged-{stamp}")
+        try:  # the write-ahead log first: a log left beside a new outbox would be replayed into it
+            for src in (*_sidecars(self._path), self._path):
                 if src.exists():
                     os.replace(src, aside.with_name(aside.name + src.name[len(self._path.name):]))
+            _fsync_dir(self._path.parent)
         except OSError as exc:
             raise StateError(f"outbox {self._path} is damaged ({reason}) and cannot be moved aside: {exc}") from exc
-        log.error("outbox %s is damaged (%s): moved aside to %s and a new, empty outbox started; the reads it held "
-                  "are not published (health shows outbox_set_aside while that file is kept)", self._path, reason,
-                  aside.name)
+        return aside.name
 
     def set_aside_files(self) -> list[str]:
         """Damaged outboxes moved aside and still kept beside this one (names), for health."""
@@ -572,20 +615,34 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-def damaged_reason(path: Path) -> str | None:
-    """Why the file at ``path`` is not an outbox (None when it is one, or is absent)."""
+def _remove_with_sidecars(path: Path) -> None:
+    for leftover in (path, *_sidecars(path)):
+        leftover.unlink(missing_ok=True)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
-        with path.open("rb") as f:
-            header = f.read(len(_HEADER))
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise StateError(f"outbox {path} cannot be read: {exc.strerror or exc}") from exc
-    if not header:
-        return "it is empty (0 bytes)"
-    if header != _HEADER:
-        return "it is not an SQLite database"
-    return None
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_salvaged(db: sqlite3.Connection, salvaged: Salvaged) -> None:
+    """The rows salvaged from a damaged outbox, in one transaction; the next sequence number covers every read."""
+    db.execute("BEGIN IMMEDIATE")
+    db.executemany(
+        "INSERT OR IGNORE INTO messages (message_id, topic, payload, captured_us, kind, size)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [(m.message_id, m.topic, m.payload, m.captured_us, m.kind,
+          len(m.payload) + len(m.topic.encode()) + len(m.message_id.encode())) for m in salvaged.messages],
+    )
+    db.executemany("INSERT OR REPLACE INTO journal (n, line) VALUES (?, ?)", salvaged.journal)
+    db.executemany("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", salvaged.meta)
+    db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('next_seq', ?)", (str(salvaged.next_seq),))
+    db.executemany("INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)",
+                   [(n, v) for n, v in salvaged.counters if n in _COUNTERS])
+    db.execute("COMMIT")
 
 
 def _recorded(db: sqlite3.Connection) -> Recorded:

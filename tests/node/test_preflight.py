@@ -5,6 +5,7 @@ damage it sets aside) is a warning in the first two and a health field in the th
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,8 +18,10 @@ import pytest
 import yaml
 from support.broker import free_port
 from support.field import NodeFiles, make_node, run_cli
+from support.reads import SettableClock, make_read, node_config, outbox_config
 
 from edge.cli import main
+from edge.outbox.store import Outbox
 from edge.privacy.hotlist import write_hotlist
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,3 +171,23 @@ def test_a_plain_text_hotlist_the_service_could_not_delete_is_refused_everywhere
     assert done.returncode == 2, done.stderr
     assert "holds plate text, which must not stay on the node's disk" in done.stderr
     assert (folder / "hotlist.json").exists()
+
+
+def test_a_damaged_outbox_is_a_warning_and_the_node_sets_it_aside_and_runs_saying_so_in_health(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    node = make_node(tmp_path, broker_port=free_port(), extra="health: {interval_s: 1}\n")
+    node.state.mkdir(parents=True)
+    outbox = node.state / "outbox.sqlite"
+    with Outbox(outbox, outbox_config(), SettableClock()) as box:
+        for seq in range(200):
+            box.put(make_read(node_config(), seq, pad=64), seq=seq)
+    os.truncate(outbox, outbox.stat().st_size // 2)
+    assert main(["check-config", str(node.config)]) == 0
+    out = capsys.readouterr().out
+    assert "warning: outbox" in out and "is damaged" in out, out  # it said OK, then run exited 6 on every start
+    done = run_cli("run", "--config", str(node.config), timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "recovered" in done.stderr
+    health = json.loads((node.state / "health.json").read_text())
+    assert health["outbox_set_aside"].startswith("outbox.sqlite.damaged-")

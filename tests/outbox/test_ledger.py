@@ -8,6 +8,7 @@ import argparse
 import dataclasses
 import json
 import os
+import random
 import sqlite3
 from pathlib import Path
 
@@ -237,6 +238,34 @@ def test_a_truncated_or_overwritten_outbox_is_set_aside_loudly_and_numbering_goe
     assert again.next_seq == 3, "the sequence file carries the numbering over"
     again.put(1)
     assert check(state / "audit.jsonl").clean
+
+
+@pytest.mark.parametrize("damage", ["cut to half its size", "20 blocks of random bytes past 4096"])
+def test_an_outbox_sqlite_cannot_read_is_set_aside_its_readable_reads_kept_numbered_and_audited_once(
+    state: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    node = Node(state)
+    sent = node.put(200)
+    node.close()
+    path = state / "outbox.sqlite"
+    size = path.stat().st_size
+    if damage.startswith("cut"):
+        os.truncate(path, size // 2)
+    else:
+        rnd = random.Random(6)
+        with path.open("r+b") as f:
+            for _ in range(20):
+                f.seek(rnd.randrange(4096, size - 64))
+                f.write(rnd.randbytes(64))
+    again = Node(state)  # was: StateError "cannot be opened: database disk image is malformed" on every start
+    assert "is damaged" in caplog.text and "recovered" in caplog.text
+    assert again.outbox.set_aside_files()[0].startswith("outbox.sqlite.damaged-")
+    kept = stored(state)
+    assert kept and set(kept) <= {read(seq).message_id for seq in sent}
+    assert again.next_seq == 200, "no number is used twice"
+    again.put(1)
+    assert check(state / "audit.jsonl", recorded_audit_head(state / "outbox.sqlite")).clean
+    assert audited(state) == [read(seq).message_id for seq in range(201)], "each read audited once"
 
 
 def test_a_new_outbox_never_exists_half_made(state: Path) -> None:
