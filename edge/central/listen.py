@@ -39,6 +39,7 @@ from edge.clock import Clock, SystemClock
 from edge.config.model import RetentionConfig
 from edge.errors import BrokerError, ConfigError, StateError
 from edge.publish.topics import all_nodes
+from edge.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -244,11 +245,12 @@ class ReadShower:
         saved = ""
         if read.image is not None:
             path = self.images.root / self.images.relative_path(read)
-            saved = f"  image {path} ({read.image.kind}, {read.image.regions} face regions redacted)"
+            saved = f"  image {path} ({read.image.kind}, {counted(read.image.regions, 'face region')} redacted)"
         plate = read.plate or (read.plate_hash or "")[:12] or "-"
         conf = "-" if read.confidence is None else f"{read.confidence:.2f}"
-        print(f"central: received seq {read.seq:>4}  {read.document['time']}  {plate:<10} conf {conf}"
-              f"  {read.direction or ''}{saved}", flush=True)
+        direction = "direction unknown" if read.direction == "unknown" else (read.direction or "")  # read.v1.json
+        print(f"central: received seq {read.seq:>4}  time (best sighting) {read.document['time']}  {plate:<10} "
+              f"conf {conf}  {direction}{saved}", flush=True)
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -339,5 +341,12 @@ def main(args: argparse.Namespace) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    print(json.dumps(stats.as_dict()))
+    if args.print:  # a person reads this stream: the totals in words
+        print(f"central: stopped; {_totals(stats.as_dict())}", flush=True)
+    else:
+        print(json.dumps(stats.as_dict()))
     return 0
+
+
+def _totals(counts: dict[str, object]) -> str:
+    return ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in counts.items())

@@ -18,10 +18,12 @@ from edge.config import Config, load_config
 from edge.config.lab import lab_config
 from edge.domain import Frame, OutgoingMessage, VehiclePass
 from edge.errors import ConfigError
+from edge.wording import counted
 
 if TYPE_CHECKING:
     from edge.app import Node
     from edge.evaluate.progress import ReplayProgress
+    from edge.evaluate.replay import TimedSource
     from edge.node.clocksync import ClockMonitor
     from edge.node.health import HealthReporter
     from edge.node.service import ServiceHooks, SocketNotifier
@@ -205,7 +207,7 @@ def replay_config(args: argparse.Namespace) -> Config:
 def replay(args: argparse.Namespace) -> int:
     from edge.app import LIVE_SOURCES, build_source, open_node, recording_clock
     from edge.clock import SystemClock
-    from edge.evaluate.progress import ReplayProgress, frame_count
+    from edge.evaluate.progress import ReplayProgress, frame_count, recording_length_s
     from edge.evaluate.replay import (
         PassRecorder,
         TimedSource,
@@ -227,7 +229,7 @@ def replay(args: argparse.Namespace) -> int:
     started = time.monotonic()
 
     def count(frame: Frame) -> None:
-        progress.frame(recorder.passes)
+        progress.frame(recorder.passes, frame.index)
 
     # a recording is aged, expired and stamped by its own time from its start (also before its first frame, and
     # on a replay that continues an earlier one's outbox), so old recordings replay like live ones; as `run` does
@@ -248,6 +250,8 @@ def replay(args: argparse.Namespace) -> int:
             "source": str(args.source),
             "state_dir": config.node.state_dir,
             "frames": stats.frames,
+            "recording_s": _recording_s(source, recording_length_s(config.capture.source, config.capture.path,
+                                                                   config.capture.fps)),
             "frames_dropped": stats.frames_dropped + (source.skipped if source is not None else 0),
             "fps": round(stats.frames / elapsed, 2) if elapsed > 0 else None,
             "detect_every": config.detect.every_n_frames,
@@ -273,22 +277,32 @@ def replay(args: argparse.Namespace) -> int:
     if args.report:
         frame_at = video_frame_at(args.source) if config.capture.source == "video" else None
         summary["report"] = str(write_report(args.report, summary, title=f"Replay of {args.source}",
-                                             found=recorder.found, result=result, frame_at=frame_at))
+                                             found=recorder.found, result=result, frame_at=frame_at,
+                                             recording_s=summary["recording_s"]))
     if result is not None and not args.json:
         print(table(result))
     summary["reads"] = printer.reads
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"{stats.frames} frames at {summary['fps']} fps ({summary['frames_dropped']} dropped), "
-              f"{summary['passes']} vehicle passes, p95 latency {summary['latency_p95_ms']} ms, "
-              f"{stats.messages} reads queued; {_delivery(summary)}"
+        print(f"{counted(stats.frames, 'frame')} at {summary['fps']} fps ({summary['frames_dropped']} dropped), "
+              f"{counted(summary['passes'], 'vehicle pass')}, p95 latency {summary['latency_p95_ms']} ms, "
+              f"{counted(stats.messages, 'read')} queued; {_delivery(summary)}"
               + (f"; report {summary['report']}" if "report" in summary else ""), file=sys.stderr)
+    if not progress.enabled and (short := progress.short_end()):
+        print(f"replay: {short}", file=sys.stderr)
     if summary["decode_failures"] or summary["frames_refused"]:
-        print(f"replay: WARNING: {summary['decode_failures']} frame(s) could not be decoded and "
-              f"{summary['frames_refused']} were refused as too large (capture.max_pixels): the source is damaged "
+        print(f"replay: WARNING: {counted(summary['decode_failures'], 'frame')} could not be decoded and "
+              f"{summary['frames_refused']} refused as too large (capture.max_pixels): the source is damaged "
               f"or not what the node expects", file=sys.stderr)
     return 0
+
+
+def _recording_s(source: TimedSource | None, announced_s: float | None) -> float | None:
+    """How long the recording is: what the file announces, or up to its last frame when that is later."""
+    seen = (source.last - source.start).total_seconds() if source and source.last and source.start else 0.0
+    length = max(announced_s or 0.0, seen)
+    return round(length, 2) if length > 0 else None
 
 
 def _delivery(summary: dict[str, Any]) -> str:
@@ -323,8 +337,9 @@ class _PassPrinter:
         })
         if not self.quiet:
             self.progress.clear()
-            print(f"node: {iso_ms(p.first_seen)}  {p.display:<10} conf {p.confidence:.2f}  "
-                  f"{p.format_name or 'no format':<20} {p.direction or '-':<11} {p.sightings:>3} sightings  "
+            print(f"node: first seen {iso_ms(p.first_seen)}  {p.display:<10} conf {p.confidence:.2f}  "
+                  f"{p.format_name or 'no format':<20} {p.direction or 'direction unknown':<17} "
+                  f"{counted(p.sightings, 'sighting'):>13}  "
                   f"{'queued ' + message.message_id if message else 'not sent (policy)'}", flush=True)
 
 

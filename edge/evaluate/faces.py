@@ -43,6 +43,7 @@ from edge.evaluate.progress import Progress
 from edge.privacy.bench import frame_size
 from edge.privacy.faces import DETECTORS, RedactorSettings, build_redactor
 from edge.privacy.redact import RedactionFailed, Redactor
+from edge.wording import counted
 
 COVER_SHARE = 0.9
 MIN_FACE_PX = 24
@@ -306,9 +307,9 @@ def format_table(r: dict[str, Any]) -> str:
         f"  images        {r['images']}",
         f"  faces         {r['faces']}  (covered {r['covered']})",
         f"  recall        {_fmt(r['recall'])}",
-        f"  recall_min24  {_fmt(r['recall_min24'])}  ({r['faces_min24']} faces >= {MIN_FACE_PX} px tall)",
-        f"  false regions {_fmt(r['false_per_image'])} per image  ({r['false_regions']} covering no labelled face; "
-        f"median {r['false_median']} per image)",
+        f"  recall_min24  {_fmt(r['recall_min24'])}  ({counted(r['faces_min24'], 'face')} >= {MIN_FACE_PX} px tall)",
+        f"  false regions {_fmt(r['false_per_image'])} per image  ({counted(r['false_regions'], 'region')} covering "
+        f"no labelled face; median {r['false_median']} per image)",
         f"  false_area    {_fmt(r['false_area'])}  (share of redacted pixels outside labelled faces)",
         f"  redacted      {_fmt(r['redacted_share'])} of each image on average",
         f"  dropped       {r['dropped']}  {r['dropped_reasons'] or ''}",
@@ -343,7 +344,7 @@ def write_index(report: Path, scores: Sequence[ImageScore], result: dict[str, An
     items = [s for s in scores if not all(s.covered) or s.dropped]
     rows = "\n".join(
         f"<figure><img src='{html.escape(Path(s.file).stem)}.report.png'><figcaption>{html.escape(s.file)}: "
-        f"{len(s.covered) - sum(s.covered)} of {len(s.faces)} faces missed"
+        f"{len(s.covered) - sum(s.covered)} of {counted(len(s.faces), 'face')} missed"
         f"{' (dropped: ' + html.escape(s.dropped) + ')' if s.dropped else ''}</figcaption></figure>"
         for s in items
     )

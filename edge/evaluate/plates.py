@@ -43,6 +43,7 @@ from edge.read.crop import FormatMatcher, crop_box, read_box
 from edge.read.factory import READERS, build_reader, default_model
 from edge.read.finder import PlateFinder, Sighting, shrunk
 from edge.read.formats import FormatSet, normalise
+from edge.wording import counted
 
 DETECTED_IOU = 0.5
 MATCH_IOU = 0.1
@@ -148,6 +149,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    "or 'none' to score raw reads "
                    "(default: the config's read.formats)")
     p.add_argument("--formats-file", help="YAML file of extra formats (as read.formats_file)")
+    p.add_argument("--country", help="comma-separated country codes whose formats to read (as read.country; "
+                   "with no --formats, their formats alone)")
     p.add_argument("--min-confidence", type=float, help="reads below this are dropped (default: config)")
     p.add_argument("--date", help="capture date for the age-identifier check, YYYY-MM-DD (default: today)")
     p.add_argument("--truth-boxes", action="store_true",
@@ -195,6 +198,10 @@ def node_config(args: argparse.Namespace) -> Config:
         read["formats"] = tuple(n.strip() for n in args.formats.split(",") if n.strip())
     if args.formats_file:
         read["formats_file"] = args.formats_file
+    if args.country:
+        read["country"] = tuple(c.strip() for c in args.country.split(",") if c.strip())
+        if not args.formats:
+            read["formats"] = ()  # as a config naming a country and no formats
     data = config.model_dump()
     data["read"] = {**data["read"], **read}
     data["detect"] = {**data["detect"], "threads": args.threads}
@@ -202,7 +209,9 @@ def node_config(args: argparse.Namespace) -> Config:
 
 
 def build_stages(config: Config, args: argparse.Namespace) -> Stages:
-    format_set = None if args.formats == "none" else FormatSet.load(config.read.formats, config.read.formats_file)
+    format_set = None if args.formats == "none" else FormatSet.load(
+        config.read.formats, config.read.formats_file, config.read.country
+    )
     formats: FormatMatcher = _NoFormats() if format_set is None else format_set
     return Stages(
         detector=None if args.truth_boxes else build_detector(config.detect, args.detector),
@@ -239,6 +248,7 @@ def evaluate(args: argparse.Namespace, stages: Stages | None = None) -> tuple[di
         "reader": type(stages.reader).__name__,
         "model": config.read.model,
         "formats": "none" if args.formats == "none" else list(config.read.formats),
+        "country": list(config.read.country),
         "min_confidence": config.read.min_confidence,
         "lores_size": list(config.capture.lores_size),
     })
@@ -350,6 +360,8 @@ def _ratio(num: int, den: int) -> float | None:
 
 def format_table(r: dict[str, Any]) -> str:
     formats = r["formats"] if r["formats"] == "none" else ",".join(r["formats"])
+    if r.get("country") and r["formats"] != "none":
+        formats = f"of {','.join(r['country'])}" + (f" and {formats}" if formats else "")
     lines = [
         f"eval plates {r['dir']}: detector {r['detector']} (second look {r['second_look']}), "
         f"reader {r['reader']} ({r['model']}), "
@@ -357,7 +369,7 @@ def format_table(r: dict[str, Any]) -> str:
         f"  images        {r['images']}",
         f"  plates        {r['plates']}",
         f"  detected      {r['detected']}  ({_fmt(r['detected_rate'])} at IoU >= {DETECTED_IOU}; "
-        f"{r['false_detections']} detections on no plate)",
+        f"{counted(r['false_detections'], 'detection')} on no plate)",
         f"  read          {r['read']}",
         f"  exact         {r['exact']}  ({_fmt(r['exact_rate'])})",
         f"  folded        {r['folded']}  ({_fmt(r['folded_rate'])}, O=0 and I=1)",
@@ -365,7 +377,7 @@ def format_table(r: dict[str, Any]) -> str:
     ]
     if r["formats"] != "none":
         lines.append("  (reads are fitted to the formats above, as the node does; score other countries' plates "
-                     "with --formats none or their own --formats-file)")
+                     "with --country, --formats none or their own --formats-file)")
     misses = r["misses"]
     lines += [f"  miss {m['image']:24} truth {m['truth']:10} read {m['read'] or '-':10} iou {m['iou']:.2f}"
               for m in misses[:20]]

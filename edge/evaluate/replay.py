@@ -219,6 +219,7 @@ def _start(o: Outcome) -> float:
 # What the replay summary's counts mean, shown under the report's summary table.
 GLOSSARY: dict[str, str] = {
     "frames": "frames read from the source",
+    "recording_s": "how long the recording is, in seconds (the timeline spans it)",
     "detect_every": "plates were looked for on every N-th frame (detect.every_n_frames)",
     "passes": "vehicle passes: tracks whose voted read was good enough to be a pass (previews left out), "
               "including those then held back because their read fits no allowed format (unfitted_dropped)",
@@ -262,8 +263,10 @@ def write_report(
     found: Sequence[FoundPass],
     result: Score | None = None,
     frame_at: Callable[[float], Image | None] | None = None,
+    recording_s: float | None = None,
 ) -> Path:
-    """``index.html``: the summary (with what its counts mean), a timeline, every pass with its crop,
+    """``index.html``: the summary (with what its counts mean), a timeline over the whole recording
+    (``recording_s`` long, when known), every pass with its crop (small ones shown enlarged, pixel for pixel),
     confidence, format and direction, and, given a scored ``result``, the outcome of each and the errors.
 
     A missed pass has no crop; given ``frame_at`` (seconds -> frame), a small still from the middle of
@@ -283,7 +286,8 @@ def write_report(
                   if kind else "")
         passes.append(
             f"<tr><td>{n + 1}</td><td>{f.first_s:.1f}-{f.last_s:.1f}</td><td class='plate'>{_esc(f.plate)}</td>"
-            f"<td>{f.confidence:.2f}</td><td>{_esc(f.format_name or 'none')}</td><td>{_esc(f.direction or '-')}</td>"
+            f"<td>{f.confidence:.2f}</td><td>{_esc(f.format_name or 'none')}</td>"
+            f"<td>{_esc(f.direction or 'unknown')}</td>"
             f"<td>{f.sightings}</td>{scored}<td>{img or 'no crop'}</td>"
             f"<td class='id'>{_esc(f.message_id or 'not sent (policy)')}</td></tr>"
         )
@@ -295,11 +299,11 @@ def write_report(
     if result is not None:
         legend = ("Grey: truth (when the plate is in view). Coloured: published passes (" + ", ".join(
             f"<span style='color:{c}'>{k}</span>" for k, c in COLOURS.items() if k != "missed") + "); red: missed.")
-        timeline = timeline_svg(result)
+        timeline = timeline_svg(result, end_s=recording_s)
     else:
         legend = ("One bar per published pass, from first to last sighting, coloured by confidence (green sure, "
                   "orange unsure). No truth was given: pass <code>--truth CSV</code> to score the reads.")
-        timeline = passes_svg(found)
+        timeline = passes_svg(found, end_s=recording_s)
     if result is None:
         error_part = ""
     elif not errors:
@@ -310,6 +314,7 @@ def write_report(
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:2px 8px;
 text-align:left;border-bottom:1px solid #ddd;vertical-align:middle}}img{{max-height:60px}}img.still{{max-height:180px}}
+img.enlarged{{max-height:none;image-rendering:pixelated}}
 td.note{{color:#555;font-size:90%;max-width:50em}}td.plate{{font-family:monospace;font-size:120%}}
 td.id{{font-family:monospace;font-size:80%;color:#555}}</style></head><body>
 <h1>{html.escape(title)}</h1><h2>Summary</h2><table>{counts}</table>
@@ -324,11 +329,20 @@ td.id{{font-family:monospace;font-size:80%;color:#555}}</style></head><body>
     return index
 
 
+CROP_MIN_WIDTH = 160  # px: a smaller crop is shown enlarged by a whole factor, so its pixels stay sharp squares
+
+
 def _crop_img(out: Path, name: str, crop: Image | None, alt: str) -> str:
+    """The crop saved as it was, and shown at least CROP_MIN_WIDTH wide (its size in the tooltip)."""
     if crop is None or not crop.size:
         return ""
     cv2.imwrite(str(out / name), crop)
-    return f'<img src="{html.escape(name)}" alt="{html.escape(alt)}">'
+    h, w = crop.shape[:2]
+    factor = -(-CROP_MIN_WIDTH // w)  # ceiling
+    if factor <= 1:
+        return f'<img src="{html.escape(name)}" alt="{html.escape(alt)}" title="{w}x{h} px">'
+    return (f'<img class="enlarged" src="{html.escape(name)}" alt="{html.escape(alt)}" width="{w * factor}" '
+            f'height="{h * factor}" title="{w}x{h} px, shown {factor}x">')
 
 
 def _error_rows(out: Path, result: Score, frame_at: Callable[[float], Image | None] | None) -> list[str]:
@@ -353,11 +367,12 @@ def _error_rows(out: Path, result: Score, frame_at: Callable[[float], Image | No
     return rows
 
 
-def passes_svg(found: Sequence[FoundPass], width: int = 1000, row_h: int = 16) -> str:
-    """One row per published pass: a bar from first to last sighting, green when sure, orange when not."""
+def passes_svg(found: Sequence[FoundPass], width: int = 1000, row_h: int = 16, *, end_s: float | None = None) -> str:
+    """One row per published pass: a bar from first to last sighting, green when sure, orange when not; the axis
+    runs to ``end_s`` (the recording's end) or the last pass."""
     passes = sorted(found, key=lambda f: f.first_s)
-    end = max([1.0] + [f.last_s for f in passes])
-    left, scale = 110, (width - 120) / end
+    end = max([1.0, end_s or 0.0] + [f.last_s for f in passes])
+    left, scale = 110, (width - 140) / end  # room on the right for the last tick
     parts = []
     for row, f in enumerate(passes):
         y = 20 + row * row_h
@@ -377,12 +392,13 @@ def _ticks(end: float, left: float, scale: float, height: int) -> str:
     )
 
 
-def timeline_svg(result: Score, width: int = 1000, row_h: int = 16) -> str:
-    """One row per truth pass (grey bar, the read that matched it below) and per unmatched read."""
+def timeline_svg(result: Score, width: int = 1000, row_h: int = 16, *, end_s: float | None = None) -> str:
+    """One row per truth pass (grey bar, the read that matched it below) and per unmatched read; the axis runs to
+    ``end_s`` (the recording's end) or the last pass."""
     outcomes = sorted(result.outcomes, key=_start)
-    end = max([1.0] + [x for o in outcomes for x in (o.truth.last_s if o.truth else 0.0,
-                                                    o.found.last_s if o.found else 0.0)])
-    left, scale = 110, (width - 120) / end
+    end = max([1.0, end_s or 0.0] + [x for o in outcomes for x in (o.truth.last_s if o.truth else 0.0,
+                                                                  o.found.last_s if o.found else 0.0)])
+    left, scale = 110, (width - 140) / end  # room on the right for the last tick
     parts = []
     for row, o in enumerate(outcomes):
         y = 20 + row * row_h
@@ -428,6 +444,7 @@ class TimedSource:
         self.arrived = 0.0  # time.monotonic() when the latest frame arrived
         self.skipped = 0
         self.first: datetime | None = None
+        self.last: datetime | None = None  # the latest frame's time
         self._last_index = -1
 
     @property
@@ -441,6 +458,7 @@ class TimedSource:
             self.arrived = time.monotonic()
             if self.first is None:
                 self.first = frame.timestamp
+            self.last = frame.timestamp
             self.skipped += max(0, frame.index - self._last_index - 1)
             self._last_index = frame.index
             yield frame

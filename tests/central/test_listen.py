@@ -107,6 +107,30 @@ def test_print_shows_each_stored_read_and_where_its_image_file_is(tmp_path: Path
     assert f"image {tmp_path / 'images'}/" in line and f"{record.id}.jpg (plate_patch, 2 face regions" in line
 
 
+def test_print_labels_the_read_time_and_an_unknown_direction_and_counts_in_words(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import base64
+
+    from edge.central.images import ImageFiles
+    from edge.central.intake import Intake
+    from edge.central.listen import ReadShower
+    from edge.central.records import ReadRecord
+    from edge.clock import SystemClock
+
+    image = {"kind": "plate_patch", "content_type": "image/jpeg", "width": 10, "height": 4,
+             "data": base64.b64encode(b"\xff\xd8x\xff\xd9").decode(),
+             "redaction": {"detector": "d", "model_sha256": "0" * 64, "threshold": 0.3, "regions": 1,
+                           "second_pass_faces": 0}}
+    read = make_read(node_config(), 3, extra={"image": image, "direction": "unknown"})
+    record = Intake(SystemClock()).judge("anpr/site1/cam1/reads", read.payload)
+    assert isinstance(record, ReadRecord)
+    ReadShower(ImageFiles(tmp_path / "images"))(record)
+    line = capsys.readouterr().out
+    assert f"time (best sighting) {json.loads(read.payload)['time']}" in line  # which time: the payload's
+    assert "direction unknown" in line
+    assert "(plate_patch, 1 face region redacted)" in line
+
+
 def test_listen_cli_takes_its_retention_from_a_file_and_purges_nothing_with_no_purge(tmp_path: Path) -> None:
     from edge.central.listen import options_from_args
 
