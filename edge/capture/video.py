@@ -22,6 +22,7 @@ import cv2
 
 from edge.capture.header import image_size
 from edge.clock import Clock
+from edge.config.times import check_time
 from edge.domain import Frame, Image, as_image
 from edge.errors import SourceError
 
@@ -55,10 +56,14 @@ def replay_start(path: Path, given: datetime | None) -> datetime:
     if sidecar.is_file():
         try:
             start = json.loads(sidecar.read_text(encoding="utf-8"))["start_time"]
-            return datetime.fromisoformat(str(start).replace("Z", "+00:00"))
-        except (KeyError, ValueError, json.JSONDecodeError) as exc:
+            return check_time(datetime.fromisoformat(str(start).replace("Z", "+00:00")), "start_time")
+        except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
             raise SourceError(f"scene sidecar {str(sidecar)!r} has no valid 'start_time': {exc}") from exc
-    return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    try:
+        return check_time(datetime.fromtimestamp(path.stat().st_mtime, UTC), "its modification time",
+                          "give its start in capture.start_time (replay --start)")
+    except (OverflowError, OSError, ValueError) as exc:
+        raise SourceError(f"no start time for {str(path)!r}: {exc}") from exc
 
 
 class VideoFileSource:

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge.config.times import check_time
+
 _SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 
@@ -36,7 +38,8 @@ class CaptureConfig(_Section):
     lores_size: tuple[int, int] = Field((640, 360), description="Detection stream size (width, height).")
     fps: float = Field(25.0, gt=0, le=240, description="Camera frame rate; image folders are timed at this rate.")
     start_time: datetime | None = Field(
-        None, description="UTC time of the first frame of a replay (ISO 8601). Default: the file's sidecar or mtime."
+        None, description="UTC time of the first frame of a replay (ISO 8601, in the years 2000 to 2099). Default: the "
+        "file's sidecar or mtime."
     )
     realtime: bool = Field(False, description="Replay at the recording's rate, dropping frames like a live camera.")
     queue_size: int = Field(4, ge=1, le=256, description="Frames held between capture and detection.")
@@ -45,6 +48,11 @@ class CaptureConfig(_Section):
         description="Largest frame (width x height) a source may deliver; bigger images and videos are refused "
         "before they are decoded.",
     )
+
+    @field_validator("start_time")
+    @classmethod
+    def _start_in_range(cls, v: datetime | None) -> datetime | None:
+        return None if v is None else check_time(v, "the time")
 
     @field_validator("main_size", "lores_size")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -149,3 +150,15 @@ def test_picamera_releases_every_buffer_and_reports_a_vanished_camera() -> None:
     # sensor time 1.04 s on a monotonic clock now at 2.0 s: 0.96 s before "now" in UTC
     assert got[0].timestamp == START - timedelta(seconds=0.96)
     assert got[0].lores.shape == (36, 64, 3)
+
+
+@pytest.mark.parametrize("where", ["sidecar", "modification time"])
+def test_a_recording_that_starts_beyond_the_year_2099_is_refused_naming_its_time(tmp_path: Path, where: str) -> None:
+    video = _write_video(tmp_path / "v.mp4")
+    if where == "sidecar":
+        (tmp_path / "v.json").write_text('{"start_time": "9999-12-31T23:59:55Z"}', encoding="utf-8")
+    else:
+        far = datetime(2300, 1, 1, tzinfo=UTC).timestamp()  # ext4 keeps times up to 2446
+        os.utime(video, (far, far))
+    with pytest.raises(SourceError, match=r"(9999-12-31|2300-01-01).* is outside the years 2000 to 2099"):
+        VideoFileSource(video, lores_size=(80, 60))

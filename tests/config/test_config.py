@@ -79,6 +79,31 @@ def test_replay_source_needs_a_path() -> None:
         parse_config({**MINIMAL, "capture": {"source": "video"}})
 
 
+@pytest.mark.parametrize("when", ["9999-12-31T23:59:55Z", "2100-01-01T00:00:00Z", "1999-12-31T23:59:59Z"])
+def test_a_start_time_outside_the_years_2000_to_2099_is_refused_naming_it(when: str) -> None:
+    with pytest.raises(ConfigError) as err:  # 9999-12-31 passed, then the run overflowed: internal error, exit 1
+        parse_config({**MINIMAL, "capture": {"source": "video", "path": "v.mp4", "start_time": when}})
+    assert f"capture.start_time = '{when}'" in str(err.value)
+    assert "outside the years 2000 to 2099" in str(err.value)
+    last = parse_config({**MINIMAL, "capture": {"source": "video", "path": "v.mp4",
+                                                 "start_time": "2099-12-31T23:59:59Z"}})
+    assert last.capture.start_time is not None
+
+
+def test_check_config_and_replay_exit_2_for_a_far_future_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"")
+    far = tmp_path / "far.yaml"
+    far.write_text(f"node: {{site: a40, camera: cam1, state_dir: {tmp_path / 'state'}}}\n"
+                   f"capture: {{source: video, path: {video}, start_time: '9999-12-31T23:59:55Z'}}\n", encoding="utf-8")
+    assert main(["check-config", "--schema-only", str(far)]) == 2
+    assert "9999-12-31T23:59:55Z" in capsys.readouterr().err
+    assert main(["replay", str(video), "--start", "9999-12-31T23:59:55Z", "--state-dir", str(tmp_path / "s")]) == 2
+    assert "9999-12-31T23:59:55Z" in capsys.readouterr().err
+
+
 def test_check_config_exits_2_with_a_precise_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("node:\n  site: a40\n  camera: cam1\ncapture:\n  fps: -3\n", encoding="utf-8")
