@@ -52,6 +52,7 @@ class ClockState:
     offset_ms: float | None  # system clock minus reference; None when unknown
     source: str  # "chronyc" | "adjtimex" | "none" | a test's name
     detail: str = ""
+    unsynced_because: str = ""  # when ``synced`` is False: why, in words (the offset then means nothing)
 
 
 UNKNOWN = ClockState(None, None, "none", "no chronyc and no adjtimex on this platform")
@@ -87,7 +88,8 @@ def parse_chronyc_tracking(text: str) -> ClockState:
     if offset is not None:
         seconds = abs(float(offset.group(1)))
         offset_ms = seconds * 1000.0 if offset.group(2) == "fast" else -seconds * 1000.0
-    return ClockState(synced, offset_ms, "chronyc", f"leap status: {leap.group(1)}")
+    because = "" if synced else "chronyd's leap status is 'Not synchronised': it has no usable time source"
+    return ClockState(synced, offset_ms, "chronyc", f"leap status: {leap.group(1)}", because)
 
 
 class ChronycProbe:
@@ -133,7 +135,13 @@ def timex_state(state: int, status: int, offset: int) -> ClockState:
     """Interpret an ``adjtimex`` result: synchronised unless TIME_ERROR or STA_UNSYNC (systemd's ntp_synced)."""
     synced = state != TIME_ERROR and not status & STA_UNSYNC
     offset_ms = offset / 1e6 if status & STA_NANO else offset / 1e3
-    return ClockState(synced, offset_ms, "adjtimex", f"kernel state {state}, status 0x{status:04x}")
+    if status & STA_UNSYNC:
+        because = "the kernel's unsynchronised flag (STA_UNSYNC) is set: no time service is keeping the clock in step"
+    elif state == TIME_ERROR:
+        because = "the kernel reports the clock in error (TIME_ERROR): its time service lost synchronisation"
+    else:
+        because = ""
+    return ClockState(synced, offset_ms, "adjtimex", f"kernel state {state}, status 0x{status:04x}", because)
 
 
 class AdjtimexProbe:
@@ -186,9 +194,17 @@ class SystemClockProbe:
 
 def state_is_bad(state: ClockState, max_offset_ms: float) -> bool:
     """True when reads stamped now must be flagged: not synchronised, or off by more than the limit."""
+    return why_bad(state, max_offset_ms) is not None
+
+
+def why_bad(state: ClockState, max_offset_ms: float) -> str | None:
+    """Why reads stamped now must be flagged, in words (the cause, not a limit it did not break), or None."""
     if state.synced is False:
-        return True
-    return state.offset_ms is not None and abs(state.offset_ms) > max_offset_ms
+        return f"not synchronised: {state.unsynced_because or state.source + ' says so'}"
+    if state.offset_ms is not None and abs(state.offset_ms) > max_offset_ms:
+        return (f"synchronised, but off by {state.offset_ms:+.1f} ms, more than clock.max_offset_ms "
+                f"({max_offset_ms:.0f} ms)")
+    return None
 
 
 class ClockMonitor:
@@ -227,12 +243,12 @@ class ClockMonitor:
     def _refresh_locked(self) -> None:
         state = self._probe.read()
         self._state, self._read_at = state, self._monotonic()
-        bad = state_is_bad(state, self._config.max_offset_ms)
+        why = why_bad(state, self._config.max_offset_ms)
+        bad = why is not None
         if bad != self._bad:
             if bad:
-                log.warning("clock NOT synchronised or off by more than %.0f ms (%s, offset %s ms, %s): reads "
-                            "will be %s", self._config.max_offset_ms, state.source, _ms(state.offset_ms),
-                            state.detail, "held back" if self._config.on_unsynced == "hold" else "flagged")
+                log.warning("clock %s (%s: %s): reads will be %s", why, state.source, state.detail,
+                            "held back" if self._config.on_unsynced == "hold" else "flagged")
             elif self._bad is not None:
                 log.warning("clock synchronised again (%s, offset %s ms)", state.source, _ms(state.offset_ms))
             self._bad = bad

@@ -306,15 +306,15 @@ def probe_broker(config: Config, timeout_s: float) -> Check:
 
 
 def check_clock(config: Config, probe: ClockProbe | None = None) -> Check:
-    from edge.node.clocksync import ClockMonitor, SystemClockProbe, state_is_bad
+    from edge.node.clocksync import ClockMonitor, SystemClockProbe, why_bad
 
     state = ClockMonitor(probe or SystemClockProbe(), config.clock).refresh()
     offset = "unknown" if state.offset_ms is None else f"{state.offset_ms:+.1f} ms"
     if state.synced is None:
         return _skip("clock", "this platform cannot tell whether the clock is synchronised")
-    if state_is_bad(state, config.clock.max_offset_ms):
-        return _fail("clock", f"not synchronised within {config.clock.max_offset_ms:.0f} ms ({state.source}: "
-                     f"{state.detail}, offset {offset})",
+    because = why_bad(state, config.clock.max_offset_ms)
+    if because is not None:
+        return _fail("clock", f"{because} ({state.source}: {state.detail})",
                      "give the unit NTP: check the network, `timedatectl timesync-status` or `chronyc sources`; "
                      f"until then reads are {'held back' if config.clock.on_unsynced == 'hold' else 'flagged'}",
                      EXIT_CLOCK)

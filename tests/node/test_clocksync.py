@@ -98,6 +98,8 @@ def test_kernel_time_error_or_sta_unsync_means_unsynced() -> None:
     assert timex_state(0, 0x2001, 1_500_000).offset_ms == 1.5  # STA_NANO: nanoseconds
     assert timex_state(5, 0x0001, 0).synced is False  # TIME_ERROR
     assert timex_state(0, 0x0040, 0).synced is False  # STA_UNSYNC
+    assert "STA_UNSYNC" in timex_state(0, 0x0040, 0).unsynced_because  # said as the cause
+    assert "TIME_ERROR" in timex_state(5, 0x0001, 0).unsynced_because
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="adjtimex is Linux only")

@@ -109,6 +109,18 @@ def test_unsynchronised_clock_exits_7_with_its_fix(tmp_path: Path) -> None:
     assert exit_code(run_checks(load_config(node.config), clock_probe=off)) == 7
 
 
+def test_the_clock_line_names_the_cause_the_kernel_flag_or_the_offset(tmp_path: Path) -> None:
+    """The kernel's STA_UNSYNC flag is the cause, not an offset (adjtimex says +0.0 ms then, which means nothing)."""
+    from edge.node.clocksync import timex_state
+
+    config = load_config(make_node(tmp_path, broker_port=None).config)
+    flagged = _by_name(run_checks(config, clock_probe=FixedProbe(timex_state(5, 0x4041, 0))))["clock"]
+    assert "STA_UNSYNC" in flagged.detail and "no time service" in flagged.detail  # type: ignore[attr-defined]
+    assert "within" not in flagged.detail and "+0.0" not in flagged.detail  # type: ignore[attr-defined]
+    off = _by_name(run_checks(config, clock_probe=FixedProbe(ClockState(True, 12_000.0, "chronyc"))))["clock"]
+    assert off.detail.startswith("synchronised, but off by +12000.0 ms, more than clock.max_offset_ms (1000 ms)")  # type: ignore[attr-defined]
+
+
 def test_full_disk_exits_8(tmp_path: Path) -> None:
     node = make_node(tmp_path, broker_port=None)
     results = run_checks(load_config(node.config), clock_probe=SYNCED, min_free_mb=1e12)
