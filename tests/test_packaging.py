@@ -4,6 +4,7 @@ about an importable folder left out of ``packages`` (it once warned about edge.s
 from __future__ import annotations
 
 import configparser
+import json
 from pathlib import Path
 
 from setuptools import find_namespace_packages
@@ -32,3 +33,15 @@ def test_the_schemas_are_package_data() -> None:
     data = cfg["options.package_data"]
     assert data["edge.schemas"].strip() == "*.json"
     assert sorted(p.name for p in (ROOT / "edge" / "schemas").glob("*.json"))
+
+
+def test_the_licence_and_notice_ship_and_name_every_model() -> None:
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    assert cfg["metadata"]["license"] == "Apache-2.0"
+    assert cfg["metadata"]["license_files"].split() == ["LICENSE", "NOTICE"]
+    assert "Apache License\n                           Version 2.0, January 2004" in (ROOT / "LICENSE").read_text()
+    notice = (ROOT / "NOTICE").read_text()
+    manifest = json.loads((ROOT / "models" / "manifest.json").read_text())
+    for model in manifest["models"]:
+        assert f"models/{model['file']}" in notice, f"NOTICE does not name models/{model['file']}"

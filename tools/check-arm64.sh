@@ -41,7 +41,6 @@ echo "== 3. the runtime from those wheels only, and the unit tests, on emulated 
 rm -rf "$ROOT/opt/src" "$ROOT/opt/wheels"
 mkdir -p "$ROOT/opt/src"
 git ls-files -z | tar -c --null -T - | tar -x -C "$ROOT/opt/src"
-[ -d models/fetched ] && cp -r models/fetched "$ROOT/opt/src/models/"
 cp -r "$WHEELS" "$ROOT/opt/wheels"
 cp "$WORK/requirements.txt" "$ROOT/opt/requirements.txt"
 bash tools/debian-root.sh --enter "$ROOT" /bin/sh -c '

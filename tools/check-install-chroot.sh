@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The field engineers' path from a clone to a running node, as docs/field-engineers.md writes it, on a fresh
-# Debian 12 root (tools/debian-root.sh) that has never seen this project: clone, copy the models bundle,
+# Debian 12 root (tools/debian-root.sh) that has never seen this project: clone (the models are in it),
 # install-node.sh, provision, the broker's and the node's certificates by config/mosquitto/README.md, selftest.
 # A chroot has no systemd as PID 1, so instead of `systemctl start` it checks the installed units with
 # `systemd-analyze verify` and runs the unit's ExecStart command as the service user (on the sample scene,
@@ -8,7 +8,7 @@
 # and the central subscriber (edge-anpr listen, CN central) must receive every read. Not part of CI.
 #
 # usage: sudo tools/check-install-chroot.sh [WORK_DIR]     (default /var/tmp/edge-anpr-install; a few minutes)
-# Uses the committed HEAD of this checkout (a clone of it) and this checkout's converted models for the bundle.
+# Uses the committed HEAD of this checkout (a clone of it), models included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$(pwd)
@@ -17,9 +17,8 @@ ROOT="$WORK/root"
 PY=${PYTHON:-$SRC/.venv/bin/python}
 mkdir -p "$WORK"
 
-echo "== on the build machine: the models bundle and a sample recording"
+echo "== on the build machine: a sample recording"
 rm -rf "$WORK/usb" && mkdir -p "$WORK/usb"
-"$PY" -m edge.runtime.bundle build --out "$WORK/usb"
 "$PY" -m edge sample-scene "$WORK/usb/scene.mp4" >/dev/null
 
 echo "== a fresh Debian 12 root"
@@ -33,9 +32,8 @@ step() { printf '\n== %s\n' "$*"; }
 step "the broker host (here the same machine): mosquitto"
 apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mosquitto >/dev/null
 
-step "clone, copy the bundle, install (docs/field-engineers.md section 1)"
+step "clone, install (docs/field-engineers.md section 1)"
 cd /root && git clone -q /srv/edge-anpr.git edge-anpr && cd edge-anpr
-cp /media/usb/edge-anpr-models-*.tar.gz* .
 mkdir -p /root/pki && cd /root/pki
 # config/mosquitto/README.md step 1 (the CA) and step 2 (the broker; its host name here: localhost)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
@@ -110,6 +108,6 @@ time runuser -u edge-anpr -- ${exec_start/\/etc\/edge-anpr\/config.yaml//etc/edg
 wait "$LISTEN" || echo "listen exit $?"
 echo "central subscriber received $(wc -l < /root/received.jsonl) reads"
 kill "$BROKER"
-[ "$(wc -l < /root/received.jsonl)" -ge 4 ] && echo "PASS: clone -> bundle -> install -> provision -> certificate -> selftest -> node -> broker -> central"
+[ "$(wc -l < /root/received.jsonl)" -ge 4 ] && echo "PASS: clone -> install -> provision -> certificate -> selftest -> node -> broker -> central"
 INSIDE
 bash tools/debian-root.sh --enter "$ROOT" /bin/bash /root/field-engineer.sh

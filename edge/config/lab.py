@@ -39,12 +39,12 @@ def lab_config(
         stem = re.sub(r"[^a-z0-9_-]+", "-", Path(source).stem.lower()).strip("-") or "replay"
         data = {
             "node": {"site": "replay", "camera": stem[:60], "state_dir": replay_state_dir(source)},
-            "read": {"model": str(PROJECT_ROOT / "models/fetched/ppocr_rec_plate.tflite"),
+            "read": {"model": str(PROJECT_ROOT / "models/ppocr_rec_plate.tflite"),
                      "manifest": str(PROJECT_ROOT / "models/manifest.json")},
-            "detect": {"model": str(PROJECT_ROOT / "models/fetched/wpod_net.tflite"),
+            "detect": {"model": str(PROJECT_ROOT / "models/wpod_net.tflite"),
                        "manifest": str(PROJECT_ROOT / "models/manifest.json")},
-            "privacy": {"face_model": str(PROJECT_ROOT / "models/fetched/centerface.tflite"),
-                        "face_check_model": str(PROJECT_ROOT / "models/fetched/face_detection_full_range.tflite")},
+            "privacy": {"face_model": str(PROJECT_ROOT / "models/centerface.tflite"),
+                        "face_check_model": str(PROJECT_ROOT / "models/face_detection_full_range.tflite")},
         }
     data["capture"] = {**data.get("capture", {}), "source": kind, "path": source}
     if start:

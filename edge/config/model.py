@@ -100,7 +100,7 @@ class DetectConfig(_Section):
         description="Take the fine look on at most one detected frame in this many (still images: every one).",
     )
     model: str = Field(
-        "models/fetched/wpod_net.tflite",
+        "models/wpod_net.tflite",
         description="Detector model file (.tflite, listed in the manifest); used by wpod (backend or second look).",
     )
     manifest: str = Field("models/manifest.json", description="Model manifest with the expected sha256 of each file.")
@@ -113,7 +113,7 @@ class DetectConfig(_Section):
 
 class ReadConfig(_Section):
     model: str = Field(
-        "models/fetched/ppocr_rec_plate.tflite",
+        "models/ppocr_rec_plate.tflite",
         description="OCR model file (.tflite), listed in the manifest; its task picks the reader (PP-OCR or CTC).",
     )
     manifest: str = Field("models/manifest.json", description="Model manifest with the expected sha256 of each file.")
@@ -224,11 +224,11 @@ class PrivacyConfig(_Section):
     )
     image_when: Literal["always", "hotlist_hit"] = Field("always", description="When the image may be sent.")
     face_model: str = Field(
-        "models/fetched/centerface.tflite",
+        "models/centerface.tflite",
         description="Face detector used to redact every image that may leave (CenterFace; BlazeFace also accepted).",
     )
     face_check_model: str = Field(
-        "models/fetched/face_detection_full_range.tflite",
+        "models/face_detection_full_range.tflite",
         description="Independent second-pass detector (BlazeFace) over every redacted image; a face it still "
         "finds is redacted too, or the image is dropped.",
     )

@@ -48,7 +48,7 @@ def build_detector(config: DetectConfig, backend: str | None = None) -> PlateDet
         if model.entry.task != "plate-detection-wpod":
             raise ConfigError(
                 f"detect.model {config.model!r} has task {model.entry.task!r}; the wpod detector needs a "
-                "'plate-detection-wpod' model (models/fetched/wpod_net.tflite, from tools/convert_wpod_net.py)"
+                "'plate-detection-wpod' model (models/wpod_net.tflite, from tools/convert_wpod_net.py)"
             )
         # alpr-unconstrained's threshold is 0.5; a higher detect.min_confidence raises it
         threshold = max(WpodDetectorOptions().threshold, config.min_confidence)

@@ -350,8 +350,8 @@ def _to_box(b: FloatArray, width: int, height: int) -> Box:
 
 
 DETECTORS = {  # --detector names for eval and bench: the model each one loads
-    "centerface": "models/fetched/centerface.tflite",
-    "blazeface": "models/fetched/face_detection_full_range.tflite",
+    "centerface": "models/centerface.tflite",
+    "blazeface": "models/face_detection_full_range.tflite",
 }
 
 

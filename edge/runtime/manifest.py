@@ -1,4 +1,10 @@
-"""The model manifest: name, version, task, input size, licence, source and sha256 of each model."""
+"""The model manifest: name, version, task, input size, licence, source and sha256 of each model.
+
+Every model ships in the repository (``models/``) with its sha256 here; nothing is converted or downloaded
+at set-up or at run time. Check a models folder (``scripts/install-node.sh`` does, after copying)::
+
+    python -m edge.runtime.check --models-dir /opt/edge-anpr/models
+"""
 
 from __future__ import annotations
 
@@ -86,7 +92,8 @@ def verify(path: str | Path, manifest: Manifest) -> ModelEntry:
     entry = manifest.by_file(path)
     if not Path(path).is_file():
         raise ModelError(
-            f"model file {str(path)!r} ({entry.name}) is missing; run scripts/setup.sh (it fetches pinned models)"
+            f"model file {str(path)!r} ({entry.name}) is missing; it ships in the repository's models/ folder "
+            "(scripts/install-node.sh copies it)"
         )
     actual = sha256_of(path)
     if actual != entry.sha256:
@@ -95,3 +102,16 @@ def verify(path: str | Path, manifest: Manifest) -> ModelEntry:
             f"for {entry.name} {entry.version}: refusing to load it"
         )
     return entry
+
+
+def check_all(manifest: Manifest) -> list[str]:
+    """Problems with the models of ``manifest`` on disk (missing, wrong sha256); empty when all are right."""
+    problems = []
+    for entry in manifest.entries:
+        path = manifest.path_of(entry)
+        if not path.is_file():
+            problems.append(f"{entry.name}: {path} is missing")
+        elif sha256_of(path) != entry.sha256:
+            problems.append(f"{entry.name}: {path} has sha256 {sha256_of(path)}, the manifest {entry.sha256}")
+    return problems
+

@@ -13,7 +13,7 @@ from edge.cli import main
 from edge.sample.scene import scenario, write_scene
 
 ROOT = Path(__file__).resolve().parents[2]
-OCR_MODEL = ROOT / "models" / "fetched" / "ppocr_rec_plate.tflite"
+OCR_MODEL = ROOT / "models" / "ppocr_rec_plate.tflite"
 
 
 def test_a_core_outside_the_allowed_set_is_refused_with_the_choices(capsys: pytest.CaptureFixture[str]) -> None:

@@ -26,7 +26,7 @@ def test_shipped_configs_redact_with_centerface_and_check_with_blazeface_at_the_
     for config in (example, demo):
         assert Path(config.privacy.face_model).name == "centerface.tflite"
         assert Path(config.privacy.face_check_model).name == "face_detection_full_range.tflite"
-    installed = Path(example.read.model).parent  # /opt/edge-anpr/models/fetched: where install-node.sh puts them
+    installed = Path(example.read.model).parent  # /opt/edge-anpr/models: where install-node.sh puts them
     assert Path(example.privacy.face_model).parent == installed == Path(example.privacy.face_check_model).parent
 
 

@@ -23,7 +23,7 @@ from edge.sample.plates import render_plate
 from edge.sample.scene import _background
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL = ROOT / "models" / "fetched" / "wpod_net.tflite"
+MODEL = ROOT / "models" / "wpod_net.tflite"
 MANIFEST = ROOT / "models" / "manifest.json"
 
 

@@ -21,7 +21,7 @@ from edge.evaluate import faces as eval_faces
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "models" / "manifest.json"
-MODEL = ROOT / "models" / "fetched" / "face_detection_full_range.tflite"
+MODEL = ROOT / "models" / "face_detection_full_range.tflite"
 DATA = Path(os.environ.get("EDGE_DATA_DIR", ROOT.parent / "shared" / "data")) / "faces" / "dlib-pascal"
 
 

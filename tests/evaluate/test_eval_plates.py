@@ -148,7 +148,7 @@ def test_missing_labels_is_a_config_error(tmp_path: Path, capsys: pytest.Capture
 
 def test_real_route_edges_and_ppocr_reads_rendered_plates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The edges detector and the converted PP-OCR reader, built from a config, on the real runtime."""
-    model = ROOT / "models" / "fetched" / "ppocr_rec_plate.tflite"
+    model = ROOT / "models" / "ppocr_rec_plate.tflite"
     if not model.is_file():
         pytest.skip("PP-OCR model not installed: run tools/convert_ppocr_rec.py in .venv-convert")
     folder = _folder(tmp_path, [("a.png", "XY51ABC", (300, 200), None), ("b.png", "XY51ABC", (40, 60), None)])

@@ -33,7 +33,7 @@ from edge.sample.scene import scenario, write_scene
 from edge.track import PlateTracker
 
 ROOT = Path(__file__).resolve().parents[2]
-OCR_MODEL = ROOT / "models" / "fetched" / "ppocr_rec_plate.tflite"  # what replay reads with by default
+OCR_MODEL = ROOT / "models" / "ppocr_rec_plate.tflite"  # what replay reads with by default
 
 
 class _SceneClock:

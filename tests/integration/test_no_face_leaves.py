@@ -50,7 +50,7 @@ def checkers() -> list[BlazeFaceDetector]:
     manifest = load_manifest(MODELS / "manifest.json")
     out = []
     for name in ("face_detection_short_range", "face_detection_full_range_sparse"):
-        path = MODELS / "fetched" / f"{name}.tflite"
+        path = MODELS / f"{name}.tflite"
         _need(path, "run scripts/setup.sh")
         out.append(BlazeFaceDetector(open_model(path, manifest), threshold=0.6, min_face=16))
     return out
@@ -80,9 +80,9 @@ def _photo_frames(folder: Path) -> Image:
 
 
 def _config(tmp_path: Path, face_model: str = "centerface") -> Path:
-    reader = MODELS / "fetched" / "ppocr_rec_plate.tflite"
+    reader = MODELS / "ppocr_rec_plate.tflite"
     _need(reader, "run scripts/setup.sh: it converts the plate reader")
-    _need(MODELS / "fetched" / f"{face_model}.tflite", "run scripts/setup.sh: it converts the face model")
+    _need(MODELS / f"{face_model}.tflite", "run scripts/setup.sh: it converts the face model")
     path = tmp_path / "node.yaml"
     path.write_text(
         f"""
@@ -92,8 +92,8 @@ privacy:
   fields: [plate, time, seq, site, camera]
   image: redacted_overview
   image_when: always
-  face_model: {MODELS / 'fetched' / f'{face_model}.tflite'}
-  face_check_model: {MODELS / 'fetched' / 'face_detection_full_range.tflite'}
+  face_model: {MODELS / f'{face_model}.tflite'}
+  face_check_model: {MODELS / 'face_detection_full_range.tflite'}
   face_threshold: {0.15 if face_model == 'centerface' else 0.3}
 """,
         encoding="utf-8",

@@ -45,7 +45,7 @@ def node_config(tmp_path: Path, camera: Path, broker: MosquittoBroker, *, state:
                 image: bool = False, port: int | None = None) -> Path:
     tmp_path.mkdir(parents=True, exist_ok=True)
     config = tmp_path / "node.yaml"
-    privacy = ("{image: plate_patch, face_model: '" + str(ROOT / "models/fetched/face_detection_full_range.tflite")
+    privacy = ("{image: plate_patch, face_model: '" + str(ROOT / "models/face_detection_full_range.tflite")
                + "'}") if image else "{image: none}"
     config.write_text(
         f"node: {{site: site1, camera: cam1, state_dir: '{state or tmp_path / 'state'}'}}\n"

@@ -48,30 +48,30 @@ def _videos() -> list[Path]:
 def checkers() -> list[BlazeFaceDetector]:
     manifest = load_manifest(MODELS / "manifest.json")
     for name in NEEDED:
-        if not (MODELS / "fetched" / f"{name}.tflite").is_file():
-            pytest.skip(f"models/fetched/{name}.tflite is missing (run scripts/setup.sh)")
+        if not (MODELS / f"{name}.tflite").is_file():
+            pytest.skip(f"models/{name}.tflite is missing (run scripts/setup.sh)")
     # thresholds from looking at what they fire on in the received images of the street video: at 0.7 the
     # short-range model takes a red backpack and a tree for faces, at 0.6 the sparse one a shop window; the sparse
     # one at 0.7 still finds a pedestrian's 20-pixel face (which the node must, and does, cover)
-    return [BlazeFaceDetector(open_model(MODELS / "fetched" / f"{name}.tflite", manifest), threshold=threshold,
+    return [BlazeFaceDetector(open_model(MODELS / f"{name}.tflite", manifest), threshold=threshold,
                               min_face=24)
             for name, threshold in (("face_detection_short_range", 0.8), ("face_detection_full_range_sparse", 0.7))]
 
 
 def _config(tmp_path: Path) -> Path:
-    fetched = MODELS / "fetched"
+    models = MODELS
     path = tmp_path / "node.yaml"
     path.write_text(
         f"""
 node: {{site: test-site, camera: cam1, state_dir: {tmp_path / 'state'}}}
-detect: {{model: {fetched / 'wpod_net.tflite'}, manifest: {MODELS / 'manifest.json'}}}
-read: {{model: {fetched / 'ppocr_rec_plate.tflite'}, manifest: {MODELS / 'manifest.json'}, formats: [all]}}
+detect: {{model: {models / 'wpod_net.tflite'}, manifest: {MODELS / 'manifest.json'}}}
+read: {{model: {models / 'ppocr_rec_plate.tflite'}, manifest: {MODELS / 'manifest.json'}, formats: [all]}}
 privacy:
   fields: [plate, time, seq, site, camera]
   image: redacted_overview
   image_when: always
-  face_model: {fetched / 'centerface.tflite'}
-  face_check_model: {fetched / 'face_detection_full_range.tflite'}
+  face_model: {models / 'centerface.tflite'}
+  face_check_model: {models / 'face_detection_full_range.tflite'}
 """,
         encoding="utf-8",
     )

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("EDGE_DATA_DIR", ROOT.parent / "shared" / "data"))
 VIDEO = DATA / "videos" / "parkpow-cars-tollbooth-vn" / "cars.mp4"
 HERE = ROOT / "tests" / "data" / "videos" / "parkpow-cars-tollbooth-vn"
-MODELS = [ROOT / "models" / "fetched" / name for name in ("ppocr_rec_plate.tflite", "wpod_net.tflite")]
+MODELS = [ROOT / "models" / name for name in ("ppocr_rec_plate.tflite", "wpod_net.tflite")]
 pytestmark = pytest.mark.integration
 
 # Reached on 2026-11-29: the silver car, the red car and the truck (its 25-56 px plate found by the fine

@@ -18,7 +18,7 @@ from edge.cli import main
 from edge.sample.scene import default_scene, write_scene
 
 ROOT = Path(__file__).resolve().parents[2]
-READER = ROOT / "models" / "fetched" / "ppocr_rec_plate.tflite"  # the default reader, with the default detector
+READER = ROOT / "models" / "ppocr_rec_plate.tflite"  # the default reader, with the default detector
 pytestmark = pytest.mark.integration
 
 
@@ -26,8 +26,8 @@ pytestmark = pytest.mark.integration
 def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not READER.is_file():
         pytest.skip(f"{READER} is missing (run scripts/setup.sh: it converts the plate reader)")
-    if not (ROOT / "models/fetched/centerface.tflite").is_file():
-        pytest.skip("models/fetched/centerface.tflite is missing (run scripts/setup.sh: it converts the face model)")
+    if not (ROOT / "models/centerface.tflite").is_file():
+        pytest.skip("models/centerface.tflite is missing (run scripts/setup.sh: it converts the face model)")
     video, _, _ = write_scene(default_scene(), tmp_path_factory.mktemp("scene") / "scene.mp4")
     return video
 
@@ -46,8 +46,8 @@ read: {{model: {READER}, manifest: {ROOT / 'models/manifest.json'}}}
 privacy:
   fields: [plate, time, seq, site, camera, confidence, direction]
   image: {image}
-  face_model: {ROOT / 'models/fetched/centerface.tflite'}
-  face_check_model: {ROOT / 'models/fetched/face_detection_full_range.tflite'}
+  face_model: {ROOT / 'models/centerface.tflite'}
+  face_check_model: {ROOT / 'models/face_detection_full_range.tflite'}
 """,
         encoding="utf-8",
     )

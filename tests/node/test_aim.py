@@ -25,8 +25,8 @@ from edge.sample.plates import render_plate
 from edge.track import PlateTracker
 
 ROOT = Path(__file__).resolve().parents[2]
-FACE_MODEL = ROOT / "models" / "fetched" / "centerface.tflite"
-READER = ROOT / "models" / "fetched" / "ppocr_rec_plate.tflite"
+FACE_MODEL = ROOT / "models" / "centerface.tflite"
+READER = ROOT / "models" / "ppocr_rec_plate.tflite"
 DATA = Path(os.environ.get("EDGE_DATA_DIR", ROOT.parent / "shared" / "data"))
 TOLL = DATA / "videos" / "parkpow-cars-tollbooth-vn" / "cars.mp4"
 UK = FormatSet.load(("uk_current",))

@@ -9,7 +9,7 @@ import pytest
 
 from edge.cli import main
 
-FETCHED = Path(__file__).resolve().parents[2] / "models" / "fetched"
+FETCHED = Path(__file__).resolve().parents[2] / "models"
 
 
 def test_bench_redaction_prints_one_row_per_detector_as_json(capsys: pytest.CaptureFixture[str],

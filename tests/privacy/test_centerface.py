@@ -1,6 +1,6 @@
 """CenterFace decoding, tiling and NMS; and the converted model on LiteRT finding real faces.
 
-The real-model tests read models/fetched/centerface.tflite (scripts/setup.sh converts it) and, for the real
+The real-model tests read models/centerface.tflite (scripts/setup.sh converts it) and, for the real
 photo, $EDGE_DATA_DIR/faces/dlib-pascal (default ../shared/data); they skip when either is absent.
 """
 
@@ -21,7 +21,7 @@ from edge.runtime import load_manifest, open_model
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "models" / "manifest.json"
-MODEL = ROOT / "models" / "fetched" / "centerface.tflite"
+MODEL = ROOT / "models" / "centerface.tflite"
 DATA = Path(os.environ.get("EDGE_DATA_DIR", ROOT.parent / "shared" / "data")) / "faces" / "dlib-pascal"
 PHOTO = "2008_007676.jpg"  # seven people round a table, faces 37-53 px
 
@@ -61,7 +61,7 @@ def test_a_16_9_frame_is_one_model_input_and_a_portrait_photo_is_tiled_at_a_larg
 
 def _detector(threshold: float = 0.2) -> CenterFaceDetector:
     if not MODEL.is_file():
-        pytest.skip("models/fetched/centerface.tflite is missing: run scripts/setup.sh (it converts it)")
+        pytest.skip("models/centerface.tflite is missing: run scripts/setup.sh (it converts it)")
     return CenterFaceDetector(open_model(MODEL, load_manifest(MANIFEST)), threshold=threshold)
 
 
@@ -88,7 +88,7 @@ def test_the_converted_model_finds_no_face_in_a_plain_or_noisy_frame() -> None:
 
 @pytest.mark.integration
 def test_a_model_that_is_not_centerface_is_refused_naming_its_outputs() -> None:
-    blaze = ROOT / "models" / "fetched" / "face_detection_full_range.tflite"
+    blaze = ROOT / "models" / "face_detection_full_range.tflite"
     if not blaze.is_file():
         pytest.skip("face model not fetched")
     with pytest.raises(ModelError, match=r"outputs \[\[1, 2304, 16\], \[1, 2304, 1\]\] are not CenterFace.s"):

@@ -35,7 +35,7 @@ from edge.runtime import load_manifest, open_model
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "models" / "manifest.json"
-FULL_RANGE = ROOT / "models" / "fetched" / "face_detection_full_range.tflite"
+FULL_RANGE = ROOT / "models" / "face_detection_full_range.tflite"
 DATA = Path(os.environ.get("EDGE_DATA_DIR", ROOT.parent / "shared" / "data"))
 PHOTO = "2008_007676.jpg"  # seven people round a table, faces 37-53 px
 
@@ -168,7 +168,7 @@ def test_redacted_photo_shows_no_face_to_the_real_model() -> None:
     redactor = build_redactor(RedactorSettings(model=str(FULL_RANGE), manifest=str(MANIFEST)))
     result = redactor.run(image)
     assert result.record.regions >= len(faces)
-    sparse = ROOT / "models" / "fetched" / "face_detection_full_range_sparse.tflite"
+    sparse = ROOT / "models" / "face_detection_full_range_sparse.tflite"
     if sparse.is_file():  # a different model checks the output independently
         # 0.75: on dlib-pascal the sparse model scores the labelled faces 0.64-0.96 (median 0.9), and
         # its spurious hits on redacted images (a neck under a filled block) at most 0.67
@@ -180,7 +180,7 @@ def test_redacted_photo_shows_no_face_to_the_real_model() -> None:
 
 
 def test_a_model_that_is_not_blazeface_is_refused() -> None:
-    short = ROOT / "models" / "fetched" / "face_detection_short_range.tflite"
+    short = ROOT / "models" / "face_detection_short_range.tflite"
     if not short.is_file():
         pytest.skip("face model not fetched")
     model = open_model(short, load_manifest(MANIFEST))
@@ -208,6 +208,6 @@ def test_the_tile_memo_reruns_only_changed_tiles_and_changes_no_result() -> None
 
 
 def test_a_missing_face_model_is_refused_when_the_redactor_is_built() -> None:
-    settings = RedactorSettings(model=str(ROOT / "models" / "fetched" / "absent.tflite"), manifest=str(MANIFEST))
+    settings = RedactorSettings(model=str(ROOT / "models" / "absent.tflite"), manifest=str(MANIFEST))
     with pytest.raises(ModelError):
         build_redactor(settings)

@@ -19,7 +19,7 @@ from edge.sample.plates import render_plate
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "models" / "manifest.json"
-MODEL = ROOT / "models" / "fetched" / "ppocr_rec_plate.tflite"
+MODEL = ROOT / "models" / "ppocr_rec_plate.tflite"
 
 
 def _probs(path: str, floor: float = 0.01) -> np.ndarray:

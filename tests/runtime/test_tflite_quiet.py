@@ -54,7 +54,7 @@ def test_a_dynamic_input_model_loads_without_the_xnnpack_delegate(monkeypatch: p
     does not know, as under qemu-user) cannot prepare its 1x1x1x3 placeholder, so it is sized from the manifest."""
     from edge.runtime import tflite
 
-    wpod = PROJECT / "models" / "fetched" / "wpod_net.tflite"
+    wpod = PROJECT / "models" / "wpod_net.tflite"
     if not wpod.is_file():
         pytest.skip(f"{wpod} is not there yet (scripts/setup.sh converts it)")
     from ai_edge_litert.interpreter import Interpreter, OpResolverType

@@ -21,7 +21,7 @@ from edge.sample.scene import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-FACE_MODEL = ROOT / "models/fetched/face_detection_full_range.tflite"  # drawn faces: BlazeFace finds them all
+FACE_MODEL = ROOT / "models/face_detection_full_range.tflite"  # drawn faces: BlazeFace finds them all
 
 
 def test_default_scene_stays_small_for_the_demo_and_ci() -> None:

@@ -1,10 +1,9 @@
-"""scripts/install-node.sh: valid bash; its dry run shows every install step in order, takes a models bundle,
-puts edge-anpr on the PATH and checks the service user can run it; it refuses what cannot work before it
-changes anything."""
+"""scripts/install-node.sh: valid bash; its dry run shows every install step in order, copies the models
+that ship in the checkout and checks them, puts edge-anpr on the PATH and checks the service user can run it;
+it refuses what cannot work before it changes anything."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -32,20 +31,12 @@ def _in_order(steps: list[str], wanted: list[str], output: str) -> None:
     assert positions == sorted(positions), output
 
 
-def _bundle(tmp_path: Path) -> Path:
-    name = f"edge-anpr-models-{hashlib.sha256((ROOT / 'models' / 'manifest.json').read_bytes()).hexdigest()[:12]}"
-    bundle = tmp_path / f"{name}.tar.gz"
-    bundle.write_bytes(b"not opened by a dry run")
-    return bundle
-
-
 def test_install_script_is_valid_bash() -> None:
     subprocess.run(["bash", "-n", str(SCRIPT)], check=True)
 
 
 def test_dry_run_installs_runtime_models_config_user_and_units_in_order(tmp_path: Path) -> None:
-    bundle = _bundle(tmp_path)
-    done = _dry("--models-bundle", str(bundle), "--site", "s1", "--camera", "c1", "--broker", "b:8883")
+    done = _dry("--site", "s1", "--camera", "c1", "--broker", "b:8883")
     assert done.returncode == 0, done.stderr
     steps = _steps(done)
     _in_order(steps, [
@@ -53,8 +44,9 @@ def test_dry_run_installs_runtime_models_config_user_and_units_in_order(tmp_path
         "-m venv",
         "-m pip install -q --disable-pip-version-check " + str(ROOT),
         "ln -sfn /opt/edge-anpr/venv/bin/edge-anpr /usr/local/bin/edge-anpr",
-        f"-m edge.runtime.bundle install {bundle} --models-dir /opt/edge-anpr/models",
-        "-m edge.runtime.bundle check --models-dir /opt/edge-anpr/models",
+        "install -m 0644 " + str(ROOT / "models" / "manifest.json") + " /opt/edge-anpr/models/manifest.json",
+        "install -D -m 0644 " + str(ROOT / "models" / "centerface.tflite") + " /opt/edge-anpr/models/centerface.tflite",
+        "-m edge.runtime.check --models-dir /opt/edge-anpr/models",
         "runuser -u edge-anpr -- /opt/edge-anpr/venv/bin/python -c import edge.cli",
         "install -d -m 0750 -o root -g edge-anpr /etc/edge-anpr",
         "/usr/local/bin/edge-anpr provision --out /etc/edge-anpr",
@@ -64,43 +56,29 @@ def test_dry_run_installs_runtime_models_config_user_and_units_in_order(tmp_path
     ], done.stdout)
     assert any("--site s1 --camera c1 --broker b:8883" in s for s in steps)
     assert not any("tensorflow" in s.lower() or "requirements-convert" in s for s in steps)
-    assert not any("edge.runtime.fetch" in s for s in steps)  # the bundle brings the registry models too
+    assert not any("pip download" in s or "convert" in s for s in steps)  # the models ship in the checkout
 
 
-def test_a_bundle_beside_the_checkout_is_found_by_its_manifest_version() -> None:
-    dist = ROOT / "dist"
-    made = not dist.exists()
-    dist.mkdir(exist_ok=True)
-    bundle = _bundle(dist)
-    try:
-        done = _dry("--no-start")
-        assert done.returncode == 0, done.stderr
-        assert f"models from the bundle {bundle}" in done.stderr
-    finally:
-        bundle.unlink()
-        if made:
-            shutil.rmtree(dist)
-
-
-def test_without_bundle_or_converted_models_it_stops_first_naming_the_bundle(tmp_path: Path) -> None:
+def test_with_a_missing_or_changed_model_it_stops_first_naming_it(tmp_path: Path) -> None:
     checkout = tmp_path / "edge-anpr"
     shutil.copytree(ROOT / "scripts", checkout / "scripts")
-    (checkout / "models").mkdir()
-    shutil.copy(ROOT / "models" / "manifest.json", checkout / "models")
+    shutil.copytree(ROOT / "models", checkout / "models")
+    (checkout / "models" / "ppocr_rec_plate.tflite").unlink()
+    with (checkout / "models" / "wpod_net.tflite").open("r+b") as fh:
+        fh.truncate(1000)
     done = subprocess.run(["bash", str(checkout / "scripts" / "install-node.sh"), "--dry-run"], capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.returncode == 3
-    assert "no models bundle" in done.stderr and "models/fetched/ppocr_rec_plate.tflite" in done.stderr
-    assert "edge-anpr-models-" in done.stderr and "--models-bundle FILE" in done.stderr
+    assert "models/ppocr_rec_plate.tflite" in done.stderr and "models/wpod_net.tflite" in done.stderr
+    assert "centerface" not in done.stderr  # only the bad ones are named
     assert not _steps(done)  # nothing was (or would have been) done
 
 
 def test_a_card_image_carries_no_identity(tmp_path: Path) -> None:
-    bundle = _bundle(tmp_path)
-    refused = _dry("--image", "--models-bundle", str(bundle), "--site", "s1", "--camera", "c1", "--broker", "b")
+    refused = _dry("--image", "--site", "s1", "--camera", "c1", "--broker", "b")
     assert refused.returncode == 2
     assert "give no --site" in refused.stderr
-    done = _dry("--image", "--models-bundle", str(bundle))
+    done = _dry("--image")
     assert done.returncode == 0, done.stderr
     assert not any("provision" in s or "restart" in s for s in _steps(done))
     assert "edge-anpr-node.yaml" in done.stderr
