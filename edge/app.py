@@ -164,7 +164,7 @@ def open_node(
         clock, on_frame = recording_clock(source, on_frame)
     clock = clock or SystemClock()
     state = ensure_state_dir(config.node.state_dir)
-    formats = FormatSet.load(config.read.formats, config.read.formats_file)
+    formats = FormatSet.load(config.read.formats, config.read.formats_file, config.read.country)
     reader = build_reader(config.read, formats=formats)  # the backend the manifest task of read.model names
     detector = build_detector(config.detect)
     second_look = build_second_look(config.detect)

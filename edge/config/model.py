@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge.config.times import check_time
+from edge.read.countries import COUNTRIES
 
 _SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
@@ -125,6 +126,12 @@ class ReadConfig(_Section):
         "The default: every UK format and the Republic of Ireland's (ie).",
     )
     formats_file: str | None = Field(None, description="YAML file of extra formats (other countries).")
+    country: tuple[str, ...] = Field(
+        (),
+        description="Countries whose current formats the node reads, by code (es, or a list: [fr, be]); their "
+        "formats come first, then those named in read.formats, which a config with a country leaves out unless it "
+        "names them. gb is the default (UK and Irish) formats; see the README for the codes.",
+    )
     format_guided: bool = Field(
         True,
         description="Decode the OCR's frames to the likeliest reading that fits an allowed format (false: greedy).",
@@ -140,6 +147,31 @@ class ReadConfig(_Section):
         description="Also publish passes whose read fits none of read.formats (format 'none'); by default only "
         "reads that fit are published. Counted in health either way.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _country_replaces_default_formats(cls, data: object) -> object:
+        """A config that names a country and no formats reads that country's formats alone."""
+        if isinstance(data, dict) and data.get("country") and "formats" not in data:
+            return {**data, "formats": ()}
+        return data
+
+    @field_validator("country", mode="before")
+    @classmethod
+    def _known_countries(cls, v: object) -> object:
+        codes = (v,) if isinstance(v, (str, bool)) else v
+        if not isinstance(codes, (list, tuple)):
+            return v  # the type check names it
+        codes = tuple(c.lower() if isinstance(c, str) else c for c in codes)
+        unknown = [c for c in codes if c not in COUNTRIES]
+        if unknown:
+            hint = " (YAML reads a bare no as false: write Norway's code in quotes, 'no')" \
+                if any(isinstance(c, bool) for c in unknown) else ""
+            raise ValueError(f"unknown country code {', '.join(repr(c) for c in unknown)}; "
+                             f"valid: {', '.join(sorted(COUNTRIES))}{hint}")
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"countries {list(codes)} name a country twice")
+        return codes
 
 
 class ZoneConfig(_Section):

@@ -70,7 +70,7 @@ class AimReport:
                     if self.boxes else "no plate-like box was found")
             return False, (f"no plate read in {self.frames} frame(s): {seen}. Check the camera points at the lane "
                            f"and run again while traffic passes; if plates here are of other formats, set "
-                           f"read.formats")
+                           f"read.country or read.formats")
         if median < MIN_PLATE_PX:
             return False, (f"plates are {median:.0f} px wide, below the {MIN_PLATE_PX} px needed: zoom in or mount "
                            f"the camera closer to the lane")
@@ -262,14 +262,14 @@ def main(args: argparse.Namespace) -> int:
         raise SourceError(f"--frames {args.frames}: must be at least 1")
     frames, default_limit = _frames(config, args.source)
     single = default_limit == 1
-    formats = FormatSet.load(config.read.formats, config.read.formats_file)
+    formats = FormatSet.load(config.read.formats, config.read.formats_file, config.read.country)
     finder = _finder(config, formats, single_image=single)
     tracker = None if single else PlateTracker(config.track, formats)
     unfitted = config.read.publish_unfitted or not formats.formats  # as open_node: with no formats, nothing fits
     rule = partial(reads_as_plate, unfitted=unfitted, min_chars=config.track.min_chars)
     try:
         found = survey(frames, finder, args.frames or default_limit, tracker=tracker, is_plate=rule,
-                       unfitted=unfitted, formats=config.read.formats)
+                       unfitted=unfitted, formats=formats.names)
     finally:
         close = getattr(frames, "close", None)
         if callable(close):

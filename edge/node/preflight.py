@@ -70,7 +70,7 @@ def first_error(findings: list[Finding]) -> EdgeError | None:
 def _formats(config: Config, now: datetime) -> list[Finding]:
     from edge.read.formats import FormatSet
 
-    FormatSet.load(config.read.formats, config.read.formats_file)
+    FormatSet.load(config.read.formats, config.read.formats_file, config.read.country)
     return []
 
 

@@ -21,6 +21,7 @@ import yaml
 from edge.config.safe_yaml import read_yaml
 from edge.domain import FormatMatch
 from edge.errors import ConfigError
+from edge.read.countries import COUNTRIES
 
 _TOKEN = re.compile(r"^([a-z_][a-z0-9_]*)(?:\{(\d+)(?:,(\d+))?\})?$")
 _STRIP = re.compile(r"[\s\-]+")
@@ -99,6 +100,10 @@ class RegistrationFormat:
     regex: re.Pattern[str] | None = None  # the whole mark must match this (e.g. a list of county codes)
     must_contain_positions: tuple[int, ...] = ()
     must_contain_chars: str = ""
+    country: str = ""  # the code of the country whose rule this is (a country file's formats)
+    source: str = ""  # the rule's source: the authority or regulation
+    examples: tuple[str, ...] = ()  # marks written from the rule, which the format must accept
+    not_examples: tuple[str, ...] = ()  # marks the rule excludes, which the format must refuse
 
     def accepts(self, text: str, captured_on: dt.date) -> bool:
         """Rules beyond the per-position classes: length cap, age identifier, must-contain."""
@@ -144,18 +149,25 @@ class FormatSet:
         return tuple(f.name for f in self.formats)
 
     @classmethod
-    def load(cls, names: Sequence[str], extra_file: str | None = None) -> FormatSet:
-        """The formats called ``names`` (or ``["all"]``) from the packaged file plus ``extra_file`` (which may
-        replace them)."""
+    def load(cls, names: Sequence[str], extra_file: str | None = None, countries: Sequence[str] = ()) -> FormatSet:
+        """The formats of ``countries`` (in their order, each country's in its file's order) followed by those
+        called ``names`` (or ``["all"]``: every known one), from the packaged file, the countries' files and
+        ``extra_file`` (which may replace them)."""
         packaged = resources.files("edge.read").joinpath("formats.yaml").read_text(encoding="utf-8")
         classes, confusables, known = _parse(yaml.safe_load(packaged), "edge/read/formats.yaml", {})
+        chosen: list[str] = []
+        for code in countries:
+            own, uses = _country(code, classes)
+            known.update(own)
+            chosen += [n for n in (*own, *uses) if n not in chosen]
         if extra_file is not None:
             raw = read_yaml(extra_file, "formats file")  # bounded: size, UTF-8, depth, aliases, repeated keys
             _, extra_confusables, extra = _parse(raw, extra_file, classes)
             known.update(extra)
             confusables.update(extra_confusables)
-        if tuple(names) == ("all",):  # every known format: the packaged ones first, then the file's
+        if tuple(names) == ("all",):  # every known format: the packaged ones first, then the countries', the file's
             names = tuple(known)
+        names = (*chosen, *(n for n in names if n not in chosen))
         unknown = [n for n in names if n not in known]
         if unknown:
             raise ConfigError(
@@ -213,6 +225,24 @@ def _display(text: str, gaps: tuple[int, ...]) -> str:
         start = g
     parts.append(text[start:])
     return " ".join(p for p in parts if p)
+
+
+def _country(code: str, classes: Mapping[str, str]) -> tuple[dict[str, RegistrationFormat], tuple[str, ...]]:
+    """A country's own formats (from ``edge/read/countries/<code>.yaml``) and the packaged ones it uses."""
+    if code not in COUNTRIES:
+        raise ConfigError(f"unknown country {code!r}; known: {', '.join(sorted(COUNTRIES))}")
+    source = f"edge/read/countries/{code}.yaml"
+    raw = yaml.safe_load(resources.files("edge.read.countries").joinpath(f"{code}.yaml").read_text(encoding="utf-8"))
+    if not isinstance(raw, dict) or raw.get("country") != code:
+        raise ConfigError(f"{source}: must be a mapping whose 'country' is {code!r}")
+    _, _, own = _parse(raw, source, classes)
+    strays = [n for n, f in own.items() if f.country != code]
+    if strays:
+        raise ConfigError(f"{source}: formats {strays} must each say 'country: {code}'")
+    uses = raw.get("uses") or []
+    if not (isinstance(uses, list) and all(isinstance(n, str) for n in uses)):
+        raise ConfigError(f"{source}: 'uses' must be a list of packaged format names, got {uses!r}")
+    return own, tuple(uses)
 
 
 def _parse(
@@ -283,7 +313,18 @@ def _parse_format(item: Any, source: str, classes: Mapping[str, str]) -> Registr
         regex=compiled,
         must_contain_positions=tuple(int(p) for p in rule.get("positions", [])),
         must_contain_chars=str(rule.get("chars", "")),
+        country=str(item.get("country", "")),
+        source=str(item.get("source", "")),
+        examples=_marks(item, "examples", source),
+        not_examples=_marks(item, "not_examples", source),
     )
+
+
+def _marks(item: dict[str, Any], key: str, source: str) -> tuple[str, ...]:
+    marks = item.get(key) or []
+    if not (isinstance(marks, list) and all(isinstance(m, str) for m in marks)):
+        raise ConfigError(f"{source}: format {item['name']!r} {key} must be a list of marks, got {marks!r}")
+    return tuple(marks)
 
 
 def _expand(pattern: str, name: str, source: str, classes: Mapping[str, str]) -> list[Layout]:
