@@ -83,7 +83,21 @@ def _state_dir(config: Config, now: datetime) -> list[Finding]:
     parent = next((p for p in state.parents if p.exists()), None)
     if not state.exists() and parent is not None and not parent.is_dir():
         raise StateError(f"node.state_dir {str(state)!r} cannot be made: {parent} is a file")
+    if state.is_dir():
+        refuse_state_links(state, config)
     return []
+
+
+def refuse_state_links(state: Path, config: Config) -> None:
+    """Raise :class:`StateError` for a state file that is a symbolic link (the node would write where it points)."""
+    from edge.files import refuse_link
+    from edge.outbox.store import FILENAME
+    from edge.privacy.hotlist import KEY_NAME, STORE_NAME
+
+    audit = config.privacy.audit_file
+    for name in (FILENAME, f"{FILENAME}-wal", f"{FILENAME}-shm", "seq", audit, f"{audit}.head", "health.json",
+                 STORE_NAME, KEY_NAME):
+        refuse_link(state / name)
 
 
 def _outbox(config: Config, now: datetime) -> list[Finding]:

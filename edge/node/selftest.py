@@ -109,11 +109,13 @@ def check_state(config: Config) -> Check:
 def state_notes(state: Path, config: Config) -> list[str]:
     """Read the node's state files as start-up does: a refused sequence file fails (run exits 6); damage the node
     survives (a damaged outbox or audit tail, set aside at start) is a warning."""
+    from edge.node.preflight import refuse_state_links
     from edge.node.sequence import SequenceFile
     from edge.outbox.salvage import damaged_reason
     from edge.outbox.store import FILENAME
     from edge.privacy.audit import last_good
 
+    refuse_state_links(state, config)
     SequenceFile(state / "seq").load()
     notes: list[str] = []
     damage = damaged_reason(state / FILENAME)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge.errors import StateError
-from edge.files import os_error_text, write_atomic
+from edge.files import os_error_text, refuse_link, write_atomic
 
 MAX_SEQ = 2**53 - 1  # the read schema's bound: exact in every JSON reader
 
@@ -27,6 +27,7 @@ class SequenceFile:
     def load(self) -> int:
         """The next sequence number this file allows (0 when there is no file); refuses a value that is not a
         number or is beyond the schema's bound (a damaged or tampered file must not be published)."""
+        refuse_link(self.path)  # written by rename (a link is replaced), never read through one
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:

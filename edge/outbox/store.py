@@ -42,6 +42,7 @@ from edge.clock import Clock
 from edge.config.model import OutboxConfig
 from edge.domain import OutgoingMessage
 from edge.errors import StateError
+from edge.files import refuse_link
 from edge.outbox.salvage import Salvaged, damaged_reason, is_corruption, salvage
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,8 @@ class Outbox:
             raise StateError(f"state directory {directory} does not exist: create it (systemd StateDirectory=)")
         if not os.access(directory, os.W_OK | os.X_OK):
             raise StateError(f"state directory {directory} is not writable by this user: the outbox needs it")
+        for path in (self._path, *_sidecars(self._path), self._salvaged_path()):
+            refuse_link(path)  # SQLite would write (and chmod) the file a link points to
         self._finish_salvage()
         damage = damaged_reason(self._path)
         if damage is not None:

@@ -44,7 +44,7 @@ from typing import Any
 
 from edge.clock import iso_ms
 from edge.errors import StateError
-from edge.files import canonical_json, os_error_text, write_atomic
+from edge.files import canonical_json, open_nofollow, os_error_text, refuse_link, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,8 @@ class AuditLog:
         self.faults = AuditFaults()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            refuse_link(self.path)  # never rewrite (or chmod) a file elsewhere as the audit log
+            refuse_link(self.head_path)
             self._n, self._last = self._open_tail()
         except OSError as exc:
             raise StateError(f"cannot open audit log {str(self.path)!r}: {exc.strerror or exc}") from exc
@@ -291,7 +293,7 @@ class AuditLog:
     # -- internals ----------------------------------------------------------------------------------
 
     def _append_locked(self, drafts: Sequence[AuditDraft]) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = open_nofollow(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         try:
             os.fchmod(fd, 0o600)
             size = os.fstat(fd).st_size
@@ -335,11 +337,11 @@ class AuditLog:
     def _set_aside(self, good_end: int, size: int) -> None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
-        with self.path.open("rb") as f:
+        with os.fdopen(open_nofollow(self.path, os.O_RDONLY), "rb") as f:
             f.seek(good_end)
             damaged = f.read()
         write_atomic(aside, damaged)  # an OSError here stops the open: nothing is cut before it is kept
-        with self.path.open("r+b") as f:
+        with os.fdopen(open_nofollow(self.path, os.O_RDWR), "r+b") as f:
             f.truncate(good_end)
             f.flush()
             os.fsync(f.fileno())

@@ -48,7 +48,7 @@ from typing import Any
 
 from edge.config.model import PrivacyConfig
 from edge.errors import ConfigError
-from edge.files import canonical_json, write_atomic
+from edge.files import canonical_json, refuse_link, write_atomic
 from edge.privacy.pseudonym import key_fingerprint, normalise_plate, plate_hmac, read_secret
 
 log = logging.getLogger(__name__)
@@ -259,6 +259,7 @@ def open_hotlist(
         return None, None
     source, state = Path(policy.hotlist_file), Path(state_dir)
     store = state / STORE_NAME
+    refuse_link(store)
     key = _hotlist_key(policy, state, create=not dry_run)
     signing = (
         read_secret(policy.hotlist_signing_key_file, what="hotlist signing key file")
@@ -303,6 +304,7 @@ def _hotlist_key(policy: PrivacyConfig, state: Path, *, create: bool) -> bytes:
     if policy.hotlist_key_file:
         return read_secret(policy.hotlist_key_file, what="hotlist key file")
     path = state / KEY_NAME
+    refuse_link(path)
     if path.exists():
         return read_secret(path, what="hotlist key file")
     key = secrets.token_bytes(32)

@@ -64,6 +64,13 @@ def _bad_hotlist(node: NodeFiles) -> None:
     edit(node, lambda d: d.setdefault("privacy", {}).update(hotlist_file=str(path)))
 
 
+def _audit_link(node: NodeFiles) -> None:
+    node.state.mkdir(parents=True, exist_ok=True)
+    elsewhere = node.root / "elsewhere.log"
+    elsewhere.write_text("someone else's file\n")
+    (node.state / "audit.jsonl").symlink_to(elsewhere)
+
+
 def _seq_file(node: NodeFiles) -> None:
     node.state.mkdir(parents=True, exist_ok=True)
     (node.state / "seq").write_text("1" * 31)
@@ -75,6 +82,7 @@ REFUSED = {  # case: (set-up, run's exit code, what both say)
     "state dir that is a file": (_state_file, 6, "is a file, not a directory"),
     "audit file outside the state dir": (_audit_outside, 2, "must be a file inside node.state_dir"),
     "bad hotlist": (_bad_hotlist, 2, "does not match the content"),
+    "audit log that is a symbolic link": (_audit_link, 6, "audit.jsonl' is a symbolic link"),
 }
 
 

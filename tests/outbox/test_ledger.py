@@ -268,6 +268,25 @@ def test_an_outbox_sqlite_cannot_read_is_set_aside_its_readable_reads_kept_numbe
     assert audited(state) == [read(seq).message_id for seq in range(201)], "each read audited once"
 
 
+@pytest.mark.parametrize("name", ["audit.jsonl", "audit.jsonl.head", "outbox.sqlite", "outbox.sqlite-wal",
+                                  "outbox.sqlite-shm", "seq"])
+def test_a_state_file_that_is_a_symbolic_link_is_refused_and_the_file_it_points_to_is_left_alone(
+    state: Path, tmp_path: Path, name: str
+) -> None:
+    node = Node(state)
+    node.put(2)
+    node.close()
+    target = tmp_path / "elsewhere.txt"
+    target.write_bytes(b"someone else's file\n")
+    target.chmod(0o644)
+    (state / name).unlink(missing_ok=True)
+    (state / name).symlink_to(target)  # was: audit.jsonl's target rewritten as the audit log and set 0600
+    with pytest.raises(StateError, match=rf"{name}' is a symbolic link"):
+        Node(state)
+    assert target.read_bytes() == b"someone else's file\n"
+    assert target.stat().st_mode & 0o777 == 0o644
+
+
 def test_a_new_outbox_never_exists_half_made(state: Path) -> None:
     (state / "outbox.sqlite.new").write_bytes(b"")  # a crash while an earlier start was creating it
     with Outbox(state / "outbox.sqlite", outbox_config(), SettableClock()) as box:
