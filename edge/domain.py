@@ -91,12 +91,24 @@ class PlateDetection:
         return PlateDetection(self.box.scaled(sx, sy), self.confidence, corners)
 
 
+CharOptions = tuple[tuple[str, float], ...]  # characters plausible at one position, with their probability
+
+
 @dataclass(frozen=True, slots=True)
 class PlateText:
-    """What the OCR made of one plate crop, before format validation."""
+    """What the OCR made of one plate crop, before format validation.
+
+    ``unconstrained``: the reader's own best path (greedy) where ``text`` was fitted to a format and differs
+    from it (None: ``text`` is the reader's own best path). ``char_options``: for each character of ``text``,
+    the characters the model found plausible there (the likeliest first; those scored below
+    ``read.fit_min_ratio`` of a sure best are left out), with their probability (a twin O/0, I/1 counted
+    whole); empty when the reader does not say, and then any fit of the formats goes.
+    """
 
     text: str
     char_confidences: tuple[float, ...]
+    unconstrained: str | None = None
+    char_options: tuple[CharOptions, ...] = ()
 
     @property
     def confidence(self) -> float:
@@ -137,6 +149,12 @@ class PlateRead:
         return self.match.format_name is not None
 
 
+    @property
+    def unconstrained(self) -> str:
+        """The reader's own best path for this crop, before any format bent it (normalised)."""
+        raw = self.raw.unconstrained if self.raw.unconstrained is not None else self.raw.text
+        return raw.upper().replace(" ", "").replace("-", "")
+
 @dataclass(frozen=True, slots=True, eq=False)
 class View:
     """Another frame of a pass than the overview's, held in memory so faces found in it are covered there too."""
@@ -171,6 +189,7 @@ class VehiclePass:
     views: tuple[View, ...] = ()  # earlier frames of the pass (PlateTracker(views=...)), for face redaction
     others: tuple[Box, ...] = ()  # the other plates in the overview's frame (read, or predicted for an open track)
 
+    unconstrained: str | None = None  # the reader's own best reading where a format bent it away from ``plate``
 
 @dataclass(frozen=True, slots=True)
 class Redaction:

@@ -334,6 +334,7 @@ class _PassPrinter:
             "sightings": p.sightings,
             "preview": p.preview,
             "message_id": message.message_id if message else None,
+            "unconstrained": p.unconstrained,  # node-side only (the reader's own path where a format bent it)
         })
         if not self.quiet:
             self.progress.clear()

@@ -147,6 +147,13 @@ class ReadConfig(_Section):
         description="Also publish passes whose read fits none of read.formats (format 'none'); by default only "
         "reads that fit are published. Counted in health either way.",
     )
+    fit_min_ratio: float = Field(
+        0.05, ge=0.0, le=1.0,
+        description="A read is not bent into a format: where the model is sure of a character (probability at "
+        "least 0.5), a format's character it scored below this share of it (default 1/20) refuses that fit, by "
+        "the decoder or by position (O/0 and I/1, which the UK font draws alike, always fit); a character fitted "
+        "at a lower probability carries it as its confidence. 0: any fit goes.",
+    )
 
     @model_validator(mode="before")
     @classmethod

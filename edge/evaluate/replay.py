@@ -64,6 +64,7 @@ class FoundPass:
     track_id: int = 0
     crop: Image | None = field(default=None, repr=False)
     format_name: str | None = None
+    unconstrained: str | None = None  # the reader's own best path where a format bent it away from ``plate``
     sightings: int = 0
     message_id: str | None = None  # None: the policy sent nothing for it
 
@@ -285,7 +286,8 @@ def write_report(
         scored = (f"<td style='color:{COLOURS[kind]}'>{kind}</td><td>{_esc(truth.plate if truth else '-')}</td>"
                   if kind else "")
         passes.append(
-            f"<tr><td>{n + 1}</td><td>{f.first_s:.1f}-{f.last_s:.1f}</td><td class='plate'>{_esc(f.plate)}</td>"
+            f"<tr><td>{n + 1}</td><td>{f.first_s:.1f}-{f.last_s:.1f}</td><td class='plate'>{_esc(f.plate)}"
+            f"{'<br><small>model read ' + _esc(f.unconstrained) + '</small>' if f.unconstrained else ''}</td>"
             f"<td>{f.confidence:.2f}</td><td>{_esc(f.format_name or 'none')}</td>"
             f"<td>{_esc(f.direction or 'unknown')}</td>"
             f"<td>{f.sightings}</td>{scored}<td>{img or 'no crop'}</td>"
@@ -499,6 +501,7 @@ class PassRecorder:
                 track_id=p.track_id,
                 crop=p.best.crop if self.keep_crops else None,
                 format_name=p.format_name,
+                unconstrained=p.unconstrained,
                 sightings=p.sightings,
                 message_id=message.message_id if message is not None else None,
             ))

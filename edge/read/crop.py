@@ -7,6 +7,12 @@ main line of characters; one that only may be a plate is read whole, and its rea
 long. A short read (fewer than ``LONG_READ`` characters: the words of signs, windows and road
 markings read as ``M1`` or ``BU5``) counts only from a crop that looks like a plate with as many characters.
 
+A fit by position (a confusable character swapped to fit a format: ``5`` read where a letter must be becomes
+``S``) must be one of the characters the reader found plausible there (:attr:`PlateText.char_options`: those
+not scored far below a sure best, ``read.fit_min_ratio``); else the read stays unfitted, as the reader's
+own best path. The twins the plate font draws alike (O/0, I/1) always fit. A character fitted below the
+model's best there has its confidence multiplied by the ratio of the two.
+
 The pipeline and ``edge-anpr eval plates`` both read through :func:`read_box`, so what eval scores is
 what the node does. (Tried and left out: reading a mark that fits no format again from a crop widened
 sideways. On openalpr-br it recovered no plate, since PP-OCR misses those first characters at any width,
@@ -25,6 +31,8 @@ import numpy as np
 
 from edge.domain import Box, FormatMatch, Image, PlateText
 from edge.read import PlateReader
+from edge.read.formats import normalise
+from edge.read.lattice import TWINS
 from edge.read.line import PlateCheck, cut_to_line, plate_check
 
 CROP_MARGIN = 0.12  # share of the plate box added on each side before OCR
@@ -109,9 +117,39 @@ def read_box(
     text = reader.read(crop if line is None else cut_to_line(crop, line))
     ok = bool(text.text) and text.confidence >= min_confidence
     match = formats.match(text.text, captured_on) if ok else None
+    if match is not None and match.corrected:
+        fitted = fit_by_position(text, match)
+        if fitted is None:  # the fit overrules what the model saw: the read stays its own, unfitted
+            norm = normalise(text.text)
+            match = FormatMatch(norm, None, False, norm)
+        elif fitted.confidence < min_confidence:
+            match = None
+        else:
+            text = fitted
     if check is not None and match is not None and not _supported(match, check):
         match = None
     return CropRead(crop, text, match, look)
+
+
+def fit_by_position(text: PlateText, match: FormatMatch) -> PlateText | None:
+    """``text`` with the confidences of the characters ``match`` swapped to fit its format, each multiplied by
+    the ratio of its probability to the model's best at that position; None when a swapped character is none
+    of the read's options there (the model scored it far below its own sure best). A twin (O/0, I/1) fits at no
+    cost; a read that does not say its options (``char_options`` empty), or whose fit changed its length, is
+    returned as it is."""
+    raw = normalise(text.text)
+    options = text.char_options
+    if not options or len(options) != len(raw) or len(match.text) != len(raw) or len(text.char_confidences) != len(raw):
+        return text
+    confs = list(text.char_confidences)
+    for k, (seen, fitted) in enumerate(zip(raw, match.text, strict=True)):
+        if seen == fitted or TWINS.get(seen) == fitted:
+            continue
+        scored = dict(options[k])
+        if fitted not in scored or not options[k]:
+            return None
+        confs[k] *= min(1.0, scored[fitted] / options[k][0][1])
+    return PlateText(text.text, tuple(confs), text.unconstrained, options)
 
 
 def _supported(match: FormatMatch, check: PlateCheck) -> bool:

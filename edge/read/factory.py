@@ -57,9 +57,11 @@ def build_reader(config: ReadConfig, backend: str | None = None, formats: Format
     """
     name = backend or reader_backend(config)
     manifest = load_manifest(config.manifest)
-    decoder = FormatDecoder(formats) if formats is not None and config.format_guided else None
+    ratio = config.fit_min_ratio
+    decoder = FormatDecoder(formats, min_ratio=ratio) if formats is not None and config.format_guided else None
     if name == "ctc":
-        return TflitePlateReader(open_model(config.model, manifest, threads=config.threads), decoder)
+        return TflitePlateReader(open_model(config.model, manifest, threads=config.threads), decoder, ratio)
     if name == "ppocr":
-        return PpocrPlateReader(open_model(config.model, manifest, threads=config.threads), decoder=decoder)
+        return PpocrPlateReader(open_model(config.model, manifest, threads=config.threads), decoder=decoder,
+                                min_ratio=ratio)
     raise ConfigError(f"unknown plate reader {name!r}; known: {', '.join(READERS)}")

@@ -14,6 +14,13 @@ frame with a character on it costs ``log(1 / junk_weight)``. A reading whose bes
 ``max_cost`` is left as the greedy read (and the format check flags it), so nothing is forced into a format
 the frames do not support.
 
+A fit never overrules strong visual evidence: where the model is sure of a character (at least ``FIT_SURE``
+at its frames), a fitted character it scored below ``min_ratio`` of that (``read.fit_min_ratio``, default
+1/20) refuses the layout, and the next is tried. A fitted character's confidence is its own probability at
+its frames, so it already carries the penalty: the best character's times the ratio. The same ratio prunes
+the characters a read offers as plausible at each position (:func:`options_at`), which is what a later fit
+by position (:mod:`edge.read.crop`) may choose from.
+
 Characters the plate font draws alike (``O``/``0``, ``I``/``1``) lend each other half their probability:
 a layout that needs the other twin in a position pays little for it, so the format decides by position
 where only one twin fits, and the model's own preference decides where either would (a read that fits
@@ -30,9 +37,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from edge.domain import PlateText
+from edge.domain import CharOptions, PlateText
+from edge.read.charsets import ALPHABET
 from edge.read.formats import FormatSet, RegistrationFormat
-from edge.read.ocr import ALPHABET
 
 COLUMNS = 2 + len(ALPHABET)  # blank, the alphabet, separator
 BLANK = 0
@@ -42,6 +49,9 @@ TWINS = {"O": "0", "0": "O", "I": "1", "1": "I"}  # drawn alike in the UK plate 
 TWIN_SHARE = 0.5  # a character's twin adds this share of its probability to the character's own
 JUNK_WEIGHT = 0.01  # a frame read as a character outside the mark counts at this share of its probability
 MAX_COST = 1.5  # nats: a format reading at most this much less likely than the greedy read is taken
+FIT_MIN_RATIO = 0.05  # a fitted character scored below this share of a sure best character refuses the fit...
+FIT_SURE = 0.5  # ... where that best is at least this sure (read.fit_min_ratio sets the share)
+OPTION_FLOOR = 1e-3  # a character scored below this is no option at any position
 
 _NEG = -1e9
 _FLOOR = 1e-9
@@ -70,26 +80,59 @@ class _Layout:
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """A format reading: its text, each character's confidence, and its cost (nats below the greedy read)."""
+    """A format reading: its text, each character's confidence, its cost (nats below the greedy read), and
+    each character's options (:func:`options_at`)."""
 
     text: str
     char_confidences: tuple[float, ...]
     cost: float
+    char_options: tuple[CharOptions, ...] = ()
 
-    def as_plate_text(self) -> PlateText:
-        return PlateText(self.text, self.char_confidences)
+    def as_plate_text(self, unconstrained: str | None = None) -> PlateText:
+        """As a :class:`PlateText`; ``unconstrained``: the greedy read of the same frames (kept when it differs)."""
+        own = None if unconstrained == self.text else unconstrained
+        return PlateText(self.text, self.char_confidences, own, self.char_options)
+
+
+def whole_chars(lattice: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """(time, 36): each character's probability with its twin's (O/0, I/1) counted whole, capped at 1."""
+    chars = lattice[:, 1:SEPARATOR] + lattice[:, TWIN_COLUMN[1:SEPARATOR]] * (_TWIN_WEIGHT[1:SEPARATOR] > 0)
+    return np.asarray(np.minimum(chars, 1.0), np.float32)
+
+
+def options_at(probs: npt.NDArray[np.float32], min_ratio: float = FIT_MIN_RATIO) -> CharOptions:
+    """The characters plausible at one position, from their probabilities there (36, twins counted whole): every
+    one scored at least ``OPTION_FLOOR`` and, where the best is sure (``FIT_SURE``), at least ``min_ratio`` of
+    it; likeliest first."""
+    best = float(probs.max()) if probs.size else 0.0
+    floor = max(OPTION_FLOOR, min_ratio * best) if best >= FIT_SURE else OPTION_FLOOR
+    keep = np.flatnonzero(probs >= floor)
+    keep = keep[np.argsort(-probs[keep], kind="stable")]
+    return tuple((ALPHABET[int(c)], round(float(probs[c]), 4)) for c in keep)
+
+
+def greedy_options(
+    lattice: npt.NDArray[np.float32], spans: list[list[int]], min_ratio: float = FIT_MIN_RATIO
+) -> tuple[CharOptions, ...]:
+    """The options of each character of a greedy read, from the frames (``spans``) each one holds."""
+    whole = whole_chars(lattice)
+    return tuple(options_at(whole[ts].max(axis=0), min_ratio) for ts in spans)
 
 
 class FormatDecoder:
     """Decodes a lattice (time, :data:`COLUMNS`) to the best reading that fits one of ``formats``' layouts."""
 
     def __init__(
-        self, formats: FormatSet, *, junk_weight: float = JUNK_WEIGHT, max_cost: float = MAX_COST
+        self, formats: FormatSet, *, junk_weight: float = JUNK_WEIGHT, max_cost: float = MAX_COST,
+        min_ratio: float = FIT_MIN_RATIO,
     ) -> None:
         if not 0.0 < junk_weight <= 1.0:
             raise ValueError(f"junk_weight must be in (0, 1], got {junk_weight!r}")
         if max_cost < 0.0:
             raise ValueError(f"max_cost must be >= 0, got {max_cost!r}")
+        if not 0.0 <= min_ratio <= 1.0:
+            raise ValueError(f"min_ratio must be in [0, 1], got {min_ratio!r}")
+        self.min_ratio = min_ratio
         seen: set[tuple[str, ...]] = set()
         layouts: list[_Layout] = []
         for fmt in formats.formats:
@@ -117,8 +160,9 @@ class FormatDecoder:
         ).reshape(len(layouts), lmax)
 
     def decode(self, lattice: npt.NDArray[np.float32]) -> Reading | None:
-        """The best reading within ``max_cost`` of the greedy one whose format's date-free rules hold; None
-        if there is none (or no layout at all)."""
+        """The best reading within ``max_cost`` of the greedy one whose format's date-free rules hold and whose
+        characters the model did not score far below its own sure best (``min_ratio``); None if there is none
+        (or no layout at all)."""
         if lattice.ndim != 2 or lattice.shape[1] != COLUMNS:
             raise ValueError(f"lattice has shape {lattice.shape}; expected (time, {COLUMNS})")
         if not self._layouts or lattice.shape[0] == 0:
@@ -145,18 +189,23 @@ class FormatDecoder:
         scores = _Scores(char_log[:, plausible], quiet, junk)
         paths = _Viterbi(scores, _Slots(allowed[fits], self._lengths[fits], twin))
         order = sorted(range(fits.size), key=lambda i: (-round(float(paths.scores[i]), 6), int(fits[i])))
+        # a character's confidence counts its twin whole, as the greedy decoder's does (the font draws them
+        # alike); the half share above only ranks the layouts
+        whole = whole_chars(lattice)
         for i in order:
             cost = greedy - float(paths.scores[i])
             if cost > self.max_cost:
                 return None
             chars = [(int(plausible[c]), ts) for c, ts in paths.spell(i)]
             text = "".join(ALPHABET[c] for c, _ in chars)
-            if self._layouts[fits[i]].fmt.accepts(text, _EVER):
-                # a character's confidence counts its twin whole, as the greedy decoder's does (the font
-                # draws them alike); the half share above only ranks the layouts
-                whole = lattice[:, 1:SEPARATOR] + lattice[:, TWIN_COLUMN[1:SEPARATOR]] * (_TWIN_WEIGHT[1:SEPARATOR] > 0)
-                confs = tuple(float(min(1.0, whole[ts, c].max())) for c, ts in chars)
-                return Reading(text, confs, max(cost, 0.0))
+            if not self._layouts[fits[i]].fmt.accepts(text, _EVER):
+                continue
+            seen = [whole[ts].max(axis=0) for _, ts in chars]  # each slot's characters at its frames
+            confs = tuple(float(p[c]) for (c, _), p in zip(chars, seen, strict=True))
+            if any(bent(conf, float(p.max()), self.min_ratio) for conf, p in zip(confs, seen, strict=True)):
+                continue  # a character the model scored far below its own sure best there: not this layout
+            options = tuple(options_at(p, self.min_ratio) for p in seen)
+            return Reading(text, confs, max(cost, 0.0), options)
         return None
 
     def _least_costs(
@@ -191,6 +240,12 @@ class FormatDecoder:
             done = self._lengths == k + 1
             bounds[done] = placed[done, -1]
         return bounds
+
+
+def bent(fitted: float, best: float, min_ratio: float = FIT_MIN_RATIO) -> bool:
+    """A fitted character scored ``fitted`` where the model's best there scored ``best``: whether fitting it
+    overrules strong visual evidence (the best is sure, and the fitted one below ``min_ratio`` of it)."""
+    return best >= FIT_SURE and fitted < min_ratio * best
 
 
 def _sure(lattice: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

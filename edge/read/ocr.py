@@ -13,7 +13,6 @@ that fits an allowed format, where the frames support one (greedy otherwise).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -21,14 +20,11 @@ import numpy.typing as npt
 
 from edge.domain import Image, PlateText
 from edge.errors import ModelError
+from edge.read.charsets import ALPHABET as ALPHABET  # re-exported: the training tool imports it from here
+from edge.read.lattice import FIT_MIN_RATIO, FormatDecoder, greedy_options
 from edge.runtime import TfliteModel
 
-if TYPE_CHECKING:
-    from edge.read.lattice import FormatDecoder
-
 log = logging.getLogger(__name__)
-
-ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 BLANK = len(ALPHABET)
 TWO_LINE_BELOW = 1.5  # width / height of a crop below which it is read as a two-line plate only
 ONE_LINE_ABOVE = 2.6  # ... above which as a one-line plate only
@@ -76,28 +72,33 @@ def preprocess(crop: Image, height: int, width: int, *, two_line: bool) -> npt.N
     return x
 
 
-def ctc_greedy(probs: npt.NDArray[np.float32]) -> PlateText:
-    """Greedy CTC decode of (time, classes) probabilities; a character's confidence is its best frame."""
+def ctc_greedy(probs: npt.NDArray[np.float32], min_ratio: float = FIT_MIN_RATIO) -> PlateText:
+    """Greedy CTC decode of (time, classes) probabilities; a character's confidence is its best frame; each
+    character's options as :func:`edge.read.lattice.options_at` gives them."""
     if probs.ndim != 2 or probs.shape[1] != len(ALPHABET) + 1:
         raise ValueError(f"CTC output has shape {probs.shape}; expected (time, {len(ALPHABET) + 1})")
     best = probs.argmax(axis=1)
     chars: list[str] = []
     confs: list[float] = []
+    spans: list[list[int]] = []
     previous = BLANK
     for t, k in enumerate(best.tolist()):
         if k not in (BLANK, previous):
             chars.append(ALPHABET[k])
             confs.append(float(probs[t, k]))
+            spans.append([t])
         elif k != BLANK:
             confs[-1] = max(confs[-1], float(probs[t, k]))
+            spans[-1].append(t)
         previous = k
-    return PlateText(text="".join(chars), char_confidences=tuple(confs))
+    options = greedy_options(to_lattice(probs), spans, min_ratio)
+    return PlateText(text="".join(chars), char_confidences=tuple(confs), char_options=options)
 
 
 class TflitePlateReader:
     """``PlateReader`` backed by the OCR ``.tflite`` model (input (1, H, W, 1), output (1, T, 37))."""
 
-    def __init__(self, model: TfliteModel, decoder: FormatDecoder | None = None) -> None:
+    def __init__(self, model: TfliteModel, decoder: FormatDecoder | None = None, min_ratio: float = FIT_MIN_RATIO) -> None:
         shape = model.input_shape
         if len(shape) != 4 or shape[0] != 1 or shape[3] != 1:
             raise ModelError(
@@ -105,6 +106,7 @@ class TflitePlateReader:
             )
         self._model = model
         self._decoder = decoder
+        self._min_ratio = min_ratio  # read.fit_min_ratio: see edge.read.lattice
         self._height, self._width = int(shape[1]), int(shape[2])
 
     def read(self, crop: Image) -> PlateText:
@@ -122,11 +124,12 @@ class TflitePlateReader:
         probs = np.asarray(self._model.run(tensor)[0], dtype=np.float32)
         if probs.ndim == 3:
             probs = probs[0]
+        greedy = ctc_greedy(probs, self._min_ratio)
         if self._decoder is not None:
             fitted = self._decoder.decode(to_lattice(probs))
             if fitted is not None:
-                return fitted.as_plate_text()
-        return ctc_greedy(probs)
+                return fitted.as_plate_text(unconstrained=greedy.text)
+        return greedy
 
 
 def to_lattice(probs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

@@ -23,9 +23,9 @@ import numpy.typing as npt
 
 from edge.domain import Image, PlateText
 from edge.errors import ModelError
-from edge.read.charsets import PPOCR_PLATE_CLASSES
-from edge.read.lattice import TWIN_COLUMN, FormatDecoder
-from edge.read.ocr import ALPHABET, unfold_two_line
+from edge.read.charsets import ALPHABET, PPOCR_PLATE_CLASSES
+from edge.read.lattice import FIT_MIN_RATIO, TWIN_COLUMN, FormatDecoder, greedy_options
+from edge.read.ocr import unfold_two_line
 from edge.runtime import TfliteModel
 
 _BLANK = 0
@@ -104,34 +104,42 @@ def ctc_decode(probs: npt.NDArray[np.float32], classes: str = PPOCR_PLATE_CLASSE
     return greedy_decode(lattice(probs, classes))
 
 
-def greedy_decode(merged: npt.NDArray[np.float32]) -> PlateText:
-    """:func:`ctc_decode` of a lattice (the model's output already merged by :func:`lattice`)."""
+def greedy_decode(merged: npt.NDArray[np.float32], min_ratio: float = FIT_MIN_RATIO) -> PlateText:
+    """:func:`ctc_decode` of a lattice (the model's output already merged by :func:`lattice`), with each
+    character's options (:func:`edge.read.lattice.options_at`, pruned by ``min_ratio``)."""
     best = merged.argmax(axis=1)
     sure = merged + merged[:, TWIN_COLUMN] * _HAS_TWIN
     chars: list[str] = []
     confs: list[float] = []
+    spans: list[list[int]] = []
     previous = _BLANK
     for t, k in enumerate(best.tolist()):
         if k not in (_BLANK, previous):
             chars.append(ALPHABET[k - 1] if k != _SEPARATOR else " ")
             confs.append(float(sure[t, k]))
+            spans.append([t])
         elif k != _BLANK:
             confs[-1] = max(confs[-1], float(sure[t, k]))
+            spans[-1].append(t)
         previous = k
-    kept = [(c, p) for c, p in zip(chars, confs, strict=True) if c != " "]
+    kept = [(c, p, ts) for c, p, ts in zip(chars, confs, spans, strict=True) if c != " "]
     while kept and kept[0][1] < EDGE_CHAR_MIN:  # a band's country letters, a bolt, a frame's print
         kept.pop(0)
     while kept and kept[-1][1] < EDGE_CHAR_MIN:
         kept.pop()
-    return PlateText(text="".join(c for c, _ in kept), char_confidences=tuple(p for _, p in kept))
+    return PlateText(text="".join(c for c, _, _ in kept), char_confidences=tuple(p for _, p, _ in kept),
+                     char_options=greedy_options(merged, [ts for _, _, ts in kept], min_ratio))
 
 
 class PpocrPlateReader:
     """``PlateReader`` backed by the converted PP-OCR recogniser (input (1, 48, W, 3), output (1, W/8, C))."""
 
     def __init__(
-        self, model: TfliteModel, classes: str = PPOCR_PLATE_CLASSES, decoder: FormatDecoder | None = None
+        self, model: TfliteModel, classes: str = PPOCR_PLATE_CLASSES, decoder: FormatDecoder | None = None,
+        min_ratio: float = FIT_MIN_RATIO,
     ) -> None:
+        """``min_ratio``: a character the model scored below this share of its sure best at a position is no
+        option there (``read.fit_min_ratio``; the decoder has its own, the same from the config)."""
         shape = model.input_shape
         if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
             raise ModelError(
@@ -140,6 +148,7 @@ class PpocrPlateReader:
         self._model = model
         self._classes = classes
         self._decoder = decoder
+        self._min_ratio = min_ratio
         self._height, self._width = int(shape[1]), int(shape[2])
 
     def read(self, crop: Image) -> PlateText:
@@ -161,10 +170,11 @@ class PpocrPlateReader:
         if probs.ndim == 3:
             probs = probs[0]
         merged = lattice(probs, self._classes)
+        greedy = greedy_decode(merged, self._min_ratio)
         fitted = None if self._decoder is None else self._decoder.decode(merged)
         if fitted is not None:
-            return fitted.as_plate_text(), True
-        return greedy_decode(merged), False
+            return fitted.as_plate_text(unconstrained=greedy.text), True
+        return greedy, False
 
 
 def lattice(probs: npt.NDArray[np.float32], classes: str = PPOCR_PLATE_CLASSES) -> npt.NDArray[np.float32]:

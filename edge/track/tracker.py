@@ -354,4 +354,5 @@ class PlateTracker:
             preview=preview,
             views=tuple(track.views),
             others=track.others,
+            unconstrained=voted.unconstrained if voted.unconstrained not in ("", voted.text) else None,
         )

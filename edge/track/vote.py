@@ -14,7 +14,13 @@ away. Here every read votes per character instead:
    weighted reads wins.
 5. Given a format checker, the winner is corrected by position (O/0, I/1); when it fits no format
    but a read that does is nearly as well supported, that read wins. Without one, the format is taken
-   from a valid read with the same letter/digit pattern.
+   from a valid read with the same letter/digit pattern. A winner that some reads spelled keeps their
+   verdict (a read whose fit its own characters refused, :func:`edge.read.crop.fit_by_position`, is not
+   bent here either); otherwise the checker fits the winner by position only to characters some read saw
+   there (or their twins O/0, I/1).
+
+Beside the voted text, the track's *unconstrained* reading is the reader's own best path (before any
+format bent it) that the most weight of reads gave.
 
 The confidence of each character is its support divided by the weight of the reads that cover
 that position: all reads agreeing with confidence 0.9 give 0.9; half of them disagreeing about 0.45.
@@ -28,6 +34,7 @@ from dataclasses import dataclass
 
 from edge.domain import FormatMatch, PlateRead
 from edge.read.crop import FormatMatcher
+from edge.read.lattice import TWINS
 
 VALID_WEIGHT = 2.0  # a read that fits a registration format counts this many times
 OTHER_LENGTH_WEIGHT = 0.5  # a read of another length than the winning one, aligned by edit distance
@@ -41,6 +48,7 @@ class Voted:
     format_name: str | None
     confidence: float
     char_confidences: tuple[float, ...]
+    unconstrained: str = ""  # the reader's own best path the reads gave most weight to ("": none)
 
 
 def levenshtein(a: str, b: str) -> int:
@@ -112,10 +120,10 @@ def vote(reads: Sequence[PlateRead], formats: FormatMatcher | None = None) -> Vo
                        by_length[len(p[0])]),
     )
     length = len(text)
-    match = _format_of(text, reads, formats)
+    match = _format_of(text, reads, formats, support)
     if formats is not None and (match is None or match.format_name is None):
         text = _prefer_valid(text, reads, support)
-        match = _format_of(text, reads, formats)
+        match = _format_of(text, reads, formats, support)
     confs = tuple(min(1.0, support[p].get(text[p], 0.0) / cover[p]) if cover[p] else 0.0 for p in range(length))
     if match is not None and match.text != text and len(match.text) == length:
         text = match.text  # corrected by position (O/0, I/1) once the format is known
@@ -125,7 +133,16 @@ def vote(reads: Sequence[PlateRead], formats: FormatMatcher | None = None) -> Vo
         format_name=match.format_name if match is not None else None,
         confidence=min(confs) if confs else 0.0,
         char_confidences=confs,
+        unconstrained=unconstrained(reads, weights),
     )
+
+
+def unconstrained(reads: Sequence[PlateRead], weights: Sequence[float]) -> str:
+    """The reads' own best path (:attr:`PlateRead.unconstrained`) with the most weight behind it."""
+    total: dict[str, float] = defaultdict(float)
+    for read, weight in zip(reads, weights, strict=True):
+        total[read.unconstrained] += weight
+    return max(sorted(total), key=lambda t: total[t]) if total else ""
 
 
 def _vote_length(reads: Sequence[PlateRead], length: int) -> tuple[str, list[dict[str, float]], list[float]]:
@@ -169,16 +186,26 @@ def _pattern(text: str) -> str:
     return "".join("9" if c.isdigit() else "A" for c in text)
 
 
-def _format_of(text: str, reads: Sequence[PlateRead], formats: FormatMatcher | None) -> FormatMatch | None:
+def _format_of(
+    text: str, reads: Sequence[PlateRead], formats: FormatMatcher | None, support: list[dict[str, float]]
+) -> FormatMatch | None:
     """The format of the voted text: a read's with that text, the checker's, or (no checker) a valid read's
-    with the same letter/digit pattern, its display spacing carried over."""
+    with the same letter/digit pattern, its display spacing carried over. Reads with that text whose fit was
+    checked against their own characters keep their verdict; the checker's fit may swap a character only to
+    one a read saw there (``support``) or to its twin."""
     same = [r for r in reads if r.text == text]
     if same:
         ref = max(same, key=read_weight)
-        if ref.valid or formats is None:
+        if ref.valid or formats is None or any(r.raw.char_options for r in same):
             return ref.match
     if formats is not None:
-        return formats.match(text, reads[0].timestamp.date())
+        match = formats.match(text, reads[0].timestamp.date())
+        if match.format_name is not None and len(match.text) == len(text) and not all(
+            a == b or TWINS.get(a) == b or support[p].get(b, 0.0) > 0.0
+            for p, (a, b) in enumerate(zip(text, match.text, strict=True))
+        ):
+            return FormatMatch(text, None, False, text)  # a swap no read saw: the text stays its own, unfitted
+        return match
     alike = [r for r in reads if r.valid and _pattern(r.text) == _pattern(text)]
     if not alike:
         return None

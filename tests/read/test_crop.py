@@ -6,6 +6,7 @@ import datetime as dt
 
 import cv2
 import numpy as np
+import pytest
 from support.fakes import FixedReader
 
 from edge.domain import Box, PlateText
@@ -109,3 +110,47 @@ def test_only_plates_skips_a_crop_that_only_may_be_one() -> None:
     spy = _Spy("AB12CDE")
     got = read_box(image, Box(200, 150, 120, 40), spy, UK, DAY, min_confidence=0.5, only_plates=True)
     assert got is not None and got.match is None and spy.crops == []
+
+
+class _SeenReader:
+    """A PlateReader that reads every crop as ``text``, with the character options it carries."""
+
+    def __init__(self, text: PlateText) -> None:
+        self.text = text
+
+    def read(self, crop: np.ndarray) -> PlateText:
+        return self.text
+
+
+NI = FormatSet.load(["uk_northern_ireland"])
+
+
+def _sure(text: str) -> tuple[tuple[tuple[str, float], ...], ...]:
+    return tuple(((c, 0.99),) for c in text)
+
+
+def test_a_read_is_not_bent_by_position_into_a_format_against_what_the_model_saw() -> None:
+    # Vietnam's 15C-171.76, 41x13 px, read 151717: Northern Ireland's format took it as ISI717 (1->I, 5->S, 1->I),
+    # though the model gave S nothing beside its sure 5
+    seen = PlateText("151717", (0.99,) * 6, None, _sure("151717"))
+    got = read_box(_image(), Box(100, 100, 100, 25), _SeenReader(seen), NI, DAY, min_confidence=0.5, verify=False)
+    assert got is not None and got.match is not None
+    assert (got.match.text, got.match.format_name) == ("151717", None)
+
+
+def test_a_swap_the_model_found_plausible_fits_and_costs_its_ratio_in_confidence() -> None:
+    options = (*_sure("1"), (("5", 0.8), ("S", 0.16)), *_sure("1717"))
+    seen = PlateText("151717", (0.99, 0.8, 0.99, 0.99, 0.99, 0.99), None, options)
+    got = read_box(_image(), Box(100, 100, 100, 25), _SeenReader(seen), NI, DAY, min_confidence=0.1, verify=False)
+    assert got is not None and got.match is not None
+    assert (got.match.text, got.match.format_name) == ("ISI717", "uk_northern_ireland")
+    assert got.text.char_confidences[1] == pytest.approx(0.16)  # 0.8 times 0.16 / 0.8
+    assert got.text.char_confidences[0] == pytest.approx(0.99)  # I for 1: twins the font draws alike cost nothing
+    below = read_box(_image(), Box(100, 100, 100, 25), _SeenReader(seen), NI, DAY, min_confidence=0.5, verify=False)
+    assert below is not None and below.match is None  # ... and the penalty can sink it below read.min_confidence
+
+
+def test_a_reader_that_does_not_say_its_options_is_fitted_by_position_as_before() -> None:
+    got = read_box(_image(), Box(100, 100, 100, 25), FixedReader("151717", 0.9), NI, DAY, min_confidence=0.5,
+                   verify=False)
+    assert got is not None and got.match is not None and got.match.text == "ISI717"

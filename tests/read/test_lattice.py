@@ -7,8 +7,8 @@ import numpy.typing as npt
 import pytest
 
 from edge.read.formats import FormatSet
-from edge.read.lattice import BLANK, COLUMNS, SEPARATOR, FormatDecoder
-from edge.read.ocr import ALPHABET
+from edge.read.lattice import BLANK, COLUMNS, SEPARATOR, FormatDecoder, options_at
+from edge.read.charsets import ALPHABET
 
 UK = FormatSet.load(["uk_current", "uk_prefix", "uk_suffix", "uk_dateless", "uk_northern_ireland"])
 
@@ -146,3 +146,37 @@ def test_layouts_left_out_by_the_cost_bound_change_no_reading(formats: FormatSet
             assert (a.text, a.char_confidences) == (b.text, b.char_confidences)
             assert a.cost == pytest.approx(b.cost, abs=1e-9)
     assert found >= len(marks)  # the test saw readings, not only Nones
+
+
+def test_a_fit_whose_character_the_model_scored_far_below_its_sure_best_is_refused() -> None:
+    # the last frame is a sure 5 (0.96); uk_current needs a letter there, and E got only 0.03 (ratio 1/32)
+    lattice = frames(*"AB12CD", (("5", 0.96), ("E", 0.03)))
+    current = FormatSet.load(["uk_current"])
+    anyhow = FormatDecoder(current, max_cost=10.0, min_ratio=0.0).decode(lattice)
+    assert anyhow is not None and anyhow.text == "AB12CDE"
+    assert anyhow.char_confidences[6] == pytest.approx(0.03, abs=1e-3)  # the fitted character carries its own score
+    assert FormatDecoder(current, max_cost=10.0).decode(lattice) is None  # the default 1/20 refuses it
+
+
+def test_an_unsure_best_character_does_not_refuse_a_fit() -> None:
+    lattice = frames(*"AB12CD", (("5", 0.45), ("E", 0.02)))  # the model is not sure of its 5 either
+    got = FormatDecoder(FormatSet.load(["uk_current"]), max_cost=10.0).decode(lattice)
+    assert got is not None and got.text == "AB12CDE"
+
+
+def test_a_fitted_reading_keeps_the_unconstrained_one_and_each_character_s_options() -> None:
+    got = FormatDecoder(FormatSet.load(["uk_current"])).decode(frames(("A", 0.4), *"B12CDE"))
+    assert got is not None
+    text = got.as_plate_text(unconstrained="B12CDE")
+    assert (text.text, text.unconstrained) == ("AB12CDE", "B12CDE")
+    assert len(text.char_options) == 7 and text.char_options[1] == (("B", 1.0),)
+    assert got.as_plate_text(unconstrained="AB12CDE").unconstrained is None  # the same: nothing to keep
+
+
+def test_options_leave_out_what_the_model_scored_far_below_its_sure_best() -> None:
+    probs = np.zeros(len(ALPHABET), np.float32)
+    probs[ALPHABET.index("5")], probs[ALPHABET.index("S")], probs[ALPHABET.index("6")] = 0.9, 0.06, 0.02
+    assert [c for c, _ in options_at(probs)] == ["5", "S"]  # 6 is below 1/20 of 0.9
+    assert [c for c, _ in options_at(probs, min_ratio=0.0)] == ["5", "S", "6"]
+    probs[ALPHABET.index("5")] = 0.4  # an unsure best: everything the model gave at least 0.001 is an option
+    assert [c for c, _ in options_at(probs)] == ["5", "S", "6"]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
 import pytest
 from track_builders import sighting
 
-from edge.domain import FormatMatch
+from edge.domain import FormatMatch, PlateText
+from edge.read.formats import FormatSet
 from edge.track.vote import align, levenshtein, similarity, vote
 
 
@@ -125,3 +127,30 @@ def test_voting_beats_the_largest_cluster_on_noisy_simulated_tracks() -> None:
         cluster_ok += _largest_cluster_best([(r.text, r.confidence) for r in reads]) == plate
     assert voted_ok / trials >= 0.95
     assert voted_ok - cluster_ok >= 0.1 * trials
+
+
+def test_a_vote_does_not_bend_what_every_read_refused_to_fit() -> None:
+    # reads of 151717 whose fit as ISI717 their own characters refused (read_box): the vote, given the same
+    # formats, keeps them unfitted instead of fitting the text again by position
+    reads = []
+    for i in range(4):
+        r = sighting("151717", i, 100, 100, valid=False)
+        reads.append(replace(r, raw=PlateText("151717", r.raw.char_confidences, None, (((("1", 0.99),),) * 6))))
+    voted = vote(reads, FormatSet.load(["uk_northern_ireland"]))
+    assert (voted.text, voted.format_name) == ("151717", None)
+
+
+def test_the_vote_is_fitted_by_position_only_to_characters_some_read_saw() -> None:
+    # uk_current would take 5B12CDE as SB12CDE, yet no read saw an S there; an O for a 0 is a twin, and fits
+    reads = [sighting("5B12CDE", i, 100, 100, valid=False) for i in range(3)]
+    voted = vote(reads, FormatSet.load(["uk_current"]))
+    assert (voted.text, voted.format_name) == ("5B12CDE", None)
+    twins = vote([sighting("0B12CDE", i, 100, 100, valid=False) for i in range(3)], FormatSet.load(["uk_current"]))
+    assert (twins.text, twins.format_name) == ("OB12CDE", "uk_current")
+
+
+def test_the_vote_keeps_the_reads_own_best_path_beside_the_fitted_text() -> None:
+    reads = [sighting("AB12CDE", i, 100, 100) for i in range(3)]
+    reads = [replace(r, raw=PlateText("AB12CDE", r.raw.char_confidences, "B12CDE")) for r in reads]
+    reads.append(sighting("AB12CDE", 3, 100, 100))  # one read was the model's own path
+    assert vote(reads).unconstrained == "B12CDE"
