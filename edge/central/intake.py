@@ -2,9 +2,9 @@
 
 Every message ends in exactly one record (:mod:`edge.central.records`); nothing a node sends can raise
 out of :meth:`Intake.judge`. The checks, in order: size, topic shape, UTF-8 JSON (no NaN or Infinity,
-no nesting deeper than ``max_depth``, no NUL or lone surrogate in a string), the schema of the topic's
-kind (which bounds every integer and size), the payload's site/camera against the topic, and the
-conversion to typed values (calendar dates, base64 images).
+no key twice in one object, no nesting deeper than ``max_depth``, no NUL or lone surrogate in a string), the
+schema of the topic's kind (which bounds every integer and size), the payload's site/camera against the topic,
+a read's id against its site, camera and seq, and the conversion to typed values (calendar dates, base64 images).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import math
+from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -43,6 +44,16 @@ def _finite(text: str) -> float:
     if not math.isfinite(value):
         raise _RefusedError(f"number {text[:40]} is out of range")
     return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are all different: with a key twice, JSON readers disagree on which value counts."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        twice = next(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+        raise _RefusedError(f"key {twice[:40]!r} appears twice in one object (readers disagree on which value "
+                            f"counts)")
+    return obj
 
 
 def _check_tree(obj: object, max_depth: int) -> None:
@@ -78,7 +89,7 @@ def decode_json(payload: bytes, max_depth: int = MAX_DEPTH) -> object:
     except UnicodeDecodeError as exc:
         raise _RefusedError(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
-        obj = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+        obj = json.loads(text, parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=_unique_keys)
     except RecursionError:
         raise _RefusedError(f"nested deeper than {max_depth} levels") from None
     except json.JSONDecodeError as exc:
@@ -178,7 +189,17 @@ def _image(image: Mapping[str, Any]) -> ImageRecord:
     )
 
 
+def _check_id(message: Mapping[str, Any]) -> None:
+    """A read's id (``<site>.<camera>.<seq>.<8 hex>``, its shape checked by the schema) names its own site, camera
+    and seq: receivers drop repeats by id, so an id that names another read would hide this one or that one."""
+    site, camera, seq, _ = str(message["id"]).split(".")
+    if (site, camera, int(seq)) != (message["site"], message["camera"], message["seq"]):
+        raise _RefusedError(f"id {message['id']!r} names site/camera/seq {site}/{camera}/{seq}, but the read is "
+                            f"{message['site']}/{message['camera']}/{message['seq']}")
+
+
 def _read(message: dict[str, Any], topic: str, received_at: datetime, payload: bytes) -> ReadRecord:
+    _check_id(message)
     image = _image(message["image"]) if "image" in message else None
     document = {k: v for k, v in message.items() if k != "image"}
     confidence = message.get("confidence")

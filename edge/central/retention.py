@@ -168,9 +168,14 @@ def start_purging(store: SqlStore, config: RetentionConfig, clock: Clock, stop: 
     """Purge now and every ``purge_interval_s`` in a thread of its own, on ``store`` (its own connection)."""
     retention = central_retention(store, config)
 
+    def report(removed: dict[DataClass, int]) -> None:
+        if any(removed.values()):  # stored data went: say so at the default log level, counts per class
+            log.warning("listen: retention removed %s (%s)", ", ".join(f"{n} {k}" for k, n in removed.items()),
+                        describe(config))
+
     def run() -> None:
         try:
-            retention.run(clock, stop)
+            retention.run(clock, stop, on_purge=report)
         finally:
             store.close()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
@@ -91,8 +91,12 @@ class Retention:
     def run_if_due(self, now: datetime) -> dict[DataClass, int] | None:
         return self.purge(now) if self.due(now) else None
 
-    def run(self, clock: Clock, stop: threading.Event) -> None:
-        """Purge now and then every ``purge_interval_s`` until ``stop`` is set (a thread's target)."""
+    def run(self, clock: Clock, stop: threading.Event,
+            on_purge: Callable[[dict[DataClass, int]], None] | None = None) -> None:
+        """Purge now and then every ``purge_interval_s`` until ``stop`` is set (a thread's target); ``on_purge``
+        receives what each purge removed (per class)."""
         while not stop.is_set():
-            self.run_if_due(clock.now())
+            removed = self.run_if_due(clock.now())
+            if removed is not None and on_purge is not None:
+                on_purge(removed)
             stop.wait(min(self._config.purge_interval_s, 60.0))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import sqlite3
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from support.reads import SettableClock, make_read, node_config, read_id
 from edge.central.intake import Intake
 from edge.central.listen import ListenOptions, run_listen
 from edge.central.records import Record
-from edge.central.retention import central_retention, load_retention
+from edge.central.retention import central_retention, load_retention, start_purging
 from edge.central.store import open_store, parse_store
 from edge.central.store.sql import SqlStore
 from edge.cli import main as cli_main
@@ -106,6 +108,22 @@ def test_listen_purges_at_start_by_its_clock(mosquitto: MosquittoBroker, tmp_pat
     thread.join(20)
     with sqlite3.connect(path) as db:
         assert [r[0] for r in db.execute("SELECT seq FROM reads")] == [1]
+
+
+def test_listen_logs_what_a_purge_removed_per_class(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = open_store(parse_store(str(tmp_path / "c.sqlite")))
+    assert isinstance(store, SqlStore)
+    store.write([_read(0, NOW - 2 * DAY), _read(1, NOW - 40 * DAY, hit=True), _read(2, NOW - timedelta(hours=1))])
+    stop = threading.Event()
+    with caplog.at_level(logging.WARNING):  # the default level of the command line; the purge said nothing there
+        thread = start_purging(store, RetentionConfig(), SettableClock(NOW), stop)
+        for _ in range(100):
+            if "retention removed" in caplog.text:
+                break
+            time.sleep(0.1)
+        stop.set()
+        thread.join(10)
+    assert "listen: retention removed 1 non_hit_reads, 1 hit_reads, 0 images, 0 logs" in caplog.text
 
 
 def test_central_purge_command_reports_what_it_removed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
