@@ -24,6 +24,7 @@ from edge.detect.factory import build_detector, build_fine_look, build_second_lo
 from edge.domain import Frame
 from edge.errors import ModelError, StateError
 from edge.node.clocksync import ClockGate, ClockStatus
+from edge.node.fleet import FleetNode, HotlistSet
 from edge.node.preflight import CHECKS, first_error, preflight
 from edge.node.sequence import SequenceFile
 from edge.outbox.ledger import Ledger
@@ -62,6 +63,7 @@ class Node:
     clock_gate: ClockGate | None = None  # set when reads are checked against clock synchronisation
     hotlist: Hotlist | None = None
     hotlist_problem: str | None = None  # why the node runs without the hotlist its config names
+    fleet: FleetNode | None = None  # the control channel from the centre (config.fleet)
 
 
 def build_source(config: Config, clock: Clock) -> FrameSource:
@@ -137,6 +139,21 @@ def node_redactor(config: Config) -> Redactor | None:
         return None
 
 
+def _fleet_node(
+    config: Config, state: Path, clock: Clock, privacy: PrivacyStage, local: Hotlist | None
+) -> FleetNode | None:
+    """The control channel (config.fleet, over the node's MQTT session); pushed hotlists join the local one."""
+    if config.fleet is None or config.mqtt is None:
+        return None
+
+    def swap(pushed: list[Hotlist]) -> None:
+        lists = ([local] if local is not None else []) + pushed
+        privacy.replace_hotlist(HotlistSet(lists) if lists else None)
+
+    return FleetNode(config.fleet, config.node, config.privacy, prefix=config.mqtt.topic_prefix, state_dir=state,
+                     clock=clock, on_hotlists=swap)
+
+
 @contextmanager
 def open_node(
     config: Config,
@@ -196,10 +213,11 @@ def open_node(
         threading.Thread(
             target=retention.run, args=(clock, stop_retention), name="retention", daemon=True
         ).start()
+        fleet = _fleet_node(config, state, clock, privacy, hotlist)
         publisher = None
         if config.mqtt is not None:
             publisher = stack.enter_context(
-                MqttPublisher(config.mqtt, config.node, outbox, clock, software_version=__version__)
+                MqttPublisher(config.mqtt, config.node, outbox, clock, software_version=__version__, control=fleet)
             )
             ledger.on_commit = publisher.notify
         gate = None
@@ -232,4 +250,4 @@ def open_node(
         )
         yield Node(config=config, pipeline=pipeline, outbox=outbox, publisher=publisher, privacy=privacy,
                    retention=retention, clock_gate=gate, ledger=ledger, audit=audit, hotlist=hotlist,
-                   hotlist_problem=hotlist_problem)
+                   hotlist_problem=hotlist_problem, fleet=fleet)

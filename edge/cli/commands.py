@@ -89,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
             reporter = _health_reporter(node, clock, args.config, hooks, notifier)
             signal.signal(signal.SIGUSR1, lambda *_: reporter.request())
             hooks.on_ready.append(reporter.request)  # first health with real fps and latencies
+            if node.fleet is not None:
+                node.fleet.on_change = reporter.request  # an applied or refused push shows in health at once
             with reporter:
                 try:
                     node.pipeline.run(stop)
@@ -173,6 +175,8 @@ def _faults(node: Node, notifier: SocketNotifier) -> dict[str, Any]:
         "hotlist_problem": _hotlist_problem(node),
     }
     body = {k: v for k, v in faults.items() if v}
+    if node.fleet is not None:
+        body["fleet"] = node.fleet.health()
     if recorded.audit_head is not None:
         body["audit_head"] = {"n": recorded.audit_head[0], "hash": recorded.audit_head[1]}
     return body

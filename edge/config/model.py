@@ -386,6 +386,37 @@ class ClockConfig(_Section):
     max_held: int = Field(10_000, ge=1, le=1_000_000, description="Most reads held while unsynced (oldest dropped).")
 
 
+class FleetConfig(_Section):
+    public_key_file: str = Field(
+        description="The centre's Ed25519 public key(s) (PEM; several blocks for rotation), installed by provision: "
+        "control messages signed by any other key are refused."
+    )
+    groups: tuple[str, ...] = Field(
+        (), max_length=16,
+        description="Groups this node belongs to (lowercase, digits, - and _): it also takes what the centre sends "
+        "to anpr/ctl/group/<name>/...",
+    )
+    hotlist_keys_file: str | None = Field(
+        None, description="This node's hotlist keyring (its own key and its groups', from edge-anpr fleet node-keys); "
+        "without it pushed hotlists are refused.",
+    )
+    max_payload_bytes: int = Field(
+        16_000_000, ge=1024, le=256_000_000, description="Largest pushed payload (as sent, compressed) the node takes."
+    )
+
+    @field_validator("groups")
+    @classmethod
+    def _group_names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        import re
+
+        for name in v:
+            if not re.fullmatch(_SLUG, name):
+                raise ValueError(f"group {name!r}: lowercase letters, digits, - and _ only, at most 63 characters")
+        if len(set(v)) != len(v):
+            raise ValueError(f"groups {list(v)} name a group twice")
+        return v
+
+
 class Config(_Section):
     node: NodeConfig
     capture: CaptureConfig = CaptureConfig()
@@ -397,3 +428,13 @@ class Config(_Section):
     mqtt: MqttConfig | None = Field(None, description="Broker to publish to; without it reads stay in the outbox.")
     health: HealthConfig = HealthConfig()
     clock: ClockConfig = ClockConfig()
+    fleet: FleetConfig | None = Field(
+        None, description="Control channel from the centre (signed hotlist and config pushes); without it the node "
+        "takes none.",
+    )
+
+    @model_validator(mode="after")
+    def _fleet_site(self) -> Config:
+        if self.fleet is not None and self.node.site == "group":
+            raise ValueError("node.site 'group' is reserved by the control topics (anpr/ctl/group/<name>/...)")
+        return self

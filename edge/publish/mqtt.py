@@ -20,13 +20,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.clock import Clock
 from edge.config.model import MqttConfig, NodeConfig
@@ -95,6 +96,14 @@ def apply_credentials(client: paho.Client, mqtt: MqttConfig) -> None:
         client.username_pw_set(mqtt.username, password)
 
 
+class ControlHandler(Protocol):
+    """Takes the messages of the node's control topics (the fleet channel, edge/node/fleet.py)."""
+
+    subscriptions: list[str]
+
+    def handle(self, topic: str, payload: bytes) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class _Ack:
     mid: int
@@ -116,8 +125,10 @@ class MqttPublisher:
         max_inflight: int = 200,
         reconnect_max_s: int = 60,
         refused_retry_s: float = 10.0,
+        control: ControlHandler | None = None,
     ) -> None:
         self._cfg = mqtt
+        self._control = control
         self._node = node
         self._outbox = outbox
         self._clock = clock
@@ -289,6 +300,7 @@ class MqttPublisher:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         client.will_set(
             self._topics.status, self._status_payload("offline"), qos=1, retain=True,
             properties=self._properties("status", expiry_s=None, packet=PacketTypes.WILLMESSAGE),
@@ -342,8 +354,19 @@ class MqttPublisher:
             self._topics.status, self._status_payload("online"), qos=1, retain=True,
             properties=self._properties("status", expiry_s=None),
         )
+        if self._control is not None and self._control.subscriptions:
+            # QoS 1 on the persistent session: queued while away; retained: the latest again on every subscribe
+            client.subscribe([(t, SubscribeOptions(qos=1)) for t in self._control.subscriptions])
         self._connected.set()
         self._wake.set()
+
+    def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        if self._control is None:
+            return
+        try:
+            self._control.handle(msg.topic, bytes(msg.payload))
+        except Exception:  # a control message must never stop the node's MQTT thread
+            log.exception("MQTT: handling the control message on %s failed", msg.topic)
 
     def _on_log(self, client: paho.Client, userdata: object, level: int, buf: str) -> None:
         # paho 2.2 logs "Client is not connected" at ERROR after every clean disconnect: not an error.
