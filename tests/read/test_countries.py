@@ -14,10 +14,10 @@ import pytest
 
 from edge.config.model import ReadConfig
 from edge.errors import ConfigError
+from edge.read.charsets import ALPHABET
 from edge.read.countries import COUNTRIES
 from edge.read.formats import FormatSet, RegistrationFormat, normalise
 from edge.read.lattice import BLANK, COLUMNS, FormatDecoder
-from edge.read.ocr import ALPHABET
 
 ROOT = Path(__file__).resolve().parents[2]
 ON = dt.date(2026, 12, 7)
