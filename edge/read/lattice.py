@@ -75,7 +75,8 @@ _TWIN_WEIGHT = (np.arange(COLUMNS) != TWIN_COLUMN).astype(np.float32) * TWIN_SHA
 @dataclass(frozen=True, slots=True)
 class _Layout:
     slots: tuple[str, ...]
-    fmt: RegistrationFormat
+    fmts: tuple[RegistrationFormat, ...]  # every format with these slots (their other rules differ: a reading
+    # one of them refuses, such as a Swiss canton code, may be another's, a Latvian mark)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,13 +134,14 @@ class FormatDecoder:
         if not 0.0 <= min_ratio <= 1.0:
             raise ValueError(f"min_ratio must be in [0, 1], got {min_ratio!r}")
         self.min_ratio = min_ratio
-        seen: set[tuple[str, ...]] = set()
-        layouts: list[_Layout] = []
+        owners: dict[tuple[str, ...], list[RegistrationFormat]] = {}  # in order of first use
         for fmt in formats.formats:
             for slots in (lay.slots for lay in fmt.layouts):
-                if slots and slots not in seen and all(set(s) <= set(ALPHABET) for s in slots):
-                    seen.add(slots)
-                    layouts.append(_Layout(slots, fmt))
+                if slots and all(set(s) <= set(ALPHABET) for s in slots):
+                    fmts = owners.setdefault(slots, [])
+                    if not any(f is fmt for f in fmts):
+                        fmts.append(fmt)
+        layouts = [_Layout(slots, tuple(fmts)) for slots, fmts in owners.items()]
         self._layouts = tuple(layouts)
         self._junk_log = float(np.log(junk_weight))
         self.max_cost = max_cost
@@ -198,7 +200,7 @@ class FormatDecoder:
                 return None
             chars = [(int(plausible[c]), ts) for c, ts in paths.spell(i)]
             text = "".join(ALPHABET[c] for c, _ in chars)
-            if not self._layouts[fits[i]].fmt.accepts(text, _EVER):
+            if not any(fmt.accepts(text, _EVER) for fmt in self._layouts[fits[i]].fmts):
                 continue
             seen = [whole[ts].max(axis=0) for _, ts in chars]  # each slot's characters at its frames
             confs = tuple(float(p[c]) for (c, _), p in zip(chars, seen, strict=True))

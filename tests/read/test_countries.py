@@ -134,3 +134,11 @@ def test_an_unknown_country_is_refused_naming_it_and_the_known_codes() -> None:
 def test_the_readme_lists_every_country_code() -> None:
     readme = ROOT.joinpath("README.md").read_text(encoding="utf-8")
     assert [code for code in COUNTRIES if f"| `{code}` | {COUNTRIES[code]} |" not in readme] == []
+
+
+def test_a_layout_two_countries_share_is_decoded_for_either_s_rules() -> None:
+    # ch_standard and lv_standard both have two letters and four digits; only Switzerland's checks the canton
+    formats = FormatSet.load((), countries=("ch", "lv"))
+    for mark in ("AB1234", "ZH1234"):
+        got = FormatDecoder(formats).decode(_sure(mark))
+        assert got is not None and got.text == mark
