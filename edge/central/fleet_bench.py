@@ -42,6 +42,7 @@ class SimulatedNode:
     def __init__(
         self, site: str, camera: str, state: Path, *, mqtt: MqttConfig, public_key: Path, keyring: Path,
         groups: tuple[str, ...] = (), clock: Clock | None = None, max_payload_bytes: int = 16_000_000,
+        report_health: bool = False,
     ) -> None:
         self.site, self.camera, self.state = site, camera, state
         state.mkdir(parents=True, exist_ok=True)
@@ -53,6 +54,8 @@ class SimulatedNode:
         self.changed = threading.Event()
         self.fleet: FleetNode | None = None
         self._stack = ExitStack()
+        self._report_health = report_health
+        self._stop = threading.Event()
 
     def __enter__(self) -> SimulatedNode:
         self.fleet = FleetNode(self.fleet_config, self.node, PrivacyConfig(), prefix=self.mqtt.topic_prefix,
@@ -60,7 +63,21 @@ class SimulatedNode:
         outbox = self._stack.enter_context(Outbox(self.state / "outbox.sqlite", OutboxConfig(), self.clock))
         self.publisher = self._stack.enter_context(
             MqttPublisher(self.mqtt, self.node, outbox, self.clock, "bench", reconnect_max_s=1, control=self.fleet))
+        if self._report_health:  # as the service does: health (with its fleet member) at once after each change
+            thread = threading.Thread(target=self._health_loop, name=f"health-{self.camera}", daemon=True)
+            thread.start()
+            self._stack.callback(thread.join, 5)
+            self._stack.callback(self._stop.set)
         return self
+
+    def _health_loop(self) -> None:
+        assert self.fleet is not None
+        self.publisher.wait_connected(10)
+        self.changed.set()
+        while not self._stop.is_set():
+            if self.changed.wait(0.1):
+                self.changed.clear()
+                self.publisher.publish_health({"fleet": self.fleet.health()})
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

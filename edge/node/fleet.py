@@ -188,11 +188,12 @@ class FleetNode:
         if not payload:
             return  # a retained message being cleared
         with self._lock:
+            refusals = self.refusals
             if ct.chunk is None:
                 self._manifest(ct, payload)
             else:
                 self._chunk(ct, payload)
-            changed = self._complete(f"{ct.kind}:{ct.target}")
+            changed = self._complete(f"{ct.kind}:{ct.target}") or self.refusals != refusals
         if changed and self.on_change is not None:
             self.on_change()
 
@@ -308,8 +309,6 @@ class FleetNode:
         self._refused.append(entry)
         log.warning("fleet: REFUSED %s version %s for %s: %s (%s); keeping what this node has", r.kind, r.version,
                     r.target, r.reason, r.detail)
-        if self.on_change is not None:
-            self.on_change()
 
     def hotlists(self) -> list[Hotlist]:
         with self._lock:

@@ -122,7 +122,8 @@ def test_a_row_the_database_refuses_becomes_a_dead_letter_and_the_rest_of_the_ba
 
 
 def test_migrations_are_recorded_and_applied_once(store: SqlStore, tmp_path: Path) -> None:
-    assert _rows(store, "SELECT version, name FROM schema_migrations") == [(1, "initial")]
+    assert _rows(store, "SELECT version, name FROM schema_migrations ORDER BY version") == [
+        (1, "initial"), (2, "fleet")]
     from edge.central.store.db import migrate
 
     assert migrate(store.db) == []

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from edge.central.images import ImageFiles
 from edge.central.records import HealthRecord, Outcome, ReadRecord, Record, Rejected, StatusRecord
 from edge.central.store.db import Db, migrate
+from edge.central.store.fleet import record_health as record_fleet
 from edge.errors import StateError
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,8 @@ class SqlStore:
             " time = excluded.time, outbox_depth = excluded.outbox_depth, clock_synced = excluded.clock_synced,"
             " disk_free_mb = excluded.disk_free_mb, document = excluded.document, received_at = excluded.received_at"
             " WHERE node_health.time <= excluded.time", values)
+        if new:
+            record_fleet(db, h)  # what it applied and refused of the centre's pushes (fleet status)
         return "stored" if new else "duplicate"
 
     def _dead_letter(self, db: Db, r: Rejected) -> None:

@@ -1,0 +1,159 @@
+"""``edge-anpr fleet``: the centre's commands for the control channel (keys, hotlist pushes, status).
+
+::
+
+    edge-anpr fleet keygen --out /etc/edge-anpr-central/fleet
+    edge-anpr fleet node-keys --keys DIR --site london-a40 --camera cam01 --group london --out hotlist-keys.json
+    edge-anpr fleet hotlist push list.json --to london --to london-a40/cam01 --keys DIR --store STORE \\
+        --host broker.example.org --ca-file ca.crt --cert-file fleet.crt --key-file fleet.key
+    edge-anpr fleet status --store STORE [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from edge.errors import ConfigError
+
+DEFAULT_KEYS = "/etc/edge-anpr-central/fleet"
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="fleet_command", metavar="WHAT", required=True)
+    p = sub.add_parser("keygen", help="make the centre's signing key and the fleet hotlist secret (once)")
+    p.add_argument("--out", default=DEFAULT_KEYS, help="folder for the keys (default: %(default)s)")
+    p = sub.add_parser("node-keys", help="write one node's hotlist keyring (its own key and its groups')")
+    p.add_argument("--keys", default=DEFAULT_KEYS, help="the folder keygen wrote (default: %(default)s)")
+    p.add_argument("--site", required=True)
+    p.add_argument("--camera", required=True)
+    p.add_argument("--group", action="append", default=[], help="a group of the node (repeat for each)")
+    p.add_argument("--out", required=True, help="the keyring file to write (0600), for provision --hotlist-keys")
+    p = sub.add_parser("hotlist", help="hotlist pushes")
+    hot = p.add_subparsers(dest="hotlist_command", metavar="WHAT", required=True)
+    p = hot.add_parser("push", help="hash FILE (anpr.hotlist/1 with plates) with each target's key, sign, publish")
+    p.add_argument("file", metavar="FILE", help="anpr.hotlist/1 list with plate text (checksummed or signed)")
+    p.add_argument("--to", action="append", required=True, metavar="GROUP|SITE/CAMERA",
+                   help="a group name or one node (repeat for several targets)")
+    p.add_argument("--keys", default=DEFAULT_KEYS, help="the folder keygen wrote (default: %(default)s)")
+    p.add_argument("--store", required=True, help="central store (postgresql://... or an SQLite file) for versions")
+    p.add_argument("--version", type=int, help="version to give (default: one more than the last pushed)")
+    p.add_argument("--expires-in-h", type=float, default=168.0,
+                   help="hours the signed manifest stays valid; re-push before then (default: %(default)s)")
+    _broker_args(p)
+    p = sub.add_parser("status", help="each node: state, health, applied versions, pending pushes, refusals")
+    p.add_argument("--store", required=True, help="central store (postgresql://... or an SQLite file)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _broker_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="localhost", help="broker host (checked against its certificate)")
+    p.add_argument("--port", type=int, default=8883)
+    p.add_argument("--ca-file")
+    p.add_argument("--cert-file", help="the centre's control certificate (CN fleet in the example ACL)")
+    p.add_argument("--key-file")
+    p.add_argument("--insecure-lab-mode", action="store_true", help="plain TCP, no TLS (lab bench only)")
+    p.add_argument("--client-id", default="fleet", help="MQTT client id (default: %(default)s)")
+    p.add_argument("--topic-prefix", default="anpr")
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.fleet_command == "keygen":
+        from edge.central.fleet import keygen
+
+        for line in keygen(Path(args.out)):
+            print(line)
+        return 0
+    if args.fleet_command == "node-keys":
+        return _node_keys(args)
+    if args.fleet_command == "hotlist":
+        return _push(args)
+    return _status(args)
+
+
+def _node_keys(args: argparse.Namespace) -> int:
+    from edge.central.fleet import load_secret, node_keyring
+    from edge.fleet.payload import write_keyring
+    from edge.fleet.topics import check_slug
+
+    try:
+        for value, what in [(args.site, "site"), (args.camera, "camera"), *((g, "group") for g in args.group)]:
+            check_slug(value, what)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    out = Path(args.out)
+    write_keyring(out, node_keyring(load_secret(Path(args.keys)), args.site, args.camera, args.group))
+    print(f"wrote {out} (0600): the hotlist keys of {args.site}/{args.camera} and of groups {args.group or 'none'}; "
+          "install it on the unit with provision --hotlist-keys, then delete this copy")
+    return 0
+
+
+def _targets(values: list[str]) -> list[str]:
+    from edge.fleet.topics import group_target, parse_target
+
+    targets = []
+    for value in values:
+        try:
+            targets.append(parse_target(value) if "/" in value else parse_target(group_target(value)))
+        except ValueError as exc:
+            raise ConfigError(f"--to {value}: {exc}") from None
+    return targets
+
+
+def _push(args: argparse.Namespace) -> int:
+    from edge.central.fleet import SIGNING_KEY, BrokerOptions, ControlPublisher, hotlist_push, load_secret
+    from edge.central.store.fleet import last_version, open_db, record_push
+    from edge.fleet.signing import load_private_key
+
+    targets = _targets(args.to)
+    keys = Path(args.keys)
+    key, secret = load_private_key(keys / SIGNING_KEY), load_secret(keys)
+    now = datetime.now(UTC)
+    expires = now + timedelta(hours=args.expires_in_h)
+    db = open_db(args.store)
+    broker = BrokerOptions(host=args.host, port=args.port, ca_file=args.ca_file, cert_file=args.cert_file,
+                           key_file=args.key_file, insecure_lab_mode=args.insecure_lab_mode,
+                           client_id=args.client_id, prefix=args.topic_prefix)
+    try:
+        with ControlPublisher(broker) as publisher:
+            for target in targets:
+                last = last_version(db, "hotlist", target)
+                version = args.version if args.version is not None else last + 1
+                if version <= last:
+                    raise ConfigError(f"--version {version}: {target} already had version {last}; nodes refuse "
+                                      "older versions (rollback)")
+                push = hotlist_push(Path(args.file), target=target, version=version, secret=secret, key=key,
+                                    now=now, expires=expires)
+                sent = publisher.publish(push)
+                m = push.manifest
+                record_push(db, kind="hotlist", target=target, version=version, sha256=m.sha256, size=m.size,
+                            chunks=m.chunks, entries=push.entries, bytes_sent=sent, pushed_at=now, expires=expires)
+                print(f"pushed hotlist version {version} to {target}: {push.entries} plates, {m.size} bytes in "
+                      f"{m.chunks} chunk(s), manifest expires {m.expires}")
+    finally:
+        db.close()
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from edge.central.store.fleet import fleet_status, open_db
+
+    db = open_db(args.store)
+    try:
+        nodes = fleet_status(db)
+    finally:
+        db.close()
+    if args.json:
+        print(json.dumps([n.as_dict() for n in nodes], indent=1))
+        return 0
+    print(f"{'NODE':28} {'STATE':8} {'HEALTH':20} {'APPLIED':40} {'PENDING':24} REFUSED")
+    for n in nodes:
+        applied = ", ".join(f"{k} v{v}" + (f" ({e})" if e is not None else "")
+                            for k, (v, e) in sorted(n.applied.items()))
+        refused = "; ".join(f"{r['kind']} {r['target']} v{r['version']}: {r['reason']}" for r in n.refused)
+        health = n.health_at.strftime("%Y-%m-%d %H:%M:%S") if n.health_at else "-"
+        print(f"{n.name:28} {n.state or '-':8} {health:20} {applied or '-':40} {', '.join(n.pending) or '-':24} "
+              f"{n.refusals} {refused}".rstrip())
+    return 0
