@@ -135,6 +135,7 @@ class PlateRead:
     raw: PlateText
     match: FormatMatch
     crop: Image  # full-resolution plate patch, in memory only
+    whole: bool = True  # the crop looks like a whole plate with about as many characters as the read (read.crop)
 
     @property
     def text(self) -> str:
@@ -148,12 +149,12 @@ class PlateRead:
     def valid(self) -> bool:
         return self.match.format_name is not None
 
-
     @property
     def unconstrained(self) -> str:
         """The reader's own best path for this crop, before any format bent it (normalised)."""
         raw = self.raw.unconstrained if self.raw.unconstrained is not None else self.raw.text
         return raw.upper().replace(" ", "").replace("-", "")
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class View:
@@ -188,8 +189,8 @@ class VehiclePass:
     preview: bool = False  # an early read of a track still in view; its final pass follows
     views: tuple[View, ...] = ()  # earlier frames of the pass (PlateTracker(views=...)), for face redaction
     others: tuple[Box, ...] = ()  # the other plates in the overview's frame (read, or predicted for an open track)
-
     unconstrained: str | None = None  # the reader's own best reading where a format bent it away from ``plate``
+
 
 @dataclass(frozen=True, slots=True)
 class Redaction:

@@ -163,7 +163,8 @@ class Pipeline:
                 self.stats.reads_rejected += 1
                 continue
             self.stats.reads += 1
-            reads.append(PlateRead(frame.index, frame.timestamp, seen.detection, got.text, got.match, got.crop))
+            reads.append(PlateRead(frame.index, frame.timestamp, seen.detection, got.text, got.match, got.crop,
+                                   got.whole))
         if finding.sightings:
             self.stats.ocr_ms.append(finding.read_ms / len(finding.sightings))
         return reads

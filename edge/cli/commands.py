@@ -265,6 +265,7 @@ def replay(args: argparse.Namespace) -> int:
             "unfitted_dropped": stats.passes_unfitted_dropped,
             "repeats_suppressed": node.pipeline.tracker.suppressed_repeats,
             "weak_tracks": node.pipeline.tracker.weak_passes,
+            "fragments": node.pipeline.tracker.fragments,
             "sightings_excluded": node.pipeline.tracker.excluded,
             "messages": stats.messages,
             "decode_failures": int(getattr(source.source if source else None, "decode_failures", 0)),
@@ -334,11 +335,11 @@ class _PassPrinter:
             "last_seen": iso_ms(p.last_seen),
             "confidence": round(p.confidence, 3),
             "format": p.format_name,
+            "unconstrained": p.unconstrained,  # node-side only (the reader's own path where a format bent it)
             "direction": p.direction,
             "sightings": p.sightings,
             "preview": p.preview,
             "message_id": message.message_id if message else None,
-            "unconstrained": p.unconstrained,  # node-side only (the reader's own path where a format bent it)
         })
         if not self.quiet:
             self.progress.clear()

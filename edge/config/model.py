@@ -219,6 +219,15 @@ class TrackConfig(_Section):
     min_confidence: float = Field(
         0.3, ge=0.0, le=1.0, description="Least voted confidence (weakest character) for a track to be a pass."
     )
+    wary_formats: tuple[str, ...] = Field(
+        ("uk_dateless",),
+        description="Formats so loose that a fragment of another plate fits them: a pass of one of these, or of 3 "
+        "characters or fewer, needs track.wary_sightings sightings and track.min_sightings reads of it from a crop "
+        "that is a whole plate.",
+    )
+    wary_sightings: int = Field(
+        4, ge=1, le=100, description="Sightings a wary pass (see track.wary_formats) needs."
+    )
     preview_after_s: float | None = Field(
         None, gt=0, le=600, description="Send an early preview read this long after first seen (None: no preview)."
     )

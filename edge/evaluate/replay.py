@@ -229,8 +229,11 @@ GLOSSARY: dict[str, str] = {
                         "publishes them with format 'none')",
     "previews": "early preview reads sent before a pass ended (track.preview_after_s); not passes",
     "weak_tracks": "tracks the node saw but never read well enough to be a pass (fewer than track.min_chars "
-                   "characters, or a voted confidence below track.min_confidence, when the track ended): "
-                   "nothing published; many of them mean plates too small, blurred or dark to read",
+                   "characters, or a voted confidence below track.min_confidence, or a wary read, dateless or of "
+                   "3 characters or fewer, without track.wary_sightings sightings and whole-plate crops, when the "
+                   "track ended): nothing published; many of them mean plates too small, blurred or dark to read",
+    "fragments": "reads and tracks that were part of a longer read at the same place (a crop of part of a "
+                 "plate, a sticker beside it): the same vehicle, not published as another",
     "repeats_suppressed": "tracks whose plate had already been published by a pass within track.repeat_gap_s "
                           "(the same vehicle found again, e.g. after it was hidden for a moment): merged into "
                           "that pass, not published twice",

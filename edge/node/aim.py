@@ -172,7 +172,7 @@ def survey(
 
 def _reads(frame: Frame, sightings: Iterable[Sighting]) -> list[PlateRead]:
     """The reads the node's tracker takes from a frame's sightings (as the pipeline makes them)."""
-    return [PlateRead(frame.index, frame.timestamp, s.detection, s.read.text, s.read.match, s.read.crop)
+    return [PlateRead(frame.index, frame.timestamp, s.detection, s.read.text, s.read.match, s.read.crop, s.read.whole)
             for s in sightings if s.read is not None and s.read.match is not None]
 
 

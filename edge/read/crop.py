@@ -5,7 +5,10 @@ Before a crop is read, :func:`edge.read.line.plate_check` looks at it: a crop wi
 all (a wall, a road, a bonnet's edge) is not read; one that looks like a plate is read from the rows of its
 main line of characters; one that only may be a plate is read whole, and its read counts only when it is
 long. A short read (fewer than ``LONG_READ`` characters: the words of signs, windows and road
-markings read as ``M1`` or ``BU5``) counts only from a crop that looks like a plate with as many characters.
+markings read as ``M1`` or ``BU5``) counts only from a crop that is a *whole plate* with as many characters
+(within one): its main line of dark, or light, characters passes every test of a plate but perhaps the count
+(:func:`edge.read.line.whole_plate`), so a genuine short mark or an older black-and-silver plate can count;
+the tracker then asks more sightings of such reads (:mod:`edge.track.tracker`).
 
 A fit by position (a confusable character swapped to fit a format: ``5`` read where a letter must be becomes
 ``S``) must be one of the characters the reader found plausible there (:attr:`PlateText.char_options`: those
@@ -33,7 +36,7 @@ from edge.domain import Box, FormatMatch, Image, PlateText
 from edge.read import PlateReader
 from edge.read.formats import normalise
 from edge.read.lattice import TWINS
-from edge.read.line import PlateCheck, cut_to_line, plate_check
+from edge.read.line import PlateCheck, cut_to_line, plate_check, whole_plate
 
 CROP_MARGIN = 0.12  # share of the plate box added on each side before OCR
 LONG_READ = 5  # a read of a crop that only may be a plate must have this many characters and fit a format
@@ -52,6 +55,7 @@ class CropRead:
     match: FormatMatch | None
     look: str = "plate"  # the plate check's verdict on the crop: plate, maybe or no (plate when not checked)
     ocr: bool = True  # the reader ran on it (False: not read, for its look or as asked)
+    whole: bool = True  # the crop is a whole plate with about as many characters as the read (unchecked: True)
 
 
 def crop_box(box: Box, width: int, height: int) -> Box:
@@ -126,9 +130,14 @@ def read_box(
             match = None
         else:
             text = fitted
-    if check is not None and match is not None and not _supported(match, check):
+    whole = check is None or (match is not None and _whole(crop, check, len(match.text)))
+    # a long read counts from any crop with a row of characters (one that fits no format is not published by a
+    # node with formats, but counts where none are set); a short one only from a whole plate, and from one that
+    # only may be a plate (a short or light-on-dark mark) only when it fits a format
+    if match is not None and len(match.text) < LONG_READ and not (
+            whole and (look == "plate" or match.format_name is not None)):
         match = None
-    return CropRead(crop, text, match, look)
+    return CropRead(crop, text, match, look, whole=whole)
 
 
 def fit_by_position(text: PlateText, match: FormatMatch) -> PlateText | None:
@@ -152,11 +161,9 @@ def fit_by_position(text: PlateText, match: FormatMatch) -> PlateText | None:
     return PlateText(text.text, tuple(confs), text.unconstrained, options)
 
 
-def _supported(match: FormatMatch, check: PlateCheck) -> bool:
-    """Whether the crop's look supports the read: any crop with a row of characters supports a long read (one
-    that fits no format is not published by a node with formats, but still counts where none are set, or for
-    a site that publishes unfitted reads); a short read (a sign's word, windows, a road marking read as AB1)
-    needs a crop that looks like a plate and whose main line has as many characters."""
-    if len(match.text) >= LONG_READ:
-        return True
-    return check.level == "plate" and check.line is not None and abs(check.line.chars - len(match.text)) <= 1
+def _whole(crop: Image, check: PlateCheck, chars: int) -> bool:
+    """Whether the crop is a whole plate whose main line has ``chars`` characters, within one."""
+    line = check.line
+    if line is None or abs(line.chars - chars) > 1:
+        return False
+    return check.level == "plate" or whole_plate(crop, line)

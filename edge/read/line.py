@@ -92,7 +92,8 @@ def plate_check(crop: Image, *, min_chars: int = MIN_PLATE_CHARS) -> PlateCheck:
     plain background that is white, grey or yellow, inside the crop (a row that runs out of the crop's side is
     part of a longer text: a sign).
     ``maybe``: a row of at least two dark characters that fails one of those tests, or a row of ``min_chars``
-    light characters on dark (a few plates are; so are signs and road markings).
+    light characters on dark (a few plates are; so are signs and road markings), or of two or more that passes
+    every other test (:func:`whole_plate`: an older black-and-silver plate of a short mark).
     ``no``: nothing of the kind (a wall, a road, a bonnet's edge).
     """
     grey, scale = _work_grey(crop)  # one work image for both polarities
@@ -103,9 +104,17 @@ def plate_check(crop: Image, *, min_chars: int = MIN_PLATE_CHARS) -> PlateCheck:
     if dark is not None and dark.chars >= 2:
         return PlateCheck(dark, "maybe", why)
     light = _main_line(grey, scale, False)  # looked for only where the dark characters leave it open
-    if light is not None and light.chars >= min_chars:
+    if light is not None and (light.chars >= min_chars or whole_plate(crop, light)):
         return PlateCheck(light, "maybe", "light characters on dark")
     return PlateCheck(dark or light, "no", why)
+
+
+def whole_plate(crop: Image, line: TextLine) -> bool:
+    """Whether ``line`` is the row of a whole plate in ``crop``, of either polarity and as few as two characters:
+    inside the crop with a plate's margin, strokes of a plate's ink share and contrast, on a plate's colour. A
+    short mark (``M1``) or a light-on-dark plate passes; a crop cut through a plate (its row runs out of the
+    crop) does not."""
+    return line.chars >= 2 and not _not_a_plate(crop, line, 2)
 
 
 def _not_a_plate(crop: Image, line: TextLine, min_chars: int) -> str:

@@ -13,6 +13,16 @@ left the frame. Its pass is published when it ends or ``max_delay_s`` after firs
 comes first; a parked or queued vehicle is published once and then kept quiet for as long as it
 is seen. The same plate seen again within ``repeat_gap_s`` of its last sighting is no new pass.
 
+A read that is a *fragment* of a longer read at the same place (boxes that overlap or stand side by side,
+as a GB sticker beside its plate; one text a part of the other, allowing a misread or two: :func:`fragment_of`)
+is the same vehicle, not another: it starts no track of its own when the longer read is in the same frame,
+and a track whose pass would be such a fragment of another track, open or just published, is not published.
+
+A *wary* pass (a format so loose that any fragment fits it, ``track.wary_formats``: the UK dateless format by
+default, or a read of three characters or fewer) needs more evidence: at least ``track.wary_sightings``
+sightings, and at least ``track.min_sightings`` of its reads spelling it from a crop that is a whole plate
+(:attr:`PlateRead.whole`). Otherwise it counts as a weak track.
+
 All timing uses frame timestamps, never the wall clock, so a replay gives the same passes every time.
 """
 
@@ -40,6 +50,8 @@ VALID_BEST = 1.5  # best-frame score factor for a read that fits a format
 MIN_MOTION_SIGHTINGS = 3  # sightings before a track's velocity is used to predict where it goes
 MAX_READS = 128  # reads a track keeps for voting (a long wait keeps every other one)
 VIEW_GAP_S = 0.2  # frames kept as views of a pass are at least this far apart
+SHORT_READ = 3  # a read of at most this many characters is wary, whatever its format
+LOOK_ALIKE = ("0ODQ", "1I", "5S", "8B", "2Z", "6G")  # a misread between these costs half in a fragment's alignment
 
 
 @dataclass
@@ -49,6 +61,7 @@ class _Recent:
     plate: str
     last_seen: datetime
     box: Box
+    valid: bool = True  # the pass fitted a format
 
 
 @dataclass
@@ -68,6 +81,7 @@ class _Track:
     _last_view: datetime | None = None  # when the latest view's frame was taken
     text: str = ""  # text of the most confident read so far (for matching)
     text_weight: float = -1.0
+    text_valid: bool = False  # that read fitted a format
     published: _Recent | None = None  # set once its pass is out (or it was suppressed as a repeat)
     previewed: bool = False
     deferred: bool = False  # its read was too weak at max_delay_s: tried again when it ends
@@ -97,7 +111,7 @@ class _Track:
             self.zones[zone] += 1
         weight = read_weight(read)
         if weight > self.text_weight:
-            self.text, self.text_weight = read.text, weight
+            self.text, self.text_weight, self.text_valid = read.text, weight, read.valid
         score = read.detection.box.area * (0.2 + sharpness(read.crop)) * read.confidence
         score *= VALID_BEST if read.valid else 1.0
         if score > self.best_score:
@@ -146,6 +160,7 @@ class PlateTracker:
         self._recent: list[_Recent] = []
         self.suppressed_repeats = 0
         self.weak_passes = 0  # tracks dropped for too short or too unsure a read
+        self.fragments = 0  # reads and tracks dropped as fragments of a longer read at the same place
         self.excluded = 0
         self._frame_size = (0, 0)
 
@@ -158,6 +173,9 @@ class PlateTracker:
         self._frame_size = (width, height)
         kept: list[tuple[PlateRead, str | None]] = []
         for read in reads:
+            if any(_fragment_read(read, other) for other in reads):
+                self.fragments += 1  # a part of a longer read beside it: the same plate, read twice
+                continue
             zone, excluded = self._zone(read.detection.box, width, height)
             if excluded:
                 self.excluded += 1
@@ -289,12 +307,19 @@ class PlateTracker:
         vehicle_pass = self._pass(track, preview=False)
         if vehicle_pass is None:
             return None
-        if len(vehicle_pass.plate) < self.config.min_chars or vehicle_pass.confidence < self.config.min_confidence:
+        if (len(vehicle_pass.plate) < self.config.min_chars or vehicle_pass.confidence < self.config.min_confidence
+                or not self._enough_evidence(track, vehicle_pass)):
             if final:
                 self.weak_passes += 1
-                log.debug("track %d read too weakly to be a pass (%d characters, confidence %.2f)",
-                          track.track_id, len(vehicle_pass.plate), vehicle_pass.confidence)
+                log.debug("track %d read too weakly to be a pass (%d characters, confidence %.2f, %d sightings)",
+                          track.track_id, len(vehicle_pass.plate), vehicle_pass.confidence, track.sightings)
             track.deferred = True
+            return None
+        if self._fragment_of_another(track, vehicle_pass):
+            track.published = _Recent(vehicle_pass.plate, track.last_seen, track.last.detection.box)
+            self.fragments += 1
+            log.debug("track %d (%s) is a fragment of a longer read at the same place; not published",
+                      track.track_id, vehicle_pass.plate)
             return None
         recent = self._repeat_of(vehicle_pass.plate, track)
         if recent is not None:
@@ -303,9 +328,41 @@ class PlateTracker:
             self.suppressed_repeats += 1
             log.debug("track %d is a repeat of a pass already published; not published", track.track_id)
             return None
-        track.published = _Recent(vehicle_pass.plate, track.last_seen, track.last.detection.box)
+        track.published = _Recent(vehicle_pass.plate, track.last_seen, track.last.detection.box,
+                                  vehicle_pass.format_name is not None)
         self._recent.append(track.published)
         return vehicle_pass
+
+    def _enough_evidence(self, track: _Track, vehicle_pass: VehiclePass) -> bool:
+        """A wary pass (a loose format, or a short read) needs ``wary_sightings`` sightings and
+        ``min_sightings`` whole-plate reads of its text; any other pass has enough already."""
+        cfg = self.config
+        if vehicle_pass.format_name not in cfg.wary_formats and len(vehicle_pass.plate) > SHORT_READ:
+            return True
+        whole = sum(1 for r in track.reads if r.whole and r.text == vehicle_pass.plate)
+        return track.sightings >= cfg.wary_sightings and whole >= cfg.min_sightings
+
+    def _fragment_of_another(self, track: _Track, vehicle_pass: VehiclePass) -> bool:
+        """Whether the pass is a fragment of a longer read of another track at the same place: one still open
+        (seen within ``max_gap_s``), or a pass published within ``repeat_gap_s``."""
+        plate, valid = vehicle_pass.plate, vehicle_pass.format_name is not None
+        boxes = (track.first.detection.box, track.last.detection.box)
+        gap = timedelta(seconds=self.config.max_gap_s)
+        for other in self._tracks:
+            if other is track or abs(other.last_seen - track.last_seen) > gap:
+                continue
+            near = _predict(other, track.last_seen)
+            texts = [(t, other.text_valid if t == other.text else other.last.valid)
+                     for t in dict.fromkeys((other.text, other.last.text)) if t]
+            if any(_same_place(b, near) for b in boxes) and any(
+                    (v or not valid) and fragment_of(plate, t) for t, v in texts):
+                return True
+        window = timedelta(seconds=self.config.repeat_gap_s)
+        return any(
+            track.first_seen - r.last_seen < window and (r.valid or not valid) and fragment_of(plate, r.plate)
+            and any(_same_place(b, r.box) for b in boxes)
+            for r in self._recent
+        )
 
     def _repeat_of(self, plate: str, track: _Track) -> _Recent | None:
         window = timedelta(seconds=self.config.repeat_gap_s)
@@ -356,3 +413,50 @@ class PlateTracker:
             others=track.others,
             unconstrained=voted.unconstrained if voted.unconstrained not in ("", voted.text) else None,
         )
+
+
+def _fragment_read(read: PlateRead, other: PlateRead) -> bool:
+    """``read`` is a fragment of ``other``, read in the same frame at the same place (and ``other`` fits a
+    format, or ``read`` does not either: a fitting read is never dropped for an unfitted longer one)."""
+    return (other is not read and (other.valid or not read.valid) and fragment_of(read.text, other.text)
+            and _same_place(read.detection.box, other.detection.box))
+
+
+def _same_place(a: Box, b: Box) -> bool:
+    """Boxes that overlap, or stand side by side (sharing at least half the lower one's rows, at most the taller
+    one's height apart: a sticker beside its plate)."""
+    if a.intersection(b) > 0:
+        return True
+    rows = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
+    gap = max(a.x - (b.x + b.w), b.x - (a.x + a.w))
+    return rows >= 0.5 * min(a.h, b.h) and gap <= max(a.h, b.h)
+
+
+def fragment_of(short: str, long: str) -> bool:
+    """Whether ``short`` reads a part of ``long``: shorter, and the cheapest alignment of the whole of ``short``
+    onto some stretch of ``long`` (edits cost 1, a look-alike swap such as O/D or 5/S costs 0.5) costs at most
+    half of ``short``'s characters, with at least two characters alike. ``O441`` is a fragment of ``173D441``,
+    and so are ``GBO44`` (a GB sticker read with the plate's D44) and ``1304O``."""
+    if not 2 <= len(short) < len(long):
+        return False
+
+    def sub(a: str, b: str) -> float:
+        if a == b:
+            return 0.0
+        return 0.5 if any(a in g and b in g for g in LOOK_ALIKE) else 1.0
+
+    # cost[j]: the cheapest alignment of short[:i] ending at long[:j] (a stretch of long may start anywhere)
+    cost = [0.0] * (len(long) + 1)
+    same = [0] * (len(long) + 1)  # characters alike on that alignment
+    for i, a in enumerate(short, 1):
+        new, new_same = [float(i)] + [0.0] * len(long), [0] * (len(long) + 1)
+        for j, b in enumerate(long, 1):
+            options = [
+                (cost[j - 1] + sub(a, b), same[j - 1] + (a == b)),
+                (cost[j] + 1.0, same[j]),  # a character of short that long does not have
+                (new[j - 1] + 1.0, new_same[j - 1]),  # a character of long that short lost
+            ]
+            new[j], new_same[j] = min(options, key=lambda o: (o[0], -o[1]))
+        cost, same = new, new_same
+    best = min(range(len(long) + 1), key=lambda j: (cost[j], -same[j]))
+    return cost[best] <= 0.5 * len(short) and same[best] >= 2

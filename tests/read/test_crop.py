@@ -154,3 +154,37 @@ def test_a_reader_that_does_not_say_its_options_is_fitted_by_position_as_before(
     got = read_box(_image(), Box(100, 100, 100, 25), FixedReader("151717", 0.9), NI, DAY, min_confidence=0.5,
                    verify=False)
     assert got is not None and got.match is not None and got.match.text == "ISI717"
+
+
+def _plate_image(mark: str, *, light: bool = False) -> tuple[np.ndarray, Box]:
+    """A full image with a rendered plate of ``mark`` (light characters on dark with ``light``) and its box."""
+    plate = render_plate(mark, char_height=30)
+    plate = 255 - plate if light else plate
+    image = np.full((360, 640, 3), (70, 75, 80), np.uint8)
+    h, w = plate.shape[:2]
+    image[100 : 100 + h, 100 : 100 + w] = plate
+    return image, Box(100, 100, w, h)
+
+
+DATELESS = FormatSet.load(["uk_dateless"])
+
+
+def test_a_short_mark_on_a_whole_plate_is_read_and_fitted() -> None:
+    image, box = _plate_image("M1")
+    got = read_box(image, box, FixedReader("M1"), DATELESS, DAY, min_confidence=0.5)
+    assert got is not None and got.match is not None and got.match.format_name == "uk_dateless"
+    assert got.whole
+
+
+def test_a_light_on_dark_plate_of_four_characters_is_read_and_fitted() -> None:
+    image, box = _plate_image("AB12", light=True)
+    got = read_box(image, box, FixedReader("AB12"), DATELESS, DAY, min_confidence=0.5)
+    assert got is not None and got.look == "maybe" and got.whole
+    assert got.match is not None and got.match.format_name == "uk_dateless"
+
+
+def test_a_short_read_of_a_crop_cut_through_a_plate_does_not_count() -> None:
+    image, box = _plate_image("AB12 CDE")
+    part = Box(box.x + box.w // 2, box.y, box.w // 2, box.h)  # the right half: the row runs out of the crop
+    got = read_box(image, part, FixedReader("CDE1"), DATELESS, DAY, min_confidence=0.5)
+    assert got is not None and got.match is None and not got.whole

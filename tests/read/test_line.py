@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.read.line import cut_to_line, main_line, plate_check
+from edge.read.line import cut_to_line, main_line, plate_check, whole_plate
 from edge.sample.plates import render_plate
 
 
@@ -94,3 +94,20 @@ def test_a_row_of_faint_blobs_on_grey_is_not_a_plate_but_a_dim_plate_is() -> Non
     faint = plate_check(road)
     assert faint.level != "plate" and faint.reason.startswith("contrast"), faint
     assert plate_check(dusk).level == "plate", plate_check(dusk).reason
+
+
+@pytest.mark.parametrize("mark", ["M1", "AB1", "AB12"])
+def test_a_short_mark_and_a_light_on_dark_plate_are_whole_plates(mark: str) -> None:
+    dark = _framed(render_plate(mark, char_height=30))
+    light = 255 - dark  # an older black-and-silver plate
+    for crop in (dark, light):
+        check = plate_check(crop)
+        assert check.line is not None and whole_plate(crop, check.line)
+    assert plate_check(light).level == "maybe"  # still only may be a plate: the tracker asks for more sightings
+
+
+def test_a_crop_cut_through_a_plate_is_no_whole_plate() -> None:
+    plate = render_plate("AB12 CDE", char_height=30)
+    cut = plate[:, plate.shape[1] // 3 :]  # a detector's box on the right part of a plate
+    check = plate_check(cut)
+    assert check.line is not None and not whole_plate(cut, check.line)
