@@ -12,6 +12,9 @@ unit, the engineer drops one file on its boot partition (FAT, writable from any 
           ...
         key: |             # optional: the unit's key and certificate, issued centrally (PEM) ...
         cert: |            # ... or leave both out: the unit makes its own key and a CSR to send
+        fleet_key: |       # optional: the centre's public key (fleet-signing.pub), pinned for control messages
+        hotlist_keys: |    # optional: the unit's hotlist keyring (edge-anpr fleet node-keys; JSON)
+        groups: london, a40   # optional: the unit's groups, comma-separated
 
 At boot, ``edge-anpr-firstboot.service`` runs this step before the node: it provisions the unit exactly
 as ``edge-anpr provision`` does (config from the template, key 0600 owned by the service user, CSR with
@@ -39,13 +42,13 @@ import yaml
 
 from edge.errors import ConfigError, EdgeError
 from edge.files import write_atomic
-from edge.node.provision import find_template, provision, service_ids, site_from
+from edge.node.provision import FleetFiles, find_template, provision, service_ids, site_from
 
 IDENTITY_FILE = "edge-anpr-node.yaml"
 ERROR_FILE = "edge-anpr-node.error.txt"
 DONE_FILE = "edge-anpr-node.done.txt"
 BOOT_DIRS = (Path("/boot/firmware"), Path("/boot"))  # Raspberry Pi OS 12, then older releases
-KEYS = ("site", "camera", "broker", "ca", "key", "cert")
+KEYS = ("site", "camera", "broker", "ca", "key", "cert", "fleet_key", "hotlist_keys", "groups")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,9 @@ class Identity:
     ca: str | None
     key: str | None
     cert: str | None
+    fleet_key: str | None = None
+    hotlist_keys: str | None = None
+    groups: str | None = None
 
 
 def parse_identity(text: str, origin: str) -> Identity:
@@ -73,6 +79,8 @@ def parse_identity(text: str, origin: str) -> Identity:
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{origin}: {key} must be text, got {value!r}")
     ident = Identity(*(raw.get(k) or None for k in KEYS))
+    if (ident.hotlist_keys or ident.groups) and not ident.fleet_key:
+        raise ConfigError(f"{origin}: hotlist_keys and groups need fleet_key (the centre's public key)")
     if ident.key and not ident.cert:
         raise ConfigError(f"{origin}: a key needs its certificate (cert:), or leave both out to make a CSR")
     if ident.cert and not ident.key and not (ident.site and ident.camera):
@@ -122,18 +130,25 @@ def take_identity(ident: Identity, out: Path, template: Path) -> list[str]:
         check_certificate(ident.cert, ident.key, f"{ident.site}/{ident.camera}")
     if ident.site and ident.camera and ident.broker:
         site = site_from(ident.site, ident.camera, ident.broker)
-        with tempfile.NamedTemporaryFile("w", suffix=".crt", delete=False) as ca:
-            ca.write(ident.ca or "")
-        try:
+        with tempfile.TemporaryDirectory(prefix="edge-firstboot-") as tmp:
+            files = {name: Path(tmp) / name for name in ("ca.crt", "centre.pub", "hotlist-keys.json")}
+            for name, text in (("ca.crt", ident.ca), ("centre.pub", ident.fleet_key),
+                               ("hotlist-keys.json", ident.hotlist_keys)):
+                if text:
+                    files[name].write_text(text, encoding="utf-8")
+                    files[name].chmod(0o600)
+            fleet = None
+            if ident.fleet_key:
+                groups = tuple(g.strip() for g in (ident.groups or "").split(",") if g.strip())
+                fleet = FleetFiles(files["centre.pub"], files["hotlist-keys.json"] if ident.hotlist_keys else None,
+                                   groups)
             if ident.key:  # the centrally issued key replaces any key of an earlier identity
                 tls.mkdir(parents=True, exist_ok=True, mode=0o750)
                 (tls / "node.key").unlink(missing_ok=True)
                 _write_owned(tls / "node.key", ident.key, 0o600)
-            said = provision(site, out, template, ca=Path(ca.name) if ident.ca else None, force=True)
+            said = provision(site, out, template, ca=files["ca.crt"] if ident.ca else None, force=True, fleet=fleet)
             done += [f"installed the key from {IDENTITY_FILE} at {tls / 'node.key'} (mode 0600)"
                      if ident.key and line.startswith("kept the existing key") else line for line in said]
-        finally:
-            os.unlink(ca.name)
     if ident.cert:
         key = tls / "node.key"
         if not key.is_file():

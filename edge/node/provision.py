@@ -1,9 +1,8 @@
 """``edge-anpr provision``: a site config from the template, and this node's private key and CSR.
 
 The key and the certificate signing request are made with the ``openssl`` command: it is part of
-Raspberry Pi OS (and installed by scripts/setup.sh), so provisioning adds no compiled Python dependency
-(``cryptography``) to the image; the key is generated on the node, goes straight from openssl's stdout
-into a file created 0600, and never leaves the unit. The CSR's CN is ``<site>/<camera>``: with
+Raspberry Pi OS (and installed by scripts/setup.sh); the key is generated on the node, goes straight from
+openssl's stdout into a file created 0600, and never leaves the unit. The CSR's CN is ``<site>/<camera>``: with
 Mosquitto's ``use_identity_as_username`` it becomes the username that config/mosquitto/acl.example
 confines to ``anpr/<site>/<camera>/#``.
 
@@ -12,6 +11,9 @@ Layout written under ``--out`` (default /etc/edge-anpr):
   tls/node.key       EC P-256 private key (0600; owned by the service user when run as root)
   tls/node.csr       the signing request to send to the PKI; its signed certificate goes to tls/node.crt
   tls/ca.crt         the CA that signed the broker's certificate (copied from --ca when given)
+  fleet/centre.pub   the centre's Ed25519 public key(s) the node pins for control messages (--fleet-key; 0644)
+  fleet/hotlist-keys.json  this node's hotlist keyring from ``edge-anpr fleet node-keys`` (--hotlist-keys; 0600)
+With --fleet-key the config gets a ``fleet:`` section (the two files, and the node's --group names).
 """
 
 from __future__ import annotations
@@ -40,6 +42,17 @@ TEMPLATES = (
     Path("/opt/edge-anpr/share/config.example.yaml"),
 )
 OPENSSL_TIMEOUT_S = 30.0
+FLEET_PUB = Path("fleet") / "centre.pub"
+FLEET_KEYRING = Path("fleet") / "hotlist-keys.json"
+
+
+@dataclass(frozen=True, slots=True)
+class FleetFiles:
+    """What the centre gives a node for its control channel: its public key(s), the node's keyring, its groups."""
+
+    public_key: Path
+    hotlist_keys: Path | None = None
+    groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +103,7 @@ def set_in_section(text: str, section: str, key: str, value: str) -> str:
     return text[: block.start(1)] + new_body + text[block.end(1):]
 
 
-def render_config(template: str, site: Site, out: Path) -> str:
+def render_config(template: str, site: Site, out: Path, fleet: FleetFiles | None = None) -> str:
     tls = out / "tls"
     text = template
     for section, key, value in (
@@ -99,8 +112,36 @@ def render_config(template: str, site: Site, out: Path) -> str:
         ("mqtt", "cert_file", str(tls / "node.crt")), ("mqtt", "key_file", str(tls / "node.key")),
     ):
         text = set_in_section(text, section, key, value)
+    if fleet is not None:
+        text = _with_fleet(text, out, fleet)
     parse_config(yaml.safe_load(text), origin="provisioned config")  # refuse to write an invalid config
     return text
+
+
+def _with_fleet(text: str, out: Path, fleet: FleetFiles) -> str:
+    if re.search(r"^fleet:", text, re.M):
+        raise ConfigError("the template already has a fleet: section; remove it, or leave out --fleet-key")
+    lines = ["", "fleet:                         # the centre's control channel (edge-anpr fleet)",
+             f"  public_key_file: {out / FLEET_PUB}   # the centre's Ed25519 key(s): nothing else is obeyed",
+             f"  groups: [{', '.join(fleet.groups)}]"]
+    if fleet.hotlist_keys is not None:
+        lines.append(f"  hotlist_keys_file: {out / FLEET_KEYRING}   # this node's hotlist keys (0600)")
+    return text.rstrip("\n") + "\n" + "\n".join(lines) + "\n"
+
+
+def check_fleet(fleet: FleetFiles, site: Site) -> None:
+    """The public key file must hold Ed25519 keys and the keyring this node's key and its groups'."""
+    from edge.fleet.payload import load_keyring
+    from edge.fleet.signing import load_public_keys
+
+    load_public_keys(fleet.public_key)
+    if fleet.hotlist_keys is not None:
+        ring = load_keyring(fleet.hotlist_keys)
+        needed = [site.common_name, *(f"group/{g}" for g in fleet.groups)]
+        missing = [t for t in needed if t not in ring]
+        if missing:
+            raise ConfigError(f"--hotlist-keys {fleet.hotlist_keys}: no key for {', '.join(missing)} (make it with "
+                              f"edge-anpr fleet node-keys --site {site.site} --camera {site.camera} and the groups)")
 
 
 def find_template(given: str | None) -> Path:
@@ -184,13 +225,17 @@ def service_ids() -> tuple[int, int] | None:
     return entry.pw_uid, entry.pw_gid
 
 
-def provision(site: Site, out: Path, template: Path, *, ca: Path | None, force: bool) -> list[str]:
-    """Write config, key and CSR; returns what was done (one line each)."""
+def provision(
+    site: Site, out: Path, template: Path, *, ca: Path | None, force: bool, fleet: FleetFiles | None = None
+) -> list[str]:
+    """Write config, key and CSR (and the centre's key and the node's keyring); returns what was done."""
     tls = out / "tls"
     config_path, key, csr = out / "config.yaml", tls / "node.key", tls / "node.csr"
     if config_path.exists() and not force:
         raise ConfigError(f"{config_path} exists; pass --force to replace it (the key is kept either way)")
-    text = render_config(template.read_text(encoding="utf-8"), site, out)
+    if fleet is not None:
+        check_fleet(fleet, site)
+    text = render_config(template.read_text(encoding="utf-8"), site, out, fleet)
     try:
         tls.mkdir(parents=True, exist_ok=True, mode=0o750)
     except OSError as exc:
@@ -206,11 +251,22 @@ def provision(site: Site, out: Path, template: Path, *, ca: Path | None, force: 
     if ca is not None:
         shutil.copyfile(ca, tls / "ca.crt")
         done.append(f"copied the broker's CA to {tls / 'ca.crt'}")
+    owned = [tls, key, csr]
+    if fleet is not None:
+        (out / "fleet").mkdir(exist_ok=True, mode=0o750)
+        write_atomic(out / FLEET_PUB, fleet.public_key.read_bytes(), mode=0o644)
+        owned.append(out / "fleet")
+        done.append(f"pinned the centre's key(s) at {out / FLEET_PUB}")
+        if fleet.hotlist_keys is not None:
+            write_atomic(out / FLEET_KEYRING, fleet.hotlist_keys.read_bytes(), mode=0o600)
+            owned.append(out / FLEET_KEYRING)
+            done.append(f"installed the hotlist keyring at {out / FLEET_KEYRING} (mode 0600; groups: "
+                        f"{', '.join(fleet.groups) or 'none'}); delete the copy you brought")
     write_atomic(config_path, text.encode(), mode=0o640)
     done.append(f"wrote {config_path} (site {site.site}, camera {site.camera}, broker {site.host}:{site.port})")
     ids = service_ids()
     if ids is not None:
-        for path in (tls, key, csr):
+        for path in owned:
             os.chown(path, *ids)
         os.chown(config_path, 0, ids[1])
         done.append(f"gave {tls} and the key to {SERVICE_USER}")
@@ -226,6 +282,22 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ca", help="CA certificate of the broker, copied to OUT/tls/ca.crt")
     parser.add_argument("--force", action="store_true", help="replace an existing config.yaml")
     parser.add_argument("--no-input", action="store_true", help="never prompt; fail on a missing flag")
+    parser.add_argument("--fleet-key", help="the centre's public key (fleet-signing.pub from edge-anpr fleet keygen), "
+                        "pinned for control messages; adds a fleet: section to the config")
+    parser.add_argument("--hotlist-keys", help="this node's hotlist keyring (edge-anpr fleet node-keys)")
+    parser.add_argument("--group", action="append", default=[], help="a group of this node (repeat; with --fleet-key)")
+
+
+def fleet_from_args(args: argparse.Namespace) -> FleetFiles | None:
+    if not args.fleet_key:
+        if args.hotlist_keys or args.group:
+            raise ConfigError("--hotlist-keys and --group need --fleet-key (the centre's public key)")
+        return None
+    for given in (args.fleet_key, args.hotlist_keys):
+        if given and not Path(given).is_file():
+            raise ConfigError(f"{given}: no such file")
+    return FleetFiles(Path(args.fleet_key), Path(args.hotlist_keys) if args.hotlist_keys else None,
+                      tuple(args.group))
 
 
 def main(args: argparse.Namespace) -> int:
@@ -235,8 +307,9 @@ def main(args: argparse.Namespace) -> int:
     ca = Path(args.ca) if args.ca else None
     if ca is not None and not ca.is_file():
         raise ConfigError(f"--ca {args.ca}: no such file")
+    fleet = fleet_from_args(args)
     try:
-        done = provision(site, Path(args.out), find_template(args.template), ca=ca, force=args.force)
+        done = provision(site, Path(args.out), find_template(args.template), ca=ca, force=args.force, fleet=fleet)
     except OSError as exc:
         raise EdgeError(f"provisioning failed: {exc}") from exc
     for line in done:
