@@ -121,28 +121,39 @@ def _root() -> bool:
 
 
 def run_bench(nodes: int, plates: int, workdir: Path) -> dict[str, object]:
-    """Push a ``plates``-plate list to a group of ``nodes`` nodes; figures as a dict."""
-    keys = workdir / "keys"
-    keys.mkdir()
-    key = signing.generate_key()
-    (keys / "centre.pub").write_bytes(signing.public_pem(key.public_key()))
-    secret = secrets.token_bytes(32)
-    fp.write_keyring(keys / "ring.json", {"group/bench": fp.target_key(secret, "group/bench")})
-    clock = SystemClock()
-    now = clock.now()
-    plain = workdir / "list.json"
-    write_hotlist(plain, (f"BN{i % 100:02d}{_letters(i)}" for i in range(plates)), list_id="bench",
-                  valid_until=now + timedelta(days=1))
+    """Push a ``plates``-plate list to a group of ``nodes`` nodes, with ``listen`` storing their health; figures."""
+    from edge.central.listen import ListenOptions, run_listen
+    from edge.central.store import parse_store
+    from edge.central.store.fleet import fleet_status, open_db
+
+    keys, key, secret, plain = _centre(workdir, plates)
+    now = SystemClock().now()
+    store = workdir / "central.sqlite"
     proc, port = _start_broker(workdir)
+    stop = threading.Event()
     try:
         mqtt = MqttConfig(host="127.0.0.1", port=port, insecure_lab_mode=True)
+        listener = threading.Thread(target=run_listen, kwargs={"stop": stop, "options": ListenOptions(
+            "127.0.0.1", port, parse_store(str(store)), retention=None)}, daemon=True)
+        listener.start()
         with ExitStack() as stack:
             sims = [stack.enter_context(SimulatedNode(
                 "bench", f"n{i:02d}", workdir / f"n{i:02d}", mqtt=mqtt, public_key=keys / "centre.pub",
-                keyring=keys / "ring.json", groups=("bench",))) for i in range(nodes)]
+                keyring=keys / "ring.json", groups=("bench",), report_health=True)) for i in range(nodes)]
             for sim in sims:
                 sim.publisher.wait_connected(10)
-            time.sleep(0.5)  # every subscription in place
+            db = open_db(str(store))
+
+            def in_status() -> int:
+                rows = fleet_status(db)
+                db.rollback()
+                return sum(n.applied.get("hotlist:group/bench", (0, None))[0] == 1 for n in rows)
+
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and len(fleet_status(db)) < nodes:  # every node's first health
+                db.rollback()
+                time.sleep(0.1)
+            db.rollback()
             start = time.monotonic()
             push = hotlist_push(plain, target="group/bench", version=1, secret=secret, key=key, now=now,
                                 expires=now + timedelta(days=1))
@@ -154,17 +165,40 @@ def run_bench(nodes: int, plates: int, workdir: Path) -> dict[str, object]:
             while time.monotonic() < deadline and not all(s.version("group/bench") == 1 for s in sims):
                 time.sleep(0.01)
             applied = time.monotonic()
-            ok = sum(s.version("group/bench") == 1 for s in sims)
+            while time.monotonic() < deadline and in_status() < nodes:
+                time.sleep(0.05)
+            shown = time.monotonic()
+            ok, listed = sum(s.version("group/bench") == 1 for s in sims), in_status()
+            db.close()
             entries = [len(s.hotlists()[0]) if s.hotlists() else 0 for s in sims]
+            apply_s = sorted(s.fleet.last_apply_s or 0.0 for s in sims if s.fleet is not None)
     finally:
+        stop.set()
         proc.kill()
         proc.wait()
     return {
         "nodes": nodes, "plates": plates, "entries_applied": min(entries), "nodes_applied": ok,
-        "hash_sign_s": round(signed - start, 3), "publish_s": round(published - signed, 3),
-        "push_to_all_applied_s": round(applied - start, 3), "payload_bytes": len(b"".join(push.chunks)),
-        "chunks": len(push.chunks), "bytes_sent_by_centre": sent, "bytes_delivered_by_broker": sent * nodes,
+        "nodes_applied_in_status": listed, "hash_sign_s": round(signed - start, 3),
+        "publish_s": round(published - signed, 3), "push_to_all_applied_s": round(applied - start, 3),
+        "push_to_all_applied_in_status_s": round(shown - start, 3),
+        "node_apply_s_median": round(apply_s[len(apply_s) // 2], 3), "node_apply_s_max": round(apply_s[-1], 3),
+        "payload_bytes": len(b"".join(push.chunks)), "chunks": len(push.chunks), "bytes_sent_by_centre": sent,
+        "bytes_delivered_by_broker": sent * nodes,
     }
+
+
+def _centre(workdir: Path, plates: int) -> tuple[Path, signing.Ed25519PrivateKey, bytes, Path]:
+    """The centre's keys (and the group's keyring for the nodes) and a plain-text list of ``plates`` plates."""
+    keys = workdir / "keys"
+    keys.mkdir()
+    key = signing.generate_key()
+    (keys / "centre.pub").write_bytes(signing.public_pem(key.public_key()))
+    secret = secrets.token_bytes(32)
+    fp.write_keyring(keys / "ring.json", {"group/bench": fp.target_key(secret, "group/bench")})
+    plain = workdir / "list.json"
+    write_hotlist(plain, (f"BN{i % 100:02d}{_letters(i)}" for i in range(plates)), list_id="bench",
+                  valid_until=SystemClock().now() + timedelta(days=1))
+    return keys, key, secret, plain
 
 
 def _letters(i: int) -> str:

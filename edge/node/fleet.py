@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -132,6 +133,7 @@ class FleetNode:
         self._hotlists: dict[str, Hotlist] = {}
         self._refused: deque[dict[str, Any]] = deque(maxlen=REFUSALS_KEPT)
         self.refusals = 0
+        self.last_apply_s: float | None = None  # how long the last apply took (decode, verify, write, swap)
         self._load_hotlists()
 
     # -- state on disk ---------------------------------------------------------------------------
@@ -260,6 +262,7 @@ class FleetNode:
     # -- applying -----------------------------------------------------------------------------------
 
     def _apply_hotlist(self, manifest: Manifest, data: bytes) -> bool:
+        started = time.monotonic()
         target = manifest.target
         key = self._keyring.get(target)
         if key is None:
@@ -283,8 +286,9 @@ class FleetNode:
         hotlist.stored_at = path
         self._hotlists[target] = hotlist
         self._publish_hotlists()
-        log.info("fleet: applied hotlist version %d for %s: %d entries, valid until %s", manifest.version, target,
-                 len(hotlist), iso_ms(hotlist.valid_until))
+        self.last_apply_s = time.monotonic() - started
+        log.info("fleet: applied hotlist version %d for %s: %d entries, valid until %s (%.2f s)", manifest.version,
+                 target, len(hotlist), iso_ms(hotlist.valid_until), self.last_apply_s)
         return True
 
     def _publish_hotlists(self) -> None:
