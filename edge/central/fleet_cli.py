@@ -46,6 +46,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("status", help="each node: state, health, applied versions, pending pushes, refusals")
     p.add_argument("--store", required=True, help="central store (postgresql://... or an SQLite file)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    from edge.central import release_cli  # issue 23: software releases (a TUF repository)
+
+    release_cli.configure_parser(sub.add_parser("release", help="cut, sign, stage and withdraw node releases (TUF)"))
 
 
 def _broker_args(p: argparse.ArgumentParser) -> None:
@@ -70,6 +73,10 @@ def main(args: argparse.Namespace) -> int:
         return _node_keys(args)
     if args.fleet_command == "hotlist":
         return _push(args)
+    if args.fleet_command == "release":
+        from edge.central.release_cli import main as release_main
+
+        return release_main(args)
     return _status(args)
 
 

@@ -55,6 +55,8 @@ PLUGGED: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("provision",), "edge.node.provision", "write a site config and create this node's key and CSR"),
     (("firstboot",), "edge.node.firstboot",
      "take this unit's identity from edge-anpr-node.yaml on the boot partition (a card image for many units)"),
+    (("update",), "edge.node.update_cli",
+     "over-the-air update of this node: recover, check, install, switch, confirm or roll back (TUF-verified)"),
     (("aim",), "edge.node.aim", "help aim the camera: plate widths in pixels and an annotated still"),
 )
 

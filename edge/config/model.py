@@ -426,6 +426,40 @@ class FleetConfig(_Section):
         return v
 
 
+class UpdateConfig(_Section):
+    url: str = Field(
+        pattern=r"^https://[^\s]+$",
+        description="The centre's release repository (TUF; metadata/ and targets/ under it), over HTTPS only.",
+    )
+    root_file: str = Field(
+        description="The repository's root metadata pinned at provisioning (1.root.json): every update is verified "
+        "from it; later roots (key rotations) are fetched and checked against it.",
+    )
+    install_root: str = Field(
+        "/opt/edge-anpr", description="Holds releases/<version> (each with its venv and models), current and stable."
+    )
+    ca_file: str | None = Field(None, description="CA of the repository's server (default: mqtt.tls.ca_file).")
+    cert_file: str | None = Field(None, description="Client certificate for the server (default: mqtt.tls.cert_file).")
+    key_file: str | None = Field(None, description="Its private key (default: mqtt.tls.key_file).")
+    startup_s: float = Field(
+        180.0, ge=1, le=3600, description="How long a new release may take to report healthy after its restart."
+    )
+    healthy_s: float = Field(
+        300.0, ge=0, le=86400, description="How long a new release must run healthy before it is confirmed."
+    )
+    min_free_mb: int = Field(
+        200, ge=0, le=1_000_000, description="Free space to leave besides three times the bundle (download, unpack, "
+        "venv); less refuses the update (reason disk)."
+    )
+    installer: Literal["pip", "unpack"] = Field(
+        "pip", description="pip: a venv per release, installed offline from the bundle's wheels only; unpack: a venv "
+        "with the system's site packages and the package wheel unpacked into it (tests, OS-packaged deployments).",
+    )
+    restart_command: tuple[str, ...] = Field(
+        ("systemctl", "restart", "edge-anpr.service"), min_length=1, description="How the node's service is restarted."
+    )
+
+
 class Config(_Section):
     node: NodeConfig
     capture: CaptureConfig = CaptureConfig()
@@ -440,6 +474,9 @@ class Config(_Section):
     fleet: FleetConfig | None = Field(
         None, description="Control channel from the centre (signed hotlist and config pushes); without it the node "
         "takes none.",
+    )
+    update: UpdateConfig | None = Field(
+        None, description="Over-the-air releases (signed with TUF; edge-anpr update); without it the node takes none.",
     )
 
     @model_validator(mode="after")
