@@ -168,7 +168,30 @@ def _secrets(config: Config, now: datetime) -> list[Finding]:
                        lambda: _readable(tls.cert_file, "mqtt.tls.cert_file"),
                        lambda: check_key_file(tls.key_file)]
         checks.append(lambda: _readable(mqtt.password_file, "mqtt.password_file"))
-    return _each(*checks)
+    return _each(*checks) + _fleet(config)
+
+
+def _fleet(config: Config) -> list[Finding]:
+    """The centre's pinned key(s) must load; a keyring must load, and lacking a target's key is a warning."""
+    from edge.fleet.payload import load_keyring
+    from edge.fleet.signing import load_public_keys
+
+    fleet = config.fleet
+    if fleet is None:
+        return []
+    findings = _each(lambda: load_public_keys(fleet.public_key_file))
+    if fleet.hotlist_keys_file is None:
+        return [*findings, Finding("fleet.hotlist_keys_file is not set: the node will refuse pushed hotlists")]
+    try:
+        ring = load_keyring(fleet.hotlist_keys_file)
+    except EdgeError as exc:
+        return [*findings, Finding(str(exc), exc)]
+    targets = [f"{config.node.site}/{config.node.camera}", *(f"group/{g}" for g in fleet.groups)]
+    missing = [t for t in targets if t not in ring]
+    if missing:
+        findings.append(Finding(f"fleet.hotlist_keys_file {fleet.hotlist_keys_file!r} has no key for "
+                                f"{', '.join(missing)}: the node will refuse hotlists pushed there"))
+    return findings
 
 
 def _source(config: Config, now: datetime) -> list[Finding]:

@@ -79,3 +79,21 @@ def test_first_boot_takes_the_centres_key_keyring_and_groups_from_the_boot_parti
     assert done.returncode == 0, done.stdout + done.stderr
     assert not (boot / IDENTITY_FILE).exists()
     assert _opened(out).subscriptions == ["anpr/ctl/depot-north/gate1/#", "anpr/ctl/group/west/#"]
+
+
+def test_check_config_names_a_bad_pinned_key_and_warns_of_a_missing_group_key(keys: Path, tmp_path: Path) -> None:
+    from edge.node.preflight import preflight
+
+    out = tmp_path / "etc"
+    assert run_cli("provision", "--out", str(out), "--template", TEMPLATE, "--site", "depot-north", "--camera",
+                   "gate1", "--broker", "b", "--no-input", "--fleet-key", str(keys / "fleet-signing.pub"),
+                   "--hotlist-keys", str(tmp_path / "ring.json"), "--group", "west").returncode == 0
+    config = load_config(out / "config.yaml")
+    assert [f.message for f in preflight(config, SystemClock().now(), ("secrets",)) if "fleet" in f.message] == []
+    assert config.fleet is not None
+    widened = config.model_copy(update={"fleet": config.fleet.model_copy(update={"groups": ("west", "east")})})
+    findings = [f for f in preflight(widened, SystemClock().now(), ("secrets",)) if "group/east" in f.message]
+    assert len(findings) == 1 and not findings[0].is_error
+    (out / "fleet" / "centre.pub").write_text("not a key")
+    errors = [f for f in preflight(config, SystemClock().now(), ("secrets",)) if f.is_error]
+    assert any("no PEM public key" in f.message for f in errors)
