@@ -16,6 +16,7 @@ from pathlib import Path
 
 from edge import __version__
 from edge.capture import FrameSource
+from edge.capture.overview import OverviewFeed
 from edge.capture.picam import PicameraSource
 from edge.capture.video import ImageFolderSource, StreamSource, VideoFileSource
 from edge.clock import Clock, ReplayClock, SystemClock
@@ -69,7 +70,8 @@ class Node:
 def build_source(config: Config, clock: Clock) -> FrameSource:
     cap = config.capture
     if cap.source == "picamera":
-        return PicameraSource(main_size=cap.main_size, lores_size=cap.lores_size, fps=cap.fps, clock=clock)
+        return PicameraSource(main_size=cap.main_size, lores_size=cap.lores_size, fps=cap.fps, clock=clock,
+                              camera_index=cap.camera_index, exposure=cap.exposure)
     assert cap.path is not None  # guaranteed by CaptureConfig's validator
     if cap.source == "video":
         return VideoFileSource(cap.path, lores_size=cap.lores_size, start=cap.start_time, realtime=cap.realtime,
@@ -78,6 +80,28 @@ def build_source(config: Config, clock: Clock) -> FrameSource:
         return ImageFolderSource(cap.path, lores_size=cap.lores_size, fps=cap.fps, start=cap.start_time,
                                  max_pixels=cap.max_pixels)
     return StreamSource(cap.path, lores_size=cap.lores_size, clock=clock, max_pixels=cap.max_pixels)
+
+
+def build_overview(config: Config, clock: Clock, plate: FrameSource) -> OverviewFeed | None:
+    """The overview camera (capture.overview), or None: the plate camera's frame is the overview. A recording's
+    frames are timed from the plate recording's start (``offset_s`` later)."""
+    cap, ov = config.capture, config.capture.overview
+    if ov is None:
+        return None
+    source: FrameSource
+    if ov.source == "picamera":
+        source = PicameraSource(main_size=ov.size, lores_size=None, fps=ov.fps, clock=clock,
+                                camera_index=ov.camera_index)
+    elif ov.source == "video":
+        assert ov.path is not None  # guaranteed by OverviewConfig's validator
+        start = getattr(plate, "start", None)
+        source = VideoFileSource(ov.path, lores_size=None, start=start if isinstance(start, datetime) else None,
+                                 max_pixels=cap.max_pixels)
+    else:
+        assert ov.path is not None
+        source = StreamSource(ov.path, lores_size=None, clock=clock, max_pixels=cap.max_pixels)
+    return OverviewFeed(source, offset_s=ov.offset_s, tolerance_s=ov.tolerance_s, buffer_frames=ov.buffer_frames,
+                        live=ov.source != "video")
 
 
 def recording_clock(
@@ -225,8 +249,9 @@ def open_node(
             gate = ClockGate(privacy, clock_status, ledger, mode=config.clock.on_unsynced,
                              max_held=config.clock.max_held)
             stack.callback(gate.close)  # held reads reach the outbox before it closes
+        plate_source = source or build_source(config, clock)
         pipeline = Pipeline(
-            source=source or build_source(config, clock),
+            source=plate_source,
             detector=detector,
             reader=reader,
             formats=formats,
@@ -247,6 +272,7 @@ def open_node(
             privacy_thread=True,  # redaction must not stall the camera
             # a node with formats publishes only reads that fit one (with none, there is nothing to fit)
             publish_unfitted=config.read.publish_unfitted or not formats.formats,
+            overview=build_overview(config, clock, plate_source),
         )
         yield Node(config=config, pipeline=pipeline, outbox=outbox, publisher=publisher, privacy=privacy,
                    retention=retention, clock_gate=gate, ledger=ledger, audit=audit, hotlist=hotlist,

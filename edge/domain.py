@@ -190,6 +190,7 @@ class VehiclePass:
     views: tuple[View, ...] = ()  # earlier frames of the pass (PlateTracker(views=...)), for face redaction
     others: tuple[Box, ...] = ()  # the other plates in the overview's frame (read, or predicted for an open track)
     unconstrained: str | None = None  # the reader's own best reading where a format bent it away from ``plate``
+    overview_camera: bool = False  # ``overview`` is the overview camera's frame (empty: none near), not the plate's
 
 
 @dataclass(frozen=True, slots=True)

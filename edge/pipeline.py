@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from edge.capture import FrameSource
+from edge.capture.overview import OverviewFeed
 from edge.detect import PlateDetector
 from edge.domain import Frame, OutgoingMessage, PlateRead, VehiclePass
 from edge.errors import EdgeError
@@ -96,6 +97,7 @@ class Pipeline:
         privacy_thread: bool = False,
         privacy_queue_size: int = 16,
         publish_unfitted: bool = False,
+        overview: OverviewFeed | None = None,
     ) -> None:
         self.source = source
         self.tracker = tracker
@@ -109,6 +111,7 @@ class Pipeline:
         self.privacy_thread = privacy_thread
         self.privacy_queue_size = privacy_queue_size
         self.publish_unfitted = publish_unfitted
+        self.overview = overview  # a second camera gives the overview image (None: the plate camera's own frame)
         self.stats = PipelineStats()
         self._worker: _PassWorker | None = None
         self._finder = PlateFinder(detector, reader, formats, min_confidence=min_read_confidence,
@@ -123,6 +126,8 @@ class Pipeline:
         frames = self._live_frames(stop) if self.live else self.source.frames()
         if self.privacy_thread:
             self._worker = _PassWorker(self._finish, self.privacy_queue_size, self.stats)
+        if self.overview is not None:
+            self.overview.open()
         try:
             for frame in frames:
                 self.process(frame)
@@ -135,6 +140,8 @@ class Pipeline:
             worker, self._worker = self._worker, None
             if worker is not None:
                 worker.close()  # every pass reaches the outbox before run() returns
+            if self.overview is not None:
+                self.overview.close()
         return self.stats
 
     def process(self, frame: Frame) -> list[VehiclePass]:
@@ -143,6 +150,8 @@ class Pipeline:
         reads: list[PlateRead] = []
         if frame.index % self.detect_every == 0:
             reads = self._reads(frame)
+            if reads and self.overview is not None:
+                self.overview.pair(frame)  # the overview camera's frame nearest this one, held while the tracker is
         passes = self.tracker.update(frame.timestamp, reads, frame.image)
         self._emit(passes)
         if self.on_frame is not None:
@@ -179,10 +188,12 @@ class Pipeline:
                     self.stats.passes_unfitted_dropped += 1
                     continue
                 self.stats.passes_unfitted_published += 1
+            # a second camera: the overview camera's frame paired with the best read's frame
+            outgoing = self.overview.attach(vehicle_pass) if self.overview is not None else vehicle_pass
             if self._worker is not None:
-                self._worker.submit(vehicle_pass)  # blocks when full: back-pressure, never a lost pass
+                self._worker.submit(outgoing)  # blocks when full: back-pressure, never a lost pass
             else:
-                self._finish(vehicle_pass)
+                self._finish(outgoing)
 
     def _finish(self, vehicle_pass: VehiclePass) -> None:
         """Privacy (redaction, allow-list payload), then the durable outbox."""

@@ -41,9 +41,10 @@ def check_pixels(what: str, width: int, height: int, max_pixels: int) -> None:
                           f"capture.max_pixels ({max_pixels:,}); refused before decoding")
 
 
-def make_lores(image: Image, size: tuple[int, int]) -> Image:
-    """The detection stream: the full frame scaled to ``size`` (width, height)."""
-    if (image.shape[1], image.shape[0]) == size:
+def make_lores(image: Image, size: tuple[int, int] | None) -> Image:
+    """The detection stream: the full frame scaled to ``size`` (width, height); None: the frame itself (an
+    overview camera's, on which nothing is detected)."""
+    if size is None or (image.shape[1], image.shape[0]) == size:
         return image
     return as_image(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
 
@@ -66,6 +67,20 @@ def replay_start(path: Path, given: datetime | None) -> datetime:
         raise SourceError(f"no start time for {str(path)!r}: {exc}") from exc
 
 
+def sidecar_start(path: Path) -> datetime | None:
+    """The start time a recording's scene sidecar (``<name>.json``) gives, or None without one."""
+    sidecar = path.with_suffix(".json")
+    return replay_start(path, None) if sidecar.is_file() else None
+
+
+def recording_offset_s(plate: str | Path, overview: str | Path) -> float | None:
+    """Seconds the overview recording starts after the plate recording, from their sidecars (None: not both)."""
+    first, second = sidecar_start(Path(plate)), sidecar_start(Path(overview))
+    if first is None or second is None:
+        return None
+    return (second - first).total_seconds()
+
+
 class VideoFileSource:
     """Frames of a video file, timed by the file's frame rate from ``start``."""
 
@@ -73,7 +88,7 @@ class VideoFileSource:
         self,
         path: str | Path,
         *,
-        lores_size: tuple[int, int],
+        lores_size: tuple[int, int] | None,
         start: datetime | None = None,
         realtime: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -204,7 +219,7 @@ class ImageFolderSource:
 class StreamSource:
     """A network stream (RTSP, HTTP, ...) through OpenCV, timed by the wall clock."""
 
-    def __init__(self, url: str, *, lores_size: tuple[int, int], clock: Clock, max_failures: int = 50,
+    def __init__(self, url: str, *, lores_size: tuple[int, int] | None, clock: Clock, max_failures: int = 50,
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.url = url
         self.lores_size = lores_size

@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", metavar="ISO8601", help="UTC time of the first frame (default: scene sidecar or mtime)")
     p.add_argument("--fps", type=float, help="frame rate for an image folder (default: config, 25)")
     p.add_argument("--realtime", action="store_true", help="pace at the recording's rate and drop like a live camera")
+    p.add_argument("--overview", metavar="VIDEO",
+                   help="the overview camera's recording (or URL): its frame nearest each read is the overview image")
+    p.add_argument("--overview-offset", type=float, metavar="S",
+                   help="the overview recording starts S seconds after SOURCE (default: from the two scene "
+                        "sidecars, else the config's capture.overview.offset_s, else 0)")
     p.add_argument("--state-dir", help="outbox directory (default: config, or ./var/replay)")
     p.add_argument("--truth", metavar="CSV", help="score against ground truth (plate,first_seen_s,last_seen_s)")
     p.add_argument("--report", metavar="DIR", help="write an HTML report of the replay")
@@ -109,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", metavar="VIDEO", help="output .mp4 path")
     p.add_argument("--seed", type=int, default=7, help="scene seed (default: %(default)s)")
     p.add_argument("--vehicles", type=int, default=4, help="number of vehicles (default: %(default)s)")
+    p.add_argument("--scenario", choices=("default", "overtake", "stop", "speeds", "night", "faces", "mixed"),
+                   help="a named scene instead of --vehicles (night: the plate camera's IR look)")
+    p.add_argument("--overview", action="store_true",
+                   help="also render the overview camera (colour, wider) as VIDEO's <name>.overview.mp4")
+    p.add_argument("--overview-offset", type=float, default=0.0, metavar="S",
+                   help="the overview recording starts S seconds after the plate recording (default: %(default)s)")
     p.set_defaults(func=_lazy("edge.cli.commands", "sample_scene"))
 
     groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}

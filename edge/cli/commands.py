@@ -145,6 +145,7 @@ def _health_reporter(
         max_offset_ms=config.clock.max_offset_ms,
         oldest=lambda: _oldest(node),
         extras=lambda: _faults(node, notifier),
+        camera=lambda: _camera(node),
     )
     sinks: list[HealthSink] = [lambda body: hooks.status(summary(body))]
     if node.publisher is not None:
@@ -182,6 +183,16 @@ def _faults(node: Node, notifier: SocketNotifier) -> dict[str, Any]:
     return body
 
 
+def _camera(node: Node) -> dict[str, Any]:
+    """The plate camera's exposure profile and switches, and how the overview camera's frames paired, for health."""
+    body: dict[str, Any] = {}
+    for part in (node.pipeline.source, node.pipeline.overview):
+        report = getattr(part, "camera_health", None)
+        if callable(report):
+            body.update(report())
+    return body
+
+
 def _hotlist_problem(node: Node) -> str | None:
     from edge.clock import SystemClock
 
@@ -204,8 +215,15 @@ def _oldest(node: Node) -> dict[str, float]:
 def replay_config(args: argparse.Namespace) -> Config:
     """The config for a replay: the given file (or the lab defaults) with the source and broker from the command
     line."""
+    from edge.capture.video import recording_offset_s
+
+    overview = getattr(args, "overview", None)
+    offset = getattr(args, "overview_offset", None)
+    if overview and offset is None and "://" not in overview and "://" not in str(args.source):
+        offset = recording_offset_s(args.source, overview)  # two scene recordings say when each started
     return lab_config(str(args.source), config_file=args.config, start=args.start, fps=args.fps,
-                      realtime=args.realtime, state_dir=args.state_dir, broker=args.broker)
+                      realtime=args.realtime, state_dir=args.state_dir, broker=args.broker, overview=overview,
+                      overview_offset=offset)
 
 
 def replay(args: argparse.Namespace) -> int:
@@ -276,6 +294,8 @@ def replay(args: argparse.Namespace) -> int:
             "outbox_depth": node.outbox.depth(),
         }
         summary["published_all"] = publisher is not None and summary["outbox_depth"] == 0
+        if node.pipeline.overview is not None:  # a second camera: how its frames paired with the reads
+            summary.update(node.pipeline.overview.stats.health())
     result = score(truth, recorder.found) if truth is not None else None
     if result is not None:
         summary.update(result.as_dict())
@@ -350,8 +370,18 @@ class _PassPrinter:
 
 
 def sample_scene(args: argparse.Namespace) -> int:
-    from edge.sample.scene import default_scene, write_scene
+    from edge.sample.overview import overview_path, write_overview
+    from edge.sample.scene import default_scene, scenario, write_scene
 
-    video, sidecar, truth = write_scene(default_scene(args.seed, args.vehicles), args.output)
+    scenario_name = getattr(args, "scenario", None)
+    spec = scenario(scenario_name, args.seed) if scenario_name else default_scene(args.seed, args.vehicles)
+    video, sidecar, truth = write_scene(spec, args.output)
     print(f"wrote {video} (scene: {sidecar}, truth: {truth})")
+    if getattr(args, "overview", False):
+        offset = float(getattr(args, "overview_offset", 0.0) or 0.0)
+        if not 0.0 <= offset < spec.duration_s:
+            raise ConfigError(f"--overview-offset {offset}: must be from 0 to under the scene's {spec.duration_s} s")
+        wide, wide_sidecar = write_overview(spec, overview_path(video), offset_s=offset)
+        print(f"wrote {wide} (overview camera, colour, {offset:g} s after the plate camera; sidecar {wide_sidecar}); "
+              f"replay both: edge-anpr replay {video} --overview {wide}")
     return 0

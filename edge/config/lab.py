@@ -28,10 +28,13 @@ def replay_state_dir(source: str) -> str:
 
 def lab_config(
     source: str, *, config_file: str | None = None, start: str | None = None, fps: float | None = None,
-    realtime: bool = False, state_dir: str | None = None, broker: str | None = None,
+    realtime: bool = False, state_dir: str | None = None, broker: str | None = None, overview: str | None = None,
+    overview_offset: float | None = None,
 ) -> Config:
     """``config_file`` (or the lab defaults) with ``source`` as the capture, and ``broker`` (HOST:PORT) as a
-    plain-TCP lab broker."""
+    plain-TCP lab broker. ``overview``: the overview camera's recording (``overview_offset`` seconds after the
+    plate recording's start); without it, a config's overview camera is left out (it is a camera, not this
+    recording's)."""
     kind = "stream" if "://" in source else ("images" if Path(source).is_dir() else "video")
     if config_file:
         data: dict[str, Any] = load_config(config_file).model_dump(mode="json", exclude_none=True)
@@ -47,6 +50,12 @@ def lab_config(
                         "face_check_model": str(PROJECT_ROOT / "models/face_detection_full_range.tflite")},
         }
     data["capture"] = {**data.get("capture", {}), "source": kind, "path": source}
+    camera = data["capture"].pop("overview", None)
+    if overview:
+        kept = {k: v for k, v in (camera or {}).items() if k in ("tolerance_s", "buffer_frames", "offset_s")}
+        data["capture"]["overview"] = {**kept, "source": "stream" if "://" in overview else "video", "path": overview}
+        if overview_offset is not None:
+            data["capture"]["overview"]["offset_s"] = overview_offset
     if start:
         data["capture"]["start_time"] = start
     if fps:

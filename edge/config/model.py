@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge.config.camera import ExposureConfig, OverviewConfig
 from edge.config.times import check_time
 from edge.read.countries import COUNTRIES
 
@@ -49,6 +50,13 @@ class CaptureConfig(_Section):
         description="Largest frame (width x height) a source may deliver; bigger images and videos are refused "
         "before they are decoded.",
     )
+    camera_index: int = Field(0, ge=0, le=7, description="picamera2 camera index of the plate camera.")
+    overview: OverviewConfig | None = Field(
+        None, description="A second camera for the overview image (none: the plate camera's own frame)."
+    )
+    exposure: ExposureConfig = Field(
+        default_factory=ExposureConfig, description="The plate camera's exposure: day and night profiles."
+    )
 
     @field_validator("start_time")
     @classmethod
@@ -70,6 +78,10 @@ class CaptureConfig(_Section):
             raise ValueError(f"lores_size {list(self.lores_size)} must not exceed main_size {list(self.main_size)}")
         if self.main_size[0] * self.main_size[1] > self.max_pixels:
             raise ValueError(f"main_size {list(self.main_size)} is more than capture.max_pixels ({self.max_pixels})")
+        ov = self.overview
+        if ov is not None and ov.source == self.source == "picamera" and ov.camera_index == self.camera_index:
+            raise ValueError(f"capture.overview.camera_index {ov.camera_index} is the plate camera's "
+                             f"(capture.camera_index): give the overview camera the other connector's index")
         return self
 
 

@@ -186,6 +186,7 @@ class HealthCollector:
         max_offset_ms: float = 1000.0,
         oldest: Callable[[], Mapping[str, float]] | None = None,
         extras: Callable[[], Mapping[str, Any]] | None = None,
+        camera: Callable[[], Mapping[str, Any]] | None = None,
         paths: PlatformPaths | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -201,6 +202,7 @@ class HealthCollector:
         self._max_offset_ms = max_offset_ms
         self._oldest = oldest
         self._extras = extras
+        self._camera = camera  # the plate camera's exposure profile and the overview camera's pairing
         self._paths = paths or PlatformPaths()
         self._monotonic = monotonic
         self._started = monotonic()
@@ -211,6 +213,8 @@ class HealthCollector:
         body: dict[str, Any] = {}
         self._pipeline(body)
         self._queues(body)
+        if self._camera is not None:
+            body.update(self._camera())
         self._platform(body)
         self._clock_fields(body)
         body["uptime_s"] = round(self._monotonic() - self._started, 1)

@@ -185,9 +185,12 @@ class PrivacyStage:
 
     def _image(self, p: VehiclePass, kind: ImageKind, read_id: str) -> dict[str, Any] | None:
         source = p.best.crop if kind == "plate_patch" else p.overview
-        if self._redactor is None:
-            self._drop(read_id, "no redactor is configured")
+        if self._redactor is None or source.size == 0:  # empty: an overview camera had no frame near the read
+            self._drop(read_id, "no redactor is configured" if self._redactor is None
+                       else "the overview camera had no frame near the read", redaction=self._redactor is None)
             return None
+        # the read's plate box is the plate camera's: in another camera's overview it is nowhere in particular
+        plate = None if kind == "redacted_overview" and p.overview_camera else p.best.detection.box
         extra: tuple[Box, ...] = ()
         views: tuple[View, ...] = ()
         others: tuple[Box, ...] = ()
@@ -200,12 +203,11 @@ class PrivacyStage:
                 return None
             if self._policy.redact_cabin:
                 height, width = source.shape[:2]
-                own = p.best.detection.box
-                cabins = (cabin_region(b, width=width, height=height) for b in (own, *other_vehicles(others, own)))
-                extra = tuple(c for c in cabins if c.intersection(own) == 0)  # never the read's plate
+                own = (plate,) if plate is not None else ()
+                cabins = (cabin_region(b, width=width, height=height) for b in (*own, *other_vehicles(others, plate)))
+                extra = tuple(c for c in cabins if all(c.intersection(o) == 0 for o in own))  # never the read's plate
         try:
-            redacted, record = self._redactor.redact_image(source, extra, views=views, plate=p.best.detection.box,
-                                                           others=others)
+            redacted, record = self._redactor.redact_image(source, extra, views=views, plate=plate, others=others)
             faces_left = int(record.second_pass_faces)
         except Exception as exc:  # noqa: BLE001 - fail closed on ANY redactor error: the image is dropped
             self._drop(read_id, f"redaction failed: {type(exc).__name__}: {exc}")

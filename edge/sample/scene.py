@@ -158,22 +158,31 @@ def render_frames(spec: SceneSpec) -> Iterator[Image]:
     noise = [rng.normal(0, sigma, (spec.height, spec.width, 1)).astype(np.int16) for _ in range(NOISE_BANK)]
     for i in range(round(spec.duration_s * spec.fps)):
         t = i / spec.fps
-        frame = background.copy()
-        for person in spec.pedestrians:
-            x = (person.x + person.walk * t) * spec.width
-            draw_pedestrian(frame, x, person.feet_y * spec.height, person.height * spec.height, look=person.look)
-        visible = [v for v in spec.vehicles if 0.0 <= _progress(v, t) <= 1.0]
-        # nearer vehicles (further down the frame) are drawn last
-        plate_spots: list[tuple[Image, int, int]] = []
-        for v in sorted(visible, key=lambda v: _geometry(v, _progress(v, t), spec)[1]):
-            plate_spots = [s for s in plate_spots if not _covers(v, t, spec, s)]
-            plate_spots.append(_draw_vehicle(frame, v, _progress(v, t), spec, plates[v.plate]))
+        frame, plate_spots = draw_at(spec, t, background, plates)
         if night:
             frame = _night(frame)
             for patch, x, y in plate_spots:  # the plate is drawn after the contrast drop: it shines
                 _paste(frame, patch, x, y)
         shaken = np.roll(noise[i % NOISE_BANK], (i * 7) % spec.height, axis=0)
         yield np.clip(frame.astype(np.int16) + shaken, 0, 255).astype(np.uint8)
+
+
+def draw_at(
+    spec: SceneSpec, t: float, background: Image, plates: dict[str, Image]
+) -> tuple[Image, list[tuple[Image, int, int]]]:
+    """The scene at ``t`` seconds drawn on a copy of ``background`` (no look, no noise), and where each visible
+    plate patch went."""
+    frame = background.copy()
+    for person in spec.pedestrians:
+        x = (person.x + person.walk * t) * spec.width
+        draw_pedestrian(frame, x, person.feet_y * spec.height, person.height * spec.height, look=person.look)
+    visible = [v for v in spec.vehicles if 0.0 <= _progress(v, t) <= 1.0]
+    # nearer vehicles (further down the frame) are drawn last
+    plate_spots: list[tuple[Image, int, int]] = []
+    for v in sorted(visible, key=lambda v: _geometry(v, _progress(v, t), spec)[1]):
+        plate_spots = [s for s in plate_spots if not _covers(v, t, spec, s)]
+        plate_spots.append(_draw_vehicle(frame, v, _progress(v, t), spec, plates[v.plate]))
+    return frame, plate_spots
 
 
 def _progress(v: VehicleSpec, t: float) -> float:
