@@ -15,6 +15,11 @@ measured, and with no plate read it says so instead of advising on false boxes. 
 writes an annotated still (plates with their widths, other boxes in thin orange, a 90 px ruler). The still
 shows the street, so faces in it are redacted with the node's face model first; if that model cannot
 run, no still is written unless ``--unredacted``.
+
+For setting the shutter it reports, per vehicle, how fast its plate crossed the image (px/s, followed through
+the frames around its best one), the exposure time (a Pi camera's ``ExposureTime`` metadata of that frame; a
+recording's ``--exposure-us``) and the motion blur that makes (px = speed x exposure time), with the longest
+shutter that keeps the fastest plate under ``MAX_BLUR_PX``.
 """
 
 from __future__ import annotations
@@ -44,10 +49,89 @@ from edge.track import PlateTracker
 log = logging.getLogger(__name__)
 
 MIN_PLATE_PX = 90  # OpenALPR camera guide, European plates
+MAX_BLUR_PX = 1.0  # motion blur kept under this: a 90 px UK plate's strokes (14 of 520 mm) are about 2.4 px thick
+SPEED_FRAMES = 5  # detected frames either side of a plate's best frame its speed is measured over
 MAX_USEFUL_PX = 250  # no gain beyond this
 CAMERA_FRAMES = 250  # frames looked at from a camera or stream by default (10 s at 25 fps)
 DEFAULT_CONFIG = "/etc/edge-anpr/config.yaml"
 STILL_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True, slots=True)
+class PlateBlur:
+    """One vehicle's plate: how fast it moved across the image and how far it moved while the shutter was open."""
+
+    plate: str
+    width_px: int
+    speed_px_s: float | None  # None: not seen in two frames at different times
+    exposure_us: int | None  # None: not known (a recording without --exposure-us)
+
+    @property
+    def blur_px(self) -> float | None:
+        """Pixels of motion blur: speed (px/s) x exposure time (s)."""
+        if self.speed_px_s is None or self.exposure_us is None:
+            return None
+        return self.speed_px_s * self.exposure_us / 1e6
+
+    def as_dict(self) -> dict[str, object]:
+        blur = self.blur_px
+        return {"plate": self.plate, "width_px": self.width_px, "exposure_us": self.exposure_us,
+                "speed_px_s": None if self.speed_px_s is None else round(self.speed_px_s, 1),
+                "blur_px": None if blur is None else round(blur, 2)}
+
+
+def shutter_advice(plates: Iterable[PlateBlur]) -> tuple[bool | None, str]:
+    """(blur within MAX_BLUR_PX, what to set): judged at the fastest plate; None when nothing could be measured."""
+    moving = [p for p in plates if p.speed_px_s is not None and p.speed_px_s > 0]
+    if not moving:
+        return None, "no plate was seen moving in two frames: no shutter advice"
+    fastest = max(moving, key=lambda p: p.speed_px_s or 0.0)
+    speed = fastest.speed_px_s or 0.0
+    longest_us = int(MAX_BLUR_PX / speed * 1e6)
+    hint = (f"a shutter of at most {longest_us} us (1/{max(1, round(1e6 / longest_us))} s) keeps blur under "
+            f"{MAX_BLUR_PX:g} px at the fastest plate ({speed:.0f} px/s): capture.exposure.<profile>.exposure_time_us")
+    blur = fastest.blur_px
+    if blur is None:
+        return None, f"exposure time unknown (give --exposure-us for a recording); {hint}"
+    if blur > MAX_BLUR_PX:
+        return False, f"the fastest plate blurs {blur:.1f} px at {fastest.exposure_us} us: {hint}"
+    return True, f"the fastest plate blurs {blur:.2f} px at {fastest.exposure_us} us, within {MAX_BLUR_PX:g} px"
+
+
+def plate_speed(index: int, box: Box, seen: dict[int, tuple[datetime, tuple[Box, ...]]]) -> float | None:
+    """Pixels per second the plate in ``box`` (frame ``index``) moved: followed through up to SPEED_FRAMES detected
+    frames before and after by the box that overlaps it most, and measured between the first and last found."""
+    order = sorted(seen)
+    if index not in seen:
+        return None
+    at = order.index(index)
+    ends: list[tuple[datetime, Box]] = []
+    for step in (-1, 1):
+        current, end = box, (seen[index][0], box)
+        for k in range(at + step, at + step * (SPEED_FRAMES + 1), step):
+            if not 0 <= k < len(order):
+                break
+            when, boxes = seen[order[k]]
+            near = max(boxes, key=lambda b: _follows(current, b), default=None)
+            if near is None or _follows(current, near) <= 0:
+                break
+            current, end = near, (when, near)
+        ends.append(end)
+    (t0, b0), (t1, b1) = ends
+    dt = (t1 - t0).total_seconds()
+    if dt <= 0:
+        return None
+    (x0, y0), (x1, y1) = b0.centre, b1.centre
+    return float(np.hypot(x1 - x0, y1 - y0) / dt)
+
+
+def _follows(a: Box, b: Box) -> float:
+    """How well ``b`` continues ``a`` in the next frame: overlap, or close centres of boxes of about one size."""
+    if a.iou(b) > 0:
+        return 1.0 + a.iou(b)
+    (ax, ay), (bx, by) = a.centre, b.centre
+    near = np.hypot(ax - bx, ay - by) < max(a.w, b.w) and 0.5 <= b.w / max(1, a.w) <= 2.0
+    return 0.5 if near else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +140,7 @@ class AimReport:
     widths: tuple[int, ...]  # full-resolution widths of the boxes that read as plates, one per sighting
     boxes: int = 0  # every box the detectors proposed, plates or not
     formats: tuple[str, ...] = ()  # the formats a plate must fit (for the advice when none did)
+    blur: tuple[PlateBlur, ...] = ()  # per vehicle: speed, exposure and motion blur (a camera or a recording)
 
     @property
     def median(self) -> float | None:
@@ -126,18 +211,24 @@ def survey(
     is_plate: Callable[[Sighting], bool] = reads_as_plate,
     unfitted: bool = False,
     formats: tuple[str, ...] = (),
+    exposure_us: Callable[[], int | None] | None = None,
 ) -> Survey:
     """Find and read plates in up to ``max_frames`` frames (None: all). Only plates are measured.
 
     With a ``tracker`` (a camera or a recording) a plate is a vehicle pass the node would publish: tracked over
     frames, voted, fitting a format (any, with ``unfitted``), measured in the frame it was read best, once per
-    vehicle. Without one (a single image) it is a box whose read ``is_plate``.
+    vehicle. Without one (a single image) it is a box whose read ``is_plate``. ``exposure_us`` says the exposure
+    time of the frame just taken (a camera's metadata; a recording's given one): with it each vehicle's motion blur
+    is reported.
     """
     widths: list[int] = []
     boxes_in: dict[int, tuple[Box, ...]] = {}  # frame index -> every box found in it (for the still)
     count = boxes = 0
     best: tuple[tuple[int, int], Survey] | None = None
     passes: list[VehiclePass] = []
+    seen: dict[int, tuple[datetime, tuple[Box, ...]]] = {}  # frame index -> (time, boxes read as plates)
+    exposures: dict[int, int | None] = {}
+    blur: tuple[PlateBlur, ...] = ()
     for frame in frames:
         count += 1
         finding = finder.find(frame.image, frame.lores, frame.timestamp.date())
@@ -145,7 +236,10 @@ def survey(
         boxes += len(found)
         if tracker is not None:
             boxes_in[frame.index] = found
-            passes += tracker.update(frame.timestamp, _reads(frame, finding.sightings), frame.image)
+            reads = _reads(frame, finding.sightings)
+            seen[frame.index] = (frame.timestamp, tuple(r.detection.box for r in reads))
+            exposures[frame.index] = exposure_us() if exposure_us is not None else None
+            passes += tracker.update(frame.timestamp, reads, frame.image)
             plates: tuple[Box, ...] = ()
         else:
             plates = tuple(s.detection.box for s in finding.sightings if is_plate(s))
@@ -159,12 +253,15 @@ def survey(
         passes += tracker.flush()
         read = [p for p in passes if not p.preview and (p.format_name is not None or unfitted)]
         widths = [p.best.detection.box.w for p in read]
+        blur = tuple(PlateBlur(p.plate, p.best.detection.box.w,
+                               plate_speed(p.best.frame_index, p.best.detection.box, seen),
+                               exposures.get(p.best.frame_index)) for p in read)
         if read:
             widest = max(read, key=lambda p: p.best.detection.box.w)
             plate = widest.best.detection.box
             others = tuple(b for b in boxes_in.get(widest.best.frame_index, ()) if b != plate)
             best = ((plate.w, 0), Survey(AimReport(0, ()), widest.overview, (plate,), others))
-    report = AimReport(count, tuple(widths), boxes, formats)
+    report = AimReport(count, tuple(widths), boxes, formats, blur)
     if best is None:
         return Survey(report, None, (), ())
     return Survey(report, best[1].image, best[1].plates, best[1].others)
@@ -211,6 +308,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                              f"frame of a file)")
     parser.add_argument("--out", default="aim.jpg", help="annotated still (default: %(default)s)")
     parser.add_argument("--unredacted", action="store_true", help="write the still without face redaction (bench)")
+    parser.add_argument("--exposure-us", type=int, default=None, metavar="US",
+                        help="the exposure time a recording was taken with, for its motion blur (a camera says its "
+                             "own per frame)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -245,22 +345,33 @@ def _finder(config: Config, formats: FormatSet, *, single_image: bool) -> PlateF
                        second_look_every=1 if single_image else config.detect.second_look_every)
 
 
-def _frames(config: Config, source: str | None) -> tuple[Iterator[Frame], int | None]:
-    """The frames to survey and how many at most by default (a camera's or stream's: CAMERA_FRAMES)."""
+def _frames(
+    config: Config, source: str | None, exposure_us: int | None = None
+) -> tuple[Iterator[Frame], int | None, Callable[[], int | None]]:
+    """The frames to survey, how many at most by default (a camera's or stream's: CAMERA_FRAMES), and the exposure
+    time of the frame just taken (the camera's metadata, else ``exposure_us``)."""
     from edge.app import LIVE_SOURCES, build_source
     from edge.clock import SystemClock
 
     if source is not None and Path(source).is_file() and Path(source).suffix.lower() in STILL_SUFFIXES:
-        return iter([still_frame(Path(source), config.capture.lores_size)]), 1
+        return iter([still_frame(Path(source), config.capture.lores_size)]), 1, lambda: exposure_us
     limit = CAMERA_FRAMES if config.capture.source in LIVE_SOURCES else None
-    return build_source(config, SystemClock()).frames(), limit
+    built = build_source(config, SystemClock())
+
+    def exposure() -> int | None:
+        measured = getattr(getattr(built, "state", None), "exposure_us", None)  # a Pi camera's ExposureTime
+        return measured if isinstance(measured, int) else exposure_us
+
+    return built.frames(), limit, exposure
 
 
 def main(args: argparse.Namespace) -> int:
     config = aim_config(args.source, args.config)
     if args.frames is not None and args.frames < 1:
         raise SourceError(f"--frames {args.frames}: must be at least 1")
-    frames, default_limit = _frames(config, args.source)
+    if args.exposure_us is not None and args.exposure_us < 1:
+        raise SourceError(f"--exposure-us {args.exposure_us}: must be at least 1 (microseconds)")
+    frames, default_limit, exposure = _frames(config, args.source, args.exposure_us)
     single = default_limit == 1
     formats = FormatSet.load(config.read.formats, config.read.formats_file, config.read.country)
     finder = _finder(config, formats, single_image=single)
@@ -269,7 +380,7 @@ def main(args: argparse.Namespace) -> int:
     rule = partial(reads_as_plate, unfitted=unfitted, min_chars=config.track.min_chars)
     try:
         found = survey(frames, finder, args.frames or default_limit, tracker=tracker, is_plate=rule,
-                       unfitted=unfitted, formats=formats.names)
+                       unfitted=unfitted, formats=formats.names, exposure_us=exposure)
     finally:
         close = getattr(frames, "close", None)
         if callable(close):
@@ -284,6 +395,9 @@ def main(args: argparse.Namespace) -> int:
               "median_px": report.median, "min_px": min(report.widths, default=None),
               "max_px": max(report.widths, default=None), "ok": ok, "advice": advice, "still": args.out,
               "still_note": note}
+    if not single:
+        sharp, shutter = shutter_advice(report.blur)
+        result.update({"vehicles": [b.as_dict() for b in report.blur], "blur_ok": sharp, "shutter_advice": shutter})
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -293,6 +407,15 @@ def main(args: argparse.Namespace) -> int:
             print(f"plate width px (as read best{'' if single else ', one per vehicle'}): median "
                   f"{result['median_px']}, min {result['min_px']}, max {result['max_px']}")
         print(("OK: " if ok else "ADJUST: ") + advice)
+        for b in report.blur:
+            speed = "not seen moving" if b.speed_px_s is None else f"moving {b.speed_px_s:.0f} px/s"
+            shutter = "exposure unknown" if b.exposure_us is None else f"exposure {b.exposure_us} us"
+            blur_px = b.blur_px
+            print(f"  {b.plate:<10} {b.width_px:>4} px wide, {speed}, {shutter}"
+                  + ("" if blur_px is None else f": motion blur {blur_px:.2f} px"))
+        if not single:
+            sharp, shutter = shutter_advice(report.blur)
+            print({True: "OK: ", False: "ADJUST: ", None: "SHUTTER: "}[sharp] + shutter)
         print(f"annotated still: {args.out} ({note}; plates boxed with their width, other boxes in thin orange)")
     sys.stdout.flush()
     return 0
