@@ -51,7 +51,7 @@ class OverviewFeed:
     """Recent overview frames and their pairing with plate frames. ``live``: the source is read by a thread."""
 
     def __init__(
-        self, source: FrameSource, *, offset_s: float = 0.0, tolerance_s: float = 0.1, buffer_frames: int = 16,
+        self, source: FrameSource, *, offset_s: float = 0.0, tolerance_s: float = 0.1, buffer_frames: int = 8,
         live: bool = False,
     ) -> None:
         self.source = source

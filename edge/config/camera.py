@@ -42,9 +42,9 @@ class OverviewConfig(_Section):
         "the read goes without an overview image (health: overview_missing).",
     )
     buffer_frames: int = Field(
-        16, ge=2, le=256,
-        description="Recent overview frames held in memory for pairing; one pushed out before the plate camera's "
-        "time reached it is counted (health: overview_dropped).",
+        8, ge=2, le=256,
+        description="Recent overview frames held in memory for pairing (6.2 MB each at 1080p); one pushed out "
+        "before the plate camera's time reached it is counted (health: overview_dropped).",
     )
 
     @field_validator("size")

@@ -91,7 +91,8 @@ def test_profiles_become_picamera2_controls() -> None:
 
 @pytest.mark.parametrize(("section", "words"), [
     ({"switch": "lux", "night_below_lux": 50, "day_above_lux": 40}, "must be above night_below_lux"),
-    ({"night": {"auto_exposure": False}}, "give exposure_time_us"),
+    ({"day": {"auto_exposure": False}}, "give exposure_time_us"),
+    ({"night": {"exposure_time_us": None}}, "give exposure_time_us"),
     ({"day": {"exposure_time_us": 50_000, "frame_duration_us": 40_000}}, "cannot expose longer than it lasts"),
     ({"night_from": "25:00"}, "not a time of day"),
     ({"switch": "schedule", "night_from": "20:00", "night_until": "20:00"}, "has no night"),
