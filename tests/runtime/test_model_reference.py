@@ -11,7 +11,15 @@ import pytest
 
 from edge.errors import ModelError
 from edge.runtime import load_manifest, open_model
-from edge.runtime.reference import TOLERANCE, Difference, compare, outputs_of, resize_nearest
+from edge.runtime.reference import (
+    Difference,
+    compare,
+    faces_of,
+    outputs_of,
+    resize_nearest,
+    tolerance_for,
+    unmatched_faces,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "tests" / "data" / "model_reference.npz"
@@ -25,8 +33,24 @@ def test_every_shipped_model_gives_its_reference_outputs_within_tolerance() -> N
     assert {k.split("/")[0] for k in recorded} == {e.name for e in manifest.entries}, "re-run tools/model_reference.py"
     got = outputs_of(manifest, ref["frame"], ref["plate_box"], ref["face_box"])
     diffs = compare(recorded, got)
-    far = [d.describe() for d in diffs if not d.within(TOLERANCE)]
+    far = [d.describe() for d in diffs if not d.within(tolerance_for(manifest.by_name(d.output.split("/")[0])))]
     assert not far, "\n".join(far)
+
+
+def test_centerface_finds_again_the_faces_it_found_on_the_reference_frame() -> None:
+    ref = np.load(REFERENCE)
+    manifest = load_manifest(MANIFEST)
+    model = open_model(manifest.path_of(manifest.by_name("centerface")), manifest)
+    expected = ref["faces:centerface"]
+    assert len(expected) >= 2  # the driver and the pedestrian at least
+    assert unmatched_faces(expected, faces_of(model, ref["frame"])) == []
+
+
+def test_a_face_found_elsewhere_or_far_less_sure_is_not_a_match() -> None:
+    face = np.array([[10, 10, 20, 20, 0.6]], dtype=np.float32)
+    assert unmatched_faces(face, np.array([[11, 10, 20, 21, 0.55]], dtype=np.float32)) == []
+    assert unmatched_faces(face, np.array([[40, 40, 20, 20, 0.6]], dtype=np.float32))
+    assert unmatched_faces(face, np.array([[10, 10, 20, 20, 0.3]], dtype=np.float32))
 
 
 def test_the_tolerance_refuses_a_model_that_behaves_differently() -> None:
