@@ -28,7 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge.read.ocr import ALPHABET, BLANK, ctc_greedy, preprocess  # noqa: E402
+from edge.read.charsets import ALPHABET  # noqa: E402
+from edge.read.ocr import BLANK, ctc_greedy, preprocess  # noqa: E402
 from edge.sample.plates import random_registration, render_plate  # noqa: E402
 
 HEIGHT, WIDTH = 32, 128

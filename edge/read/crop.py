@@ -11,10 +11,12 @@ markings read as ``M1`` or ``BU5``) counts only from a crop that is a *whole pla
 the tracker then asks more sightings of such reads (:mod:`edge.track.tracker`).
 
 A fit by position (a confusable character swapped to fit a format: ``5`` read where a letter must be becomes
-``S``) must be one of the characters the reader found plausible there (:attr:`PlateText.char_options`: those
-not scored far below a sure best, ``read.fit_min_ratio``); else the read stays unfitted, as the reader's
-own best path. The twins the plate font draws alike (O/0, I/1) always fit. A character fitted below the
-model's best there has its confidence multiplied by the ratio of the two.
+``S``) is made here, and judged where a vehicle's reads are voted (:mod:`edge.track.vote`): it stands only
+where some read of the vehicle found the fitted character plausible (:attr:`PlateText.char_options`: not
+scored below ``read.fit_min_ratio`` of a sure best). The twins the plate font draws alike (O/0, I/1) always
+fit, at no cost. A character swapped to a look-alike (S/5, B/8...) carries its own probability (0 when it is
+no option) plus half the seen one's (``SWAP_SHARE``, the decoder's twin share): a sure S taken for a 5 counts
+about 0.5, not 0.97. ``read.min_confidence`` is judged on the read as the reader made it.
 
 The pipeline and ``edge-anpr eval plates`` both read through :func:`read_box`, so what eval scores is
 what the node does. (Tried and left out: reading a mark that fits no format again from a crop widened
@@ -40,6 +42,7 @@ from edge.read.line import PlateCheck, cut_to_line, plate_check, whole_plate
 
 CROP_MARGIN = 0.12  # share of the plate box added on each side before OCR
 LONG_READ = 5  # a read of a crop that only may be a plate must have this many characters and fit a format
+SWAP_SHARE = 0.5  # a character swapped by position to a look-alike counts its own probability and this share of the seen one's
 
 
 class FormatMatcher(Protocol):
@@ -122,14 +125,7 @@ def read_box(
     ok = bool(text.text) and text.confidence >= min_confidence
     match = formats.match(text.text, captured_on) if ok else None
     if match is not None and match.corrected:
-        fitted = fit_by_position(text, match)
-        if fitted is None:  # the fit overrules what the model saw: the read stays its own, unfitted
-            norm = normalise(text.text)
-            match = FormatMatch(norm, None, False, norm)
-        elif fitted.confidence < min_confidence:
-            match = None
-        else:
-            text = fitted
+        text = fit_by_position(text, match)
     whole = check is None or (match is not None and _whole(crop, check, len(match.text)))
     # a long read counts from any crop with a row of characters (one that fits no format is not published by a
     # node with formats, but counts where none are set); a short one only from a whole plate, and from one that
@@ -140,24 +136,19 @@ def read_box(
     return CropRead(crop, text, match, look, whole=whole)
 
 
-def fit_by_position(text: PlateText, match: FormatMatch) -> PlateText | None:
-    """``text`` with the confidences of the characters ``match`` swapped to fit its format, each multiplied by
-    the ratio of its probability to the model's best at that position; None when a swapped character is none
-    of the read's options there (the model scored it far below its own sure best). A twin (O/0, I/1) fits at no
-    cost; a read that does not say its options (``char_options`` empty), or whose fit changed its length, is
-    returned as it is."""
+def fit_by_position(text: PlateText, match: FormatMatch) -> PlateText:
+    """``text`` with the confidences of the characters ``match`` swapped to a look-alike to fit its format: each
+    its own probability at that position (0 when it is none of the read's options) plus ``SWAP_SHARE`` of the
+    seen character's, never more than the seen one's. A twin (O/0, I/1) fits at no cost; a read that does not
+    say its options (``char_options`` empty), or whose fit changed its length, is returned as it is."""
     raw = normalise(text.text)
     options = text.char_options
     if not options or len(options) != len(raw) or len(match.text) != len(raw) or len(text.char_confidences) != len(raw):
         return text
     confs = list(text.char_confidences)
     for k, (seen, fitted) in enumerate(zip(raw, match.text, strict=True)):
-        if seen == fitted or TWINS.get(seen) == fitted:
-            continue
-        scored = dict(options[k])
-        if fitted not in scored or not options[k]:
-            return None
-        confs[k] *= min(1.0, scored[fitted] / options[k][0][1])
+        if seen != fitted and TWINS.get(seen) != fitted and options[k]:
+            confs[k] = min(confs[k], dict(options[k]).get(fitted, 0.0) + SWAP_SHARE * options[k][0][1])
     return PlateText(text.text, tuple(confs), text.unconstrained, options)
 
 

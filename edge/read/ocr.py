@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from edge.domain import Image, PlateText
 from edge.errors import ModelError
-from edge.read.charsets import ALPHABET as ALPHABET  # re-exported: the training tool imports it from here
+from edge.read.charsets import ALPHABET
 from edge.read.lattice import FIT_MIN_RATIO, FormatDecoder, greedy_options
 from edge.runtime import TfliteModel
 
@@ -98,7 +98,9 @@ def ctc_greedy(probs: npt.NDArray[np.float32], min_ratio: float = FIT_MIN_RATIO)
 class TflitePlateReader:
     """``PlateReader`` backed by the OCR ``.tflite`` model (input (1, H, W, 1), output (1, T, 37))."""
 
-    def __init__(self, model: TfliteModel, decoder: FormatDecoder | None = None, min_ratio: float = FIT_MIN_RATIO) -> None:
+    def __init__(
+        self, model: TfliteModel, decoder: FormatDecoder | None = None, min_ratio: float = FIT_MIN_RATIO
+    ) -> None:
         shape = model.input_shape
         if len(shape) != 4 or shape[0] != 1 or shape[3] != 1:
             raise ModelError(

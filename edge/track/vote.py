@@ -14,10 +14,12 @@ away. Here every read votes per character instead:
    weighted reads wins.
 5. Given a format checker, the winner is corrected by position (O/0, I/1); when it fits no format
    but a read that does is nearly as well supported, that read wins. Without one, the format is taken
-   from a valid read with the same letter/digit pattern. A winner that some reads spelled keeps their
-   verdict (a read whose fit its own characters refused, :func:`edge.read.crop.fit_by_position`, is not
-   bent here either); otherwise the checker fits the winner by position only to characters some read saw
-   there (or their twins O/0, I/1).
+   from a valid read with the same letter/digit pattern. The checker fits the winner by position only to
+   characters some read spelled there (or their twins O/0, I/1).
+6. A fit must not overrule what the model saw: where the winner has, in place of what the reads' own
+   reader saw, a character that no read found plausible there (:attr:`PlateText.char_options`: scored below
+   ``read.fit_min_ratio`` of a sure best in every read, as Vietnam's 15C-171.76 read 151717 and fitted as
+   ISI717 by position), the fit is refused: the pass is the reads' own best path, fitting no format.
 
 Beside the voted text, the track's *unconstrained* reading is the reader's own best path (before any
 format bent it) that the most weight of reads gave.
@@ -127,6 +129,9 @@ def vote(reads: Sequence[PlateRead], formats: FormatMatcher | None = None) -> Vo
     confs = tuple(min(1.0, support[p].get(text[p], 0.0) / cover[p]) if cover[p] else 0.0 for p in range(length))
     if match is not None and match.text != text and len(match.text) == length:
         text = match.text  # corrected by position (O/0, I/1) once the format is known
+    if match is not None and match.format_name is not None and bent(text, reads):
+        own = unconstrained(reads, weights)  # the fit overrules what the model saw: refused
+        return Voted(own, own, None, min(confs) if confs else 0.0, confs if len(own) == length else (), own)
     return Voted(
         text=text,
         display=match.display if match is not None else text,
@@ -143,6 +148,25 @@ def unconstrained(reads: Sequence[PlateRead], weights: Sequence[float]) -> str:
     for read, weight in zip(reads, weights, strict=True):
         total[read.unconstrained] += weight
     return max(sorted(total), key=lambda t: total[t]) if total else ""
+
+
+def bent(text: str, reads: Sequence[PlateRead]) -> bool:
+    """Whether ``text`` has, at some position, a character that the reads' reader saw otherwise there (neither it
+    nor its twin) in some read, and that no read of ``text``'s length found plausible (its options there; a read
+    that does not say its options counts as finding any character plausible)."""
+    seen = [(_raw(r), r.raw.char_options) for r in reads]
+    seen = [(raw, opts) for raw, opts in seen if len(raw) == len(text)]
+    for p, c in enumerate(text):
+        if all(raw[p] in (c, TWINS.get(c)) for raw, _ in seen):
+            continue
+        if not any(raw[p] in (c, TWINS.get(c)) or len(opts) != len(raw) or c in dict(opts[p]) for raw, opts in seen):
+            return True
+    return False
+
+
+def _raw(read: PlateRead) -> str:
+    """The read as its reader made it, before any fit by position (normalised)."""
+    return read.raw.text.upper().replace(" ", "").replace("-", "")
 
 
 def _vote_length(reads: Sequence[PlateRead], length: int) -> tuple[str, list[dict[str, float]], list[float]]:
@@ -190,13 +214,12 @@ def _format_of(
     text: str, reads: Sequence[PlateRead], formats: FormatMatcher | None, support: list[dict[str, float]]
 ) -> FormatMatch | None:
     """The format of the voted text: a read's with that text, the checker's, or (no checker) a valid read's
-    with the same letter/digit pattern, its display spacing carried over. Reads with that text whose fit was
-    checked against their own characters keep their verdict; the checker's fit may swap a character only to
-    one a read saw there (``support``) or to its twin."""
+    with the same letter/digit pattern, its display spacing carried over. The checker's fit may swap a
+    character only to one a read spelled there (``support``) or to its twin."""
     same = [r for r in reads if r.text == text]
     if same:
         ref = max(same, key=read_weight)
-        if ref.valid or formats is None or any(r.raw.char_options for r in same):
+        if ref.valid or formats is None:
             return ref.match
     if formats is not None:
         match = formats.match(text, reads[0].timestamp.date())

@@ -6,9 +6,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from edge.read.charsets import ALPHABET
 from edge.read.formats import FormatSet
 from edge.read.lattice import BLANK, COLUMNS, SEPARATOR, FormatDecoder, options_at
-from edge.read.charsets import ALPHABET
 
 UK = FormatSet.load(["uk_current", "uk_prefix", "uk_suffix", "uk_dateless", "uk_northern_ireland"])
 

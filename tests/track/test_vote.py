@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from track_builders import sighting
 
-from edge.domain import FormatMatch, PlateText
+from edge.domain import FormatMatch, PlateRead, PlateText
 from edge.read.formats import FormatSet
 from edge.track.vote import align, levenshtein, similarity, vote
 
@@ -129,15 +129,28 @@ def test_voting_beats_the_largest_cluster_on_noisy_simulated_tracks() -> None:
     assert voted_ok - cluster_ok >= 0.1 * trials
 
 
-def test_a_vote_does_not_bend_what_every_read_refused_to_fit() -> None:
-    # reads of 151717 whose fit as ISI717 their own characters refused (read_box): the vote, given the same
-    # formats, keeps them unfitted instead of fitting the text again by position
-    reads = []
-    for i in range(4):
-        r = sighting("151717", i, 100, 100, valid=False)
-        reads.append(replace(r, raw=PlateText("151717", r.raw.char_confidences, None, (((("1", 0.99),),) * 6))))
-    voted = vote(reads, FormatSet.load(["uk_northern_ireland"]))
-    assert (voted.text, voted.format_name) == ("151717", None)
+def _bent_read(frame: int, seen: str, fitted: str, options: tuple[tuple[tuple[str, float], ...], ...]) -> PlateRead:
+    """A read the reader made as ``seen`` (with its options), fitted by position to ``fitted``."""
+    r = sighting(fitted, frame, 100, 100)
+    return replace(r, raw=PlateText(seen, r.raw.char_confidences, None, options))
+
+
+def test_a_fit_no_read_found_plausible_is_refused_and_the_pass_is_the_reads_own() -> None:
+    # Vietnam's 15C-171.76 read 151717 in every frame, fitted by position as Northern Ireland's ISI717: no read
+    # gave the S beside its sure 5 (1 -> I is a twin the font draws alike)
+    sure = tuple(((c, 0.99),) for c in "151717")
+    voted = vote([_bent_read(i, "151717", "ISI717", sure) for i in range(4)], FormatSet.load(["uk_northern_ireland"]))
+    assert (voted.text, voted.format_name, voted.unconstrained) == ("151717", None, "151717")
+
+
+def test_a_look_alike_fit_stands_when_some_read_found_it_plausible() -> None:
+    # the UK street taxi PG05UVT: its 5 read as a sure S; one read gave the 5 a tenth of the S
+    sure = tuple(((c, 0.99),) for c in "PGOSUVT")
+    plausible = (*sure[:3], (("S", 0.88), ("5", 0.1)), *sure[4:])
+    reads = [_bent_read(i, "PGOSUVT", "PG05UVT", sure) for i in range(3)]
+    reads.append(_bent_read(3, "PGOSUVT", "PG05UVT", plausible))
+    voted = vote(reads, FormatSet.load(["uk_current"]))
+    assert (voted.text, voted.format_name) == ("PG05UVT", "uk_current")
 
 
 def test_the_vote_is_fitted_by_position_only_to_characters_some_read_saw() -> None:
