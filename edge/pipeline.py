@@ -148,6 +148,8 @@ class Pipeline:
         """One frame through every stage; returns the passes it completed."""
         self.stats.frames += 1
         reads: list[PlateRead] = []
+        if self.overview is not None:
+            self.overview.observe(frame.timestamp)
         if frame.index % self.detect_every == 0:
             reads = self._reads(frame)
             if reads and self.overview is not None:

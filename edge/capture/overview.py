@@ -134,14 +134,20 @@ class OverviewFeed:
                 return
             self._push(frame)
 
+    def observe(self, when: datetime) -> None:
+        """The plate camera's time has reached ``when`` (every plate frame): overview frames older than it, less the
+        tolerance, are no longer wanted, so pushing them out is not a drop."""
+        with self._lock:
+            self._asked = when if self._asked is None else max(self._asked, when)
+
     def nearest(self, when: datetime) -> Image | None:
         """The overview frame nearest ``when`` (the plate camera's time), if one is within the tolerance."""
         if self._error is not None:
             raise self._error
+        self.observe(when)
         if not self.live:
             self._read_to(when)
         with self._lock:
-            self._asked = when if self._asked is None else max(self._asked, when)
             best = min(self._buffer, key=lambda item: abs(item[0] - when), default=None)
         if best is None or abs(best[0] - when) > self.tolerance:
             return None

@@ -15,7 +15,10 @@ Figures:
 - ``rss_mb``: peak resident memory of the process while the node runs (``VmHWM``, reset after any
   scene rendering);
 - with ``--realtime`` the file is paced at its frame rate and frames the node cannot keep up with
-  are dropped, as a live camera would (``frames_dropped``).
+  are dropped, as a live camera would (``frames_dropped``);
+- with ``--overview`` a second, overview camera's recording of the same scene (1920x1080, colour, wider; the
+  rendered scene's, at ``--overview-fps``) is paired with the reads and is the overview image: its decoding runs
+  in the frame loop, as far as the reads' times ask (``overview_frames``, ``overview_missing``).
 """
 
 from __future__ import annotations
@@ -53,6 +56,11 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image", choices=("none", "plate_patch", "redacted_overview"),
                    help="image policy to bench with (default: the config's)")
     p.add_argument("--realtime", action="store_true", help="pace at the recording's rate, dropping like a camera")
+    p.add_argument("--overview", action="store_true",
+                   help="two cameras: also render (or take --overview-video) the scene's 1920x1080 overview camera")
+    p.add_argument("--overview-video", metavar="FILE", help="the overview camera's recording (with --overview)")
+    p.add_argument("--overview-fps", type=float, default=BENCH_FPS,
+                   help="frame rate of the rendered overview (default: %(default)s)")
     p.add_argument("--cpu", type=int, default=None,
                    help="core to pin the process to (default: the last allowed core; -1: do not pin)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -66,7 +74,8 @@ def main(args: argparse.Namespace) -> int:
     cpu = _pin(args.cpu)
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
         video = _video(args, Path(tmp))
-        config = _config(args, video, Path(tmp) / "state")
+        overview = _overview(args, video) if args.overview else None
+        config = _config(args, video, Path(tmp) / "state", overview)
         _reset_peak_rss()  # the figure is the node's, not the scene rendering's
         source = TimedSource(build_source(config, SystemClock()))
         timed = _SourceTimer(source)
@@ -79,6 +88,7 @@ def main(args: argparse.Namespace) -> int:
             stats = node.pipeline.run()
             elapsed = time.monotonic() - started
             queued = node.outbox.depth()  # every pass reached the durable outbox (none aged out)
+            paired = node.pipeline.overview.stats.health() if node.pipeline.overview is not None else {}
         truth_file = video.with_name(video.stem + ".truth.csv")
         scored = score(load_truth(truth_file), recorder.found).as_dict() if truth_file.is_file() else {}
     frames = stats.frames
@@ -103,6 +113,8 @@ def main(args: argparse.Namespace) -> int:
         "cpu": cpu,
         "realtime": bool(args.realtime),
         "image": config.privacy.image,
+        "overview": str(overview) if overview is not None else None,
+        **paired,
     }
     result.update({k: scored[k] for k in ("passes_true", "matched", "exact", "duplicates", "false_passes")
                    if k in scored})
@@ -170,11 +182,36 @@ def _video(args: argparse.Namespace, tmp: Path) -> Path:
     return target
 
 
-def _config(args: argparse.Namespace, video: Path, state: Path) -> Config:
+def _overview(args: argparse.Namespace, video: Path) -> Path:
+    """The overview camera's recording: given, beside the scene already rendered, or rendered now (1080p)."""
+    if args.overview_video:
+        given = Path(args.overview_video)
+        if not given.is_file():
+            raise SourceError(f"--overview-video {args.overview_video!r} does not exist")
+        return given
+    from dataclasses import replace
+
+    from edge.sample.overview import overview_path, write_overview
+    from edge.sample.scene import scenario
+
+    target = overview_path(video)
+    if target.is_file():
+        return target
+    if args.video:
+        raise ConfigError("--overview with --video needs --overview-video (the overview camera's recording)")
+    spec = replace(scenario(args.scene), width=BENCH_SIZE[0], height=BENCH_SIZE[1], fps=BENCH_FPS)
+    log.info("rendering the overview of %r at %dx%d, %.0f fps into %s", args.scene, *BENCH_SIZE, args.overview_fps,
+             target)
+    write_overview(spec, target, fps=args.overview_fps, size=BENCH_SIZE)
+    return target
+
+
+def _config(args: argparse.Namespace, video: Path, state: Path, overview: Path | None = None) -> Config:
     from edge.config.lab import lab_config
 
-    data = lab_config(str(video), config_file=args.config, realtime=args.realtime,
-                      state_dir=str(state)).model_dump(mode="json", exclude_none=True)
+    data = lab_config(str(video), config_file=args.config, realtime=args.realtime, state_dir=str(state),
+                      overview=str(overview) if overview is not None else None,
+                      overview_offset=0.0 if overview is not None else None).model_dump(mode="json", exclude_none=True)
     if args.detect_every is not None:
         data["detect"] = {**data.get("detect", {}), "every_n_frames": args.detect_every}
     if args.image is not None:

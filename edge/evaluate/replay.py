@@ -242,6 +242,11 @@ GLOSSARY: dict[str, str] = {
     "decode_failures": "frames of the recording that could not be decoded (a damaged file): skipped and counted",
     "frames_refused": "frames or images refused before decoding because they declare more than "
                       "capture.max_pixels pixels",
+    "overview_frames": "frames of the overview camera's recording read for pairing (--overview)",
+    "overview_missing": "passes whose best read had no overview camera frame within capture.overview.tolerance_s: "
+                        "published without an overview image",
+    "overview_dropped": "overview frames pushed out of the buffer (capture.overview.buffer_frames) before the plate "
+                        "recording's time reached them",
     "messages": "read messages queued in the outbox (one per pass the policy lets out)",
     "published": "read messages the broker acknowledged (0 without a broker)",
     "outbox_depth": "read messages still waiting in the outbox at the end (sent when a broker is reachable)",

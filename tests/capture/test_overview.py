@@ -98,6 +98,18 @@ def test_overview_frames_pushed_out_before_their_time_are_counted(recordings: tu
     assert feed.stats.dropped > 0
 
 
+def test_overview_frames_passed_over_between_reads_are_not_drops(recordings: tuple[Path, Path, SceneSpec]) -> None:
+    _, wide, spec = recordings
+    feed = _feed(wide, spec, buffer_frames=2)
+    feed.open()
+    try:
+        feed.observe(_start(spec) + timedelta(seconds=0.2))  # plate frames without reads
+        assert feed.nearest(_start(spec) + timedelta(seconds=1.6)) is not None  # a read 1.4 s later
+    finally:
+        feed.close()
+    assert feed.stats.frames >= 14 and feed.stats.dropped == 0
+
+
 class _Passes:
     """The privacy stage's place: keeps each pass."""
 
