@@ -155,12 +155,13 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([n.as_dict() for n in nodes], indent=1))
         return 0
-    print(f"{'NODE':28} {'STATE':8} {'HEALTH':20} {'APPLIED':40} {'PENDING':24} REFUSED")
+    print(f"{'NODE':28} {'STATE':8} {'HEALTH':20} {'SOFTWARE':24} {'APPLIED':40} {'PENDING':24} REFUSED")
     for n in nodes:
         applied = ", ".join(f"{k} v{v}" + (f" ({e})" if e is not None else "")
                             for k, (v, e) in sorted(n.applied.items()))
         refused = "; ".join(f"{r['kind']} {r['target']} v{r['version']}: {r['reason']}" for r in n.refused)
         health = n.health_at.strftime("%Y-%m-%d %H:%M:%S") if n.health_at else "-"
-        print(f"{n.name:28} {n.state or '-':8} {health:20} {applied or '-':40} {', '.join(n.pending) or '-':24} "
+        print(f"{n.name:28} {n.state or '-':8} {health:20} {n.software:24} {applied or '-':40} "
+              f"{', '.join(n.pending) or '-':24} "
               f"{n.refusals} {refused}".rstrip())
     return 0

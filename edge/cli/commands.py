@@ -178,6 +178,10 @@ def _faults(node: Node, notifier: SocketNotifier) -> dict[str, Any]:
     body = {k: v for k, v in faults.items() if v}
     if node.fleet is not None:
         body["fleet"] = node.fleet.health()
+    if node.config.update is not None:  # the release it runs, an update in flight, the last failure (edge-anpr update)
+        from edge.node.update_state import health_fields
+
+        body["update"] = health_fields(Path(node.config.update.install_root))
     if recorded.audit_head is not None:
         body["audit_head"] = {"n": recorded.audit_head[0], "hash": recorded.audit_head[1]}
     return body

@@ -74,7 +74,7 @@ def main(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     updater, _ = build_updater(config, args.config)
     if args.action == "status":
-        from edge.node.update import health_fields
+        from edge.node.update_state import health_fields
 
         body = health_fields(updater.root)
         print(json.dumps(body, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in body.items()) or "-")

@@ -54,3 +54,21 @@ def test_fleet_status_shows_applied_pending_and_refused_per_node(store: SqlStore
     assert [(r["reason"], r["version"]) for r in rows["site1/cam1"].refused] == [("rollback", 1)], "kept once"
     assert rows["site1/cam1"].refusals == 1 and rows["site1/cam1"].groups == ["west"]
     assert rows["site1/cam2"].pending == ["hotlist:site1/cam2 v1"]
+
+
+def test_fleet_status_shows_the_release_each_node_runs_and_its_failed_update(store: SqlStore) -> None:
+    failed = {"version": "0.3.0", "reason": "selftest_failed", "detail": "selftest exit 1: camera", "time": _iso(T)}
+    updates = {"cam1": {"running": "0.2.0", "confirmed": "0.2.0", "failed": failed},
+               "cam2": {"running": "0.3.0", "confirmed": "0.2.0",
+                        "pending": {"step": "confirming", "version": "0.3.0", "since": _iso(T)}}}
+    records = []
+    for camera, update in updates.items():
+        body = {"schema": "anpr.health/1", "site": "site1", "camera": camera, "time": _iso(T), "update": update}
+        records.append(Intake(_Clock()).judge(f"anpr/site1/{camera}/health", json.dumps(body).encode()))
+    assert store.write(records) == ["stored", "stored"]
+    rows = {n.name: n for n in fleet_status(store.db)}
+    store.db.rollback()
+    assert rows["site1/cam1"].update == updates["cam1"]
+    assert rows["site1/cam1"].software == "0.2.0 FAILED 0.3.0: selftest_failed"
+    assert rows["site1/cam2"].software == "0.3.0 unconfirmed -> 0.3.0 confirming"
+    assert rows["site1/cam2"].as_dict()["update"]["pending"]["step"] == "confirming"

@@ -19,17 +19,10 @@ from tuf.api.metadata import Metadata, Targets
 from edge.central import release as rel
 from edge.central.release_cli import configure_parser
 from edge.central.release_cli import main as release_main
-from edge.node.update import (
-    Identity,
-    NodeUpdater,
-    Outcome,
-    Timing,
-    health_fields,
-    is_complete,
-    linked_version,
-    read_state,
-)
+from edge.node.update import Identity, NodeUpdater, Outcome, Timing
 from edge.node.update_fetch import ReleaseClient, TlsFetcher, TlsOptions
+from edge.node.update_state import health_fields, is_complete, linked_version, read_state
+from edge.publish.schema import Schemas
 
 pytestmark = pytest.mark.skipif(OPENSSL is None, reason="openssl is not installed")
 
@@ -97,6 +90,12 @@ def _unchanged(env: Env, out: Outcome, reason: str) -> None:
     state = read_state(env.root)
     assert state.step == "idle" and state.refused is not None and state.refused.reason == reason
     assert health_fields(env.root)["refused"]["reason"] == reason
+    _valid_health(env.root)
+
+
+def _valid_health(root: Path) -> None:
+    Schemas().validate("health", {"schema": "anpr.health/1", "site": "site1", "camera": "cam1",
+                                  "time": "2026-12-08T09:00:00.000Z", "update": health_fields(root)})
 
 
 def test_a_good_release_is_applied_confirmed_and_a_withdrawal_goes_back(env: Env) -> None:
@@ -135,6 +134,7 @@ def test_a_release_whose_selftest_fails_is_rolled_back_and_not_retried(env: Env)
     assert not (env.root / "releases" / "0.2.0").exists()
     failed = health_fields(env.root)["failed"]
     assert failed["version"] == "0.2.0" and failed["reason"] == "selftest_failed"
+    _valid_health(env.root)
     again = env.updater().run()
     assert again.action == "none" and "failed here before" in again.detail
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from test_update import Env, env, pki  # noqa: F401 - the fixtures
 
-from edge.node.update import is_complete, linked_version, read_state
+from edge.node.update_state import is_complete, linked_version, read_state
 
 pytestmark = [pytest.mark.slow]
 

@@ -2,7 +2,9 @@
 
 ``listen`` feeds ``fleet_nodes``, ``fleet_applied`` and ``fleet_refusals`` from the ``fleet`` member of every health
 message it stores (:func:`record_health`, in the same transaction); ``fleet hotlist push`` records each push
-(:func:`record_push`); ``fleet status`` joins them with the nodes' status and health (:func:`fleet_status`).
+(:func:`record_push`); ``fleet status`` joins them with the nodes' status and health (:func:`fleet_status`), whose
+``update`` member (the release a node runs, an update in flight, the last one that failed or was refused) it reads
+from the health document ``node_health`` keeps whole.
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class NodeFleet:
     pending: list[str] = field(default_factory=list)  # "kind:target vN" pushed but not applied
     refusals: int = 0
     refused: list[dict[str, Any]] = field(default_factory=list)  # the latest, newest first
+    update: dict[str, Any] = field(default_factory=dict)  # health's update member: running, pending, failed...
 
     @property
     def name(self) -> str:
@@ -114,7 +117,21 @@ class NodeFleet:
         return {"node": self.name, "state": self.state,
                 "health_at": self.health_at.isoformat() if self.health_at else None, "groups": self.groups,
                 "applied": {k: {"version": v, "entries": e} for k, (v, e) in sorted(self.applied.items())},
-                "pending": self.pending, "refusals": self.refusals, "refused": self.refused}
+                "pending": self.pending, "refusals": self.refusals, "refused": self.refused, "update": self.update}
+
+    @property
+    def software(self) -> str:
+        """One line for ``fleet status``: the release running, an update in flight, the last failure or refusal."""
+        u = self.update
+        parts = [str(u.get("running", "-"))]
+        if "confirmed" in u and u["confirmed"] != u.get("running"):
+            parts.append("unconfirmed")
+        if "pending" in u:
+            parts.append(f"-> {u['pending'].get('version', '?')} {u['pending'].get('step', '')}".rstrip())
+        for key in ("failed", "refused"):
+            if key in u:
+                parts.append(f"{key.upper()} {u[key].get('version', '?')}: {u[key].get('reason', '?')}")
+        return " ".join(parts)
 
 
 def fleet_status(db: Db, *, refused_kept: int = 5) -> list[NodeFleet]:
@@ -125,8 +142,12 @@ def fleet_status(db: Db, *, refused_kept: int = 5) -> list[NodeFleet]:
 
     for site, camera, state in db.rows("SELECT site, camera, state FROM node_status"):
         node(site, camera).state = state
-    for site, camera, time in db.rows("SELECT site, camera, time FROM node_health"):
-        node(site, camera).health_at = db.from_ts(time)
+    for site, camera, time, document in db.rows("SELECT site, camera, time, document FROM node_health"):
+        n = node(site, camera)
+        n.health_at = db.from_ts(time)
+        doc = json.loads(document) if isinstance(document, str | bytes) else document  # SQLite text, PostgreSQL jsonb
+        update = doc.get("update") if isinstance(doc, Mapping) else None
+        n.update = dict(update) if isinstance(update, Mapping) else {}
     for site, camera, groups, refusals in db.rows("SELECT site, camera, groups, refusals FROM fleet_nodes"):
         n = node(site, camera)
         n.groups, n.refusals = list(json.loads(groups)), int(refusals)
