@@ -7,6 +7,7 @@
     edge-anpr fleet hotlist push list.json --to london --to london-a40/cam01 --keys DIR --store STORE \\
         --host broker.example.org --ca-file ca.crt --cert-file fleet.crt --key-file fleet.key
     edge-anpr fleet status --store STORE [--json]
+    edge-anpr fleet release announce 0.2.0 --to canary --keys DIR --store STORE --host ... (as hotlist push)
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--version", type=int, help="version to give (default: one more than the last pushed)")
     p.add_argument("--expires-in-h", type=float, default=168.0,
                    help="hours the signed manifest stays valid; re-push before then (default: %(default)s)")
-    _broker_args(p)
+    broker_args(p)
     p = sub.add_parser("status", help="each node: state, health, applied versions, pending pushes, refusals")
     p.add_argument("--store", required=True, help="central store (postgresql://... or an SQLite file)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -51,7 +52,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     release_cli.configure_parser(sub.add_parser("release", help="cut, sign, stage and withdraw node releases (TUF)"))
 
 
-def _broker_args(p: argparse.ArgumentParser) -> None:
+def broker_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="localhost", help="broker host (checked against its certificate)")
     p.add_argument("--port", type=int, default=8883)
     p.add_argument("--ca-file")
@@ -73,6 +74,8 @@ def main(args: argparse.Namespace) -> int:
         return _node_keys(args)
     if args.fleet_command == "hotlist":
         return _push(args)
+    if args.fleet_command == "release" and args.release_command == "announce":
+        return _announce(args)
     if args.fleet_command == "release":
         from edge.central.release_cli import main as release_main
 
@@ -97,11 +100,13 @@ def _node_keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _targets(values: list[str]) -> list[str]:
-    from edge.fleet.topics import group_target, parse_target
+def _targets(values: list[str], *, everyone: bool = False) -> list[str]:
+    from edge.fleet.topics import EVERYONE, group_target, parse_target
 
     targets = []
     for value in values:
+        if value in ("all", EVERYONE) and not everyone:
+            raise ConfigError(f"--to {value}: only a release announcement goes to every node; name groups or nodes")
         try:
             targets.append(parse_target(value) if "/" in value else parse_target(group_target(value)))
         except ValueError as exc:
@@ -139,6 +144,42 @@ def _push(args: argparse.Namespace) -> int:
                             chunks=m.chunks, entries=push.entries, bytes_sent=sent, pushed_at=now, expires=expires)
                 print(f"pushed hotlist version {version} to {target}: {push.entries} plates, {m.size} bytes in "
                       f"{m.chunks} chunk(s), manifest expires {m.expires}")
+    finally:
+        db.close()
+    return 0
+
+
+def _announce(args: argparse.Namespace) -> int:
+    """Sign and publish a release announcement (anpr.release-note/1) to each target; recorded as kind release."""
+    from edge.central.fleet import SIGNING_KEY, BrokerOptions, ControlPublisher, sign_push
+    from edge.central.store.fleet import last_version, open_db, record_push
+    from edge.fleet.release import check_version, note
+    from edge.fleet.signing import load_private_key
+
+    try:
+        release = check_version(args.version)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    targets = _targets(args.to, everyone=True)
+    key = load_private_key(Path(args.keys) / SIGNING_KEY)
+    now = datetime.now(UTC)
+    expires = now + timedelta(hours=args.expires_in_h)
+    db = open_db(args.store)
+    broker = BrokerOptions(host=args.host, port=args.port, ca_file=args.ca_file, cert_file=args.cert_file,
+                           key_file=args.key_file, insecure_lab_mode=args.insecure_lab_mode,
+                           client_id=args.client_id, prefix=args.topic_prefix)
+    try:
+        with ControlPublisher(broker) as publisher:
+            for target in targets:
+                version = last_version(db, "release", target) + 1
+                push = sign_push(key, kind="release", target=target, version=version, data=note(release), now=now,
+                                 expires=expires)
+                sent = publisher.publish(push)
+                m = push.manifest
+                record_push(db, kind="release", target=target, version=version, sha256=m.sha256, size=m.size,
+                            chunks=m.chunks, entries=None, bytes_sent=sent, pushed_at=now, expires=expires)
+                print(f"announced release {release} to {target} (announcement {version}, {sent} bytes); its nodes "
+                      "now ask the release repository what to run")
     finally:
         db.close()
     return 0

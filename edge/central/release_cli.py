@@ -11,6 +11,7 @@
     edge-anpr fleet release rotate-key --repo DIR --root-key FILE --new-online-key FILE [--new-root-key FILE]
     edge-anpr fleet release refresh --repo DIR --online-key FILE        # daily, from cron
     edge-anpr fleet release status --repo DIR [--json]
+    edge-anpr fleet release announce 0.2.0 --to canary|SITE/CAMERA|all --store STORE --host BROKER ...  # look now
 
 The root key signs only ``init-repo`` and ``rotate-key``: keep it offline. Everything else needs the online key.
 """
@@ -82,6 +83,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("status", help="releases, rollout pointers and metadata versions of the repository")
     _repo(p)
     p.add_argument("--json", action="store_true")
+
+    from edge.central.fleet_cli import DEFAULT_KEYS, broker_args
+
+    p = sub.add_parser("announce", help="tell nodes on the control channel to look for a release now (signed)")
+    p.add_argument("version", help="the release (nodes still install only what the repository's rollout says)")
+    p.add_argument("--to", action="append", required=True, metavar="GROUP|SITE/CAMERA|all",
+                   help="a group, one node, or all (repeat for several)")
+    p.add_argument("--keys", default=DEFAULT_KEYS, help="the folder fleet keygen wrote (default: %(default)s)")
+    p.add_argument("--store", required=True, help="central store (postgresql://... or an SQLite file) for versions")
+    p.add_argument("--expires-in-h", type=float, default=168.0,
+                   help="hours the signed announcement stays valid (default: %(default)s)")
+    broker_args(p)
+
 
 
 def _repo(p: argparse.ArgumentParser) -> None:

@@ -2,7 +2,9 @@
 group, and the payload's chunks under ``.../<kind>/data/<index>``. All are retained, QoS 1, written only by the
 centre (config/mosquitto/acl.example); a node reads its own and its groups'.
 
-A target is written ``<site>/<camera>`` or ``group/<name>``; the site name ``group`` is therefore reserved.
+A target is written ``<site>/<camera>`` or ``group/<name>``; the site name ``group`` is therefore reserved. The group
+``all`` is every node, for release announcements only (``<prefix>/ctl/group/all/release``): each node reads it
+beside its own groups', whatever its config says; hotlists and configs go to named groups and nodes.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["hotlist", "config"]
-KINDS: tuple[Kind, ...] = ("hotlist", "config")
+Kind = Literal["hotlist", "config", "release"]
+KINDS: tuple[Kind, ...] = ("hotlist", "config", "release")
 GROUP = "group"
+EVERYONE = "group/all"  # the target of a release announcement to every node
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -65,8 +68,10 @@ def chunk_topic(prefix: str, target: str, kind: Kind, index: int) -> str:
 
 
 def node_subscriptions(prefix: str, site: str, camera: str, groups: Sequence[str]) -> list[str]:
-    """The filters a node subscribes to: its own control topics and each of its groups'."""
-    return [f"{prefix}/ctl/{node_target(site, camera)}/#", *(f"{prefix}/ctl/{group_target(g)}/#" for g in groups)]
+    """The filters a node subscribes to: its own control topics, each of its groups', and the release announcements
+    to everyone."""
+    return [f"{prefix}/ctl/{node_target(site, camera)}/#", *(f"{prefix}/ctl/{group_target(g)}/#" for g in groups),
+            f"{prefix}/ctl/{EVERYONE}/release/#"]
 
 
 def parse_topic(prefix: str, topic: str) -> ControlTopic | None:

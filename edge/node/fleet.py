@@ -12,6 +12,11 @@ and the directory fsynced, then the version is recorded (``fleet/versions.json``
 matcher swapped. A power cut at any moment leaves the old list or the new one. A refused update (its reason typed,
 see :mod:`edge.fleet.manifest`) is logged, counted and listed in health (``fleet.refused``); the node keeps
 running on what it had.
+
+A release announcement (kind ``release``, to the node, a group or ``group/all``) names a version; once verified
+like any push, the node writes ``<state_dir>/fleet/release.json`` (atomically) and does nothing else: the
+``edge-anpr-update.path`` unit sees it and starts the updater (root, its own service), which installs only what the
+TUF repository, verified from the pinned root, says this node should run. The frame loop never waits for it.
 """
 
 from __future__ import annotations
@@ -36,7 +41,16 @@ from edge.files import write_atomic
 from edge.fleet import payload as fp
 from edge.fleet import signing
 from edge.fleet.manifest import Manifest, Reason, Refusal, verify_manifest, verify_payload
-from edge.fleet.topics import ControlTopic, group_target, node_subscriptions, node_target, parse_topic
+from edge.fleet.release import parse_note
+from edge.fleet.topics import (
+    EVERYONE,
+    KINDS,
+    ControlTopic,
+    group_target,
+    node_subscriptions,
+    node_target,
+    parse_topic,
+)
 from edge.privacy.hotlist import Hotlist, HotlistError, hotlist_from_doc
 
 log = logging.getLogger(__name__)
@@ -44,6 +58,8 @@ log = logging.getLogger(__name__)
 STORE_FORMAT = "anpr.fleet-hotlist/1"
 FLEET_DIR = "fleet"
 VERSIONS = "versions.json"
+RELEASE_TRIGGER = "release.json"  # written on a verified release announcement; edge-anpr-update.path watches it
+TRIGGER_FORMAT = "anpr.release-announced/1"
 REFUSALS_KEPT = 10
 EXPAND_FACTOR = 8  # a pushed payload may expand to this many times its announced size (JSON of hex hashes: ~2x)
 
@@ -134,6 +150,7 @@ class FleetNode:
         self._refused: deque[dict[str, Any]] = deque(maxlen=REFUSALS_KEPT)
         self.refusals = 0
         self.last_apply_s: float | None = None  # how long the last apply took (decode, verify, write, swap)
+        self.announced: str | None = None  # the release the last verified announcement named
         self._load_hotlists()
 
     # -- state on disk ---------------------------------------------------------------------------
@@ -184,7 +201,7 @@ class FleetNode:
     def handle(self, topic: str, payload: bytes) -> None:
         """One message from a control topic (called on the MQTT thread; the broker's PUBACK follows its return)."""
         ct = parse_topic(self._prefix, topic)
-        if ct is None or ct.target not in self._targets:
+        if ct is None or (ct.target not in self._targets and (ct.target, ct.kind) != (EVERYONE, "release")):
             log.warning("fleet: ignored a message on %s (not one of this node's control topics)", topic)
             return
         if not payload:
@@ -254,8 +271,9 @@ class FleetNode:
         if refusal is not None:
             self._refuse(refusal)
             return False
-        if manifest.kind == "hotlist":
-            return self._apply_hotlist(manifest, data)
+        apply = {"hotlist": self._apply_hotlist, "release": self._apply_release}.get(manifest.kind)
+        if apply is not None:
+            return apply(manifest, data)
         self._refuse(self._refusal(manifest, "bad_payload", "this node does not apply config pushes yet"))
         return False
 
@@ -291,6 +309,24 @@ class FleetNode:
                  target, len(hotlist), iso_ms(hotlist.valid_until), self.last_apply_s)
         return True
 
+    def _apply_release(self, manifest: Manifest, data: bytes) -> bool:
+        """Ask for an update: the trigger file the update service's path unit watches (never the updater here)."""
+        try:
+            version = parse_note(data)
+        except fp.PayloadError as exc:
+            self._refuse(self._refusal(manifest, "bad_payload", str(exc)))
+            return False
+        trigger = {"format": TRIGGER_FORMAT, "version": version, "target": manifest.target,
+                   "announcement": manifest.version, "time": iso_ms(self._clock.now())}
+        write_atomic(self._dir / RELEASE_TRIGGER, (json.dumps(trigger, sort_keys=True) + "\n").encode(), mode=0o644)
+        fsync_dir(self._dir)
+        self._versions[f"release:{manifest.target}"] = manifest.version
+        self._save_versions()
+        self.announced = version
+        log.info("fleet: release %s announced to %s (announcement %d): the updater checks the repository",
+                 version, manifest.target, manifest.version)
+        return True
+
     def _publish_hotlists(self) -> None:
         if self._on_hotlists is not None:
             self._on_hotlists(list(self._hotlists.values()))
@@ -306,7 +342,7 @@ class FleetNode:
         entry: dict[str, Any] = {"reason": r.reason, "detail": r.detail[:300], "time": iso_ms(self._clock.now())}
         if r.target is not None:
             entry["target"] = r.target
-        if r.kind in ("hotlist", "config"):
+        if r.kind in KINDS:
             entry["kind"] = r.kind
         if r.version is not None and 0 <= r.version < 2**53:
             entry["version"] = r.version

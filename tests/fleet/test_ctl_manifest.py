@@ -145,6 +145,8 @@ def test_control_topics_parse_and_the_node_subscribes_to_its_own_and_its_groups(
     for bad in ("anpr/site1/cam1/reads", "anpr/ctl/site1/cam1/other", "anpr/ctl/Site/cam1/hotlist",
                 "anpr/ctl/site1/cam1/hotlist/data/x", "other/ctl/site1/cam1/hotlist"):
         assert parse_topic("anpr", bad) is None
-    assert node_subscriptions("anpr", "site1", "cam1", ["west"]) == ["anpr/ctl/site1/cam1/#", "anpr/ctl/group/west/#"]
+    assert node_subscriptions("anpr", "site1", "cam1", ["west"]) == ["anpr/ctl/site1/cam1/#", "anpr/ctl/group/west/#",
+                                                                      "anpr/ctl/group/all/release/#"]
+    assert parse_topic("anpr", "anpr/ctl/group/all/release") == ControlTopic("group/all", "release")
     with pytest.raises(ValueError, match="SITE/CAMERA"):
         parse_target("site1")

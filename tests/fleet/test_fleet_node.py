@@ -35,7 +35,7 @@ def test_a_pushed_list_is_matched_beside_the_local_one_and_survives_a_restart(tm
     stage = PrivacyStage(config.privacy, config.node, "anpr/site1/cam1/reads", redactor=None, clock=clock,
                          hotlist=local)
     fleet = _fleet_node(config, tmp_path, clock, stage, local)
-    assert fleet is not None and fleet.subscriptions == ["anpr/ctl/site1/cam1/#"]
+    assert fleet is not None and fleet.subscriptions == ["anpr/ctl/site1/cam1/#", "anpr/ctl/group/all/release/#"]
     plain = tmp_path / "list.json"
     write_hotlist(plain, ["AB12CDE"], list_id="pushed", valid_until=NOW + timedelta(hours=1))
     push = hotlist_push(plain, target="site1/cam1", version=3, secret=secret, key=key, now=NOW,

@@ -47,7 +47,8 @@ def test_provision_pins_the_centres_key_and_installs_the_keyring_and_groups(keys
     assert config.fleet.public_key_file == str(out / "fleet" / "centre.pub")
     assert (out / "fleet" / "centre.pub").read_bytes() == (keys / "fleet-signing.pub").read_bytes()
     assert stat.S_IMODE((out / "fleet" / "hotlist-keys.json").stat().st_mode) == 0o600
-    assert _opened(out).subscriptions == ["anpr/ctl/depot-north/gate1/#", "anpr/ctl/group/west/#"]
+    assert _opened(out).subscriptions == ["anpr/ctl/depot-north/gate1/#", "anpr/ctl/group/west/#",
+                                          "anpr/ctl/group/all/release/#"]
 
 
 def test_provision_refuses_a_keyring_without_the_nodes_groups(keys: Path, tmp_path: Path) -> None:
@@ -78,7 +79,8 @@ def test_first_boot_takes_the_centres_key_keyring_and_groups_from_the_boot_parti
     done = run_cli("firstboot", "--boot", str(boot), "--out", str(out), "--template", TEMPLATE)
     assert done.returncode == 0, done.stdout + done.stderr
     assert not (boot / IDENTITY_FILE).exists()
-    assert _opened(out).subscriptions == ["anpr/ctl/depot-north/gate1/#", "anpr/ctl/group/west/#"]
+    assert _opened(out).subscriptions == ["anpr/ctl/depot-north/gate1/#", "anpr/ctl/group/west/#",
+                                          "anpr/ctl/group/all/release/#"]
 
 
 def test_check_config_names_a_bad_pinned_key_and_warns_of_a_missing_group_key(keys: Path, tmp_path: Path) -> None:

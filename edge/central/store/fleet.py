@@ -157,7 +157,7 @@ def fleet_status(db: Db, *, refused_kept: int = 5) -> list[NodeFleet]:
     latest = {f"{k}:{t}": int(v) for k, t, v in db.rows(
         "SELECT kind, target, max(version) FROM fleet_pushes GROUP BY kind, target")}
     for n in nodes.values():
-        targets = {n.name, *(f"group/{g}" for g in n.groups)}
+        targets = {n.name, *(f"group/{g}" for g in n.groups), "group/all"}  # group/all: release announcements
         for key, version in sorted(latest.items()):
             if key.partition(":")[2] in targets and n.applied.get(key, (0, None))[0] < version:
                 n.pending.append(f"{key} v{version}")
