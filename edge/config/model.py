@@ -162,9 +162,9 @@ class ReadConfig(_Section):
     fit_min_ratio: float = Field(
         0.05, ge=0.0, le=1.0,
         description="A read is not bent into a format: where the model is sure of a character (probability at "
-        "least 0.5), a format's character it scored below this share of it (default 1/20) refuses that fit, by "
-        "the decoder or by position (O/0 and I/1, which the UK font draws alike, always fit); a character fitted "
-        "at a lower probability carries it as its confidence. 0: any fit goes.",
+        "least 0.5), a format's character it scored below this share of it (default 1/20) refuses the decoder's "
+        "fit, and a fit by position (a look-alike: 5 -> S) stands only where some read of the vehicle scored it "
+        "at this share or more (O/0 and I/1, which the UK font draws alike, always fit). 0: any fit goes.",
     )
 
     @model_validator(mode="before")

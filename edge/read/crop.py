@@ -42,7 +42,7 @@ from edge.read.line import PlateCheck, cut_to_line, plate_check, whole_plate
 
 CROP_MARGIN = 0.12  # share of the plate box added on each side before OCR
 LONG_READ = 5  # a read of a crop that only may be a plate must have this many characters and fit a format
-SWAP_SHARE = 0.5  # a character swapped by position to a look-alike counts its own probability and this share of the seen one's
+SWAP_SHARE = 0.5  # a look-alike swapped in by position: its own probability and this share of the seen one's
 
 
 class FormatMatcher(Protocol):
@@ -102,6 +102,8 @@ def read_box(
     With ``corners`` (a detector that finds them) the plate is straightened from them first. With
     ``only_plates``, only a crop that looks like a plate is read (a detector that proposes many boxes); without
     ``read_maybe``, a crop that only may be a plate is not read either (it read as none here a moment ago).
+    Without ``verify`` (a box known to be a plate: ``eval plates --truth-boxes``) nothing is refused, but the
+    crop is still read from its main line where the plate check finds one, as the node reads it.
     A read that is empty or less sure than ``min_confidence`` comes back with ``match`` None (rejected).
     """
     height, width = image.shape[:2]
@@ -114,19 +116,20 @@ def read_box(
         if c.w < 8 or c.h < 4:
             return None
         crop = image[c.y : c.y + c.h, c.x : c.x + c.w].copy()
-    check = plate_check(crop) if verify else None
-    look = "plate" if check is None else check.level
+    check = plate_check(crop)  # without ``verify`` (a box known to be a plate) only for the line to read
+    look = check.level if verify else "plate"
     if look == "no" or (look == "maybe" and (only_plates or not read_maybe)):
         return CropRead(crop, PlateText("", ()), None, look, ocr=False)
     # a crop that looks like a plate is read from the rows of its main line only: a US plate's state name
     # and slogan, a dealer's frame and a Brazilian plate's city strip are not read into the mark
-    line = check.line if check is not None and check.level == "plate" else None
+    # (and one of light characters that passes every test of a plate: an infrared plate whose characters glow)
+    line = check.cut
     text = reader.read(crop if line is None else cut_to_line(crop, line))
     ok = bool(text.text) and text.confidence >= min_confidence
     match = formats.match(text.text, captured_on) if ok else None
     if match is not None and match.corrected:
         text = fit_by_position(text, match)
-    whole = check is None or (match is not None and _whole(crop, check, len(match.text)))
+    whole = not verify or (match is not None and _whole(crop, check, len(match.text)))
     # a long read counts from any crop with a row of characters (one that fits no format is not published by a
     # node with formats, but counts where none are set); a short one only from a whole plate, and from one that
     # only may be a plate (a short or light-on-dark mark) only when it fits a format

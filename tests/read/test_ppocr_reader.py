@@ -149,3 +149,12 @@ def test_a_model_with_the_wrong_input_is_refused(tmp_path: Path) -> None:
         "licence": "test", "source": "trained: test", "sha256": digest}]}))
     with pytest.raises(ModelError, match=r"expected \[1, height, width, 3\]"):
         PpocrPlateReader(open_model(tmp_path / "m.tflite", load_manifest(tmp_path / "manifest.json")))
+
+
+def test_decode_says_each_character_s_options_without_those_far_below_a_sure_best() -> None:
+    p = _probs("AB5")
+    p[2, PPOCR_PLATE_CLASSES.index("S") + 1] = 0.1  # beside a sure 5 (0.9): plausible
+    p[2, PPOCR_PLATE_CLASSES.index("6") + 1] = 0.02  # below 1/20 of it: no option
+    read = ctc_decode(p)
+    assert [c for c, _ in read.char_options[2]] == ["5", "S"]
+    assert read.unconstrained is None  # a greedy read is the reader's own path
