@@ -170,3 +170,54 @@ def test_the_first_boot_unit_writes_only_its_config_and_the_boot_partition() -> 
         assert d.get(key) == [value], key
     assert "@system-service" in d["SystemCallFilter"]
     assert not any("@privileged" in v for v in d["SystemCallFilter"])  # it would refuse chown()
+
+
+UPDATE = UNIT.with_name("edge-anpr-update.service")
+UPDATE_TIMER = UNIT.with_name("edge-anpr-update.timer")
+UPDATE_PATH = UNIT.with_name("edge-anpr-update.path")
+
+
+def _unit_directives(unit: Path) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for raw in unit.read_text().splitlines():
+        line = raw.strip()
+        if line and not line.startswith(("#", ";", "[")):
+            key, _, value = line.partition("=")
+            found.setdefault(key, []).append(value)
+    return found
+
+
+def test_the_updater_is_a_oneshot_run_from_the_confirmed_release_daily_and_on_an_announcement() -> None:
+    from edge.node.fleet import FLEET_DIR, RELEASE_TRIGGER
+
+    d = _unit_directives(UPDATE)
+    assert d["Type"] == ["oneshot"]
+    assert d["ExecStart"] == ["/opt/edge-anpr/stable/venv/bin/edge-anpr update run --config /etc/edge-anpr/config.yaml"]
+    assert "User" not in d and "[Install]" not in UPDATE.read_text()  # root; started by the timer and the path
+    assert d["ReadWritePaths"] == ["/opt/edge-anpr"] and d["ProtectSystem"] == ["strict"]
+    assert d["CapabilityBoundingSet"] == ["CAP_DAC_READ_SEARCH"]  # reads the node's key and health.json, no more
+    timer = _unit_directives(UPDATE_TIMER)
+    assert timer["OnCalendar"] == ["daily"] and timer["RandomizedDelaySec"] == ["6h"]
+    assert timer["Unit"] == [UPDATE.name] and timer["WantedBy"] == ["timers.target"]
+    path = _unit_directives(UPDATE_PATH)
+    assert path["PathChanged"] == [f"/var/lib/edge-anpr/{FLEET_DIR}/{RELEASE_TRIGGER}"]  # what the node writes
+    assert path["Unit"] == [UPDATE.name]
+
+
+@needs_analyze
+def test_the_update_units_verify_and_the_updater_is_hardened_to_two_or_better(tmp_path: Path) -> None:
+    """Root with CAP_DAC_READ_SEARCH only, writing only /opt/edge-anpr: 1.8 OK when written."""
+    assert ANALYZE is not None
+    rc, exposure, report = _exposure(UPDATE)
+    assert rc == 0, report[-3000:]
+    assert exposure <= 2.0, report[-3000:]
+    copies = []
+    for unit in (UPDATE, UPDATE_TIMER, UPDATE_PATH):
+        copy = tmp_path / unit.name
+        copy.write_text(re.sub(r"^ExecStart=\S+", "ExecStart=/bin/true", unit.read_text(), flags=re.M))
+        copies.append(str(copy))
+    done = subprocess.run([ANALYZE, "verify", *copies], capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0 and ("Failed to" in done.stderr and "bus" in done.stderr.lower()):
+        pytest.skip(f"systemd-analyze verify cannot run here: {done.stderr.strip()[:200]}")
+    assert done.returncode == 0, done.stderr
+    assert "edge-anpr-update" not in done.stderr, done.stderr
