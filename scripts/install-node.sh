@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Install edge-anpr on a Raspberry Pi OS 12 (Debian bookworm, 64-bit) unit, from this source checkout:
-#   the runtime into /opt/edge-anpr/venv (LiteRT, OpenCV, paho, ...; --system-site-packages on a Pi, for
+#   the release into /opt/edge-anpr/releases/<version> (the layout over-the-air updates use: current and
+#   stable link to it; /opt/edge-anpr/venv and /opt/edge-anpr/models link into current), with
+#   the runtime in its venv (LiteRT, OpenCV, paho, ...; --system-site-packages on a Pi, for
 #   python3-picamera2) and `edge-anpr` on the PATH (/usr/local/bin),
-#   the models into /opt/edge-anpr/models from this checkout's models/ (they ship in the repository; no
+#   the models in its models/ from this checkout's models/ (they ship in the repository; no
 #   conversion, no download), every model sha256-checked against models/manifest.json,
 #   the config into /etc/edge-anpr (provisioned when --site/--camera/--broker are given),
-#   the service user edge-anpr (group video), the service and its first-boot unit, enabled.
+#   the service user edge-anpr (group video), the service, its first-boot unit and the updater's timer and
+#   path units, enabled.
 #
 # usage: sudo scripts/install-node.sh [--site S --camera C --broker HOST[:PORT] [--ca ca.crt]]
 #                                     [--no-start] [--image] [--python /usr/bin/python3]
@@ -37,7 +40,7 @@ while [ $# -gt 0 ]; do
     --no-start) START=0; shift ;;
     --image) IMAGE=1; START=0; shift ;;
     --dry-run) DRY=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "install-node: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -88,6 +91,11 @@ if [ -n "$problems" ]; then
   (missing or changed; restore them with: git checkout -- models/)"
 fi
 
+# The release this checkout is (setup.cfg's version): /opt/edge-anpr/releases/<version>.
+VERSION=$(sed -n 's/^version *= *//p' "$SRC/setup.cfg" | head -n 1)
+[[ "$VERSION" =~ ^[0-9]+(\.[0-9]+){0,3}[a-z0-9.+-]{0,32}$ ]] || die 1 "cannot read the version from $SRC/setup.cfg"
+RELEASE="$PREFIX/releases/$VERSION"
+
 IS_PI=0
 if grep -qs "Raspberry Pi" /proc/device-tree/model 2>/dev/null; then IS_PI=1; fi
 
@@ -109,23 +117,40 @@ if ! getent passwd "$USER_NAME" >/dev/null; then
 fi
 run usermod -a -G video "$USER_NAME"
 
-# -- 3. The runtime, in its own venv (system site packages on a Pi: picamera2 and libcamera come from the OS).
-# Only the node's runtime dependencies (setup.cfg install_requires): no TensorFlow, no test tools.
+# -- 3. The runtime, in the release's own venv (system site packages on a Pi: picamera2 and libcamera come from
+# the OS). Only the node's runtime dependencies (setup.cfg install_requires): no TensorFlow, no test tools.
 VENV_OPTS=()
 if [ "$IS_PI" -eq 1 ]; then VENV_OPTS+=(--system-site-packages); fi
-[ -x "$PREFIX/venv/bin/python" ] || run "$PYTHON" -m venv "${VENV_OPTS[@]}" "$PREFIX/venv"
-run "$PREFIX/venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-run "$PREFIX/venv/bin/python" -m pip install -q --disable-pip-version-check "$SRC"
-run ln -sfn "$PREFIX/venv/bin/edge-anpr" "$BIN_LINK"
+run install -d -m 0755 "$PREFIX" "$PREFIX/releases" "$RELEASE"
+[ -x "$RELEASE/venv/bin/python" ] || run "$PYTHON" -m venv "${VENV_OPTS[@]}" "$RELEASE/venv"
+run "$RELEASE/venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+run "$RELEASE/venv/bin/python" -m pip install -q --disable-pip-version-check "$SRC"
 
-# -- 4. Models: copied from this checkout, every one sha256-checked again where it lands.
-run install -d -m 0755 "$PREFIX/models" "$PREFIX/share" "$PREFIX/docs"
-run install -m 0644 "$MANIFEST" "$PREFIX/models/manifest.json"
+# -- 4. Models: copied from this checkout into the release, every one sha256-checked again where it lands.
+run install -d -m 0755 "$RELEASE/models" "$PREFIX/share" "$PREFIX/docs"
+run install -m 0644 "$MANIFEST" "$RELEASE/models/manifest.json"
 while IFS= read -r f; do
-  run install -D -m 0644 "$SRC/models/$f" "$PREFIX/models/$f"
+  run install -D -m 0644 "$SRC/models/$f" "$RELEASE/models/$f"
 done < <("$PYTHON" -c 'import json,sys; [print(m["file"]) for m in json.load(open(sys.argv[1]))["models"]]' "$MANIFEST")
-run "$PREFIX/venv/bin/python" -m edge.runtime.check --models-dir "$PREFIX/models"
-run chmod -R a+rX "$PREFIX/models"
+run "$RELEASE/venv/bin/python" -m edge.runtime.check --models-dir "$RELEASE/models"
+run chmod -R a+rX "$RELEASE"
+# The release is complete: the updater only ever links to a release with .complete in it.
+run sh -c "echo installed > '$RELEASE/.complete'"
+
+# -- 4b. Switch to it: current and stable (the confirmed release the updater runs from) link to it, each made
+# beside and renamed over (atomic: a power cut leaves the old link or the new one). venv and models link into
+# current, so edge-anpr.service, the config's model paths and /usr/local/bin/edge-anpr keep working. A venv or
+# models folder from before this layout is moved aside (into the release), not deleted.
+for name in venv models; do
+  if [ -d "$PREFIX/$name" ] && [ ! -L "$PREFIX/$name" ]; then run mv -T "$PREFIX/$name" "$RELEASE/$name.before-releases"; fi
+done
+for name in current stable; do
+  run ln -sfn "releases/$VERSION" "$PREFIX/.$name.new"
+  run mv -T "$PREFIX/.$name.new" "$PREFIX/$name"
+done
+run ln -sfn current/venv "$PREFIX/venv"
+run ln -sfn current/models "$PREFIX/models"
+run ln -sfn "$PREFIX/venv/bin/edge-anpr" "$BIN_LINK"
 
 # -- 5. The service user must be able to run the venv's Python and load the package (not so when the venv
 # links to a Python it cannot reach, or a folder on the way is closed to it).
@@ -152,7 +177,8 @@ fi
 
 # -- 7. The units: verified, installed, enabled; the node started only once a config and certificate are there.
 # edge-anpr-firstboot.service runs before the node when edge-anpr-node.yaml is on the boot partition.
-for unit in edge-anpr.service edge-anpr-firstboot.service; do
+for unit in edge-anpr.service edge-anpr-firstboot.service edge-anpr-update.service edge-anpr-update.timer \
+            edge-anpr-update.path; do
   if command -v systemd-analyze >/dev/null 2>&1; then
     run systemd-analyze verify "$SRC/systemd/$unit" || say "systemd-analyze verify reported the above"
   fi
@@ -162,6 +188,8 @@ SYSTEMD_UP=0
 if [ -d /run/systemd/system ]; then SYSTEMD_UP=1; fi
 if [ "$SYSTEMD_UP" -eq 1 ] || [ "$DRY" -eq 1 ]; then run systemctl daemon-reload; fi
 run systemctl enable edge-anpr.service edge-anpr-firstboot.service
+# The updater: daily, and at once on a release announcement; it does nothing without an update: section.
+run systemctl enable edge-anpr-update.timer edge-anpr-update.path
 if [ "$IMAGE" -eq 1 ]; then
   say "card image ready: no identity on it. Per unit, put edge-anpr-node.yaml on the boot partition"
   say "  (docs/field-engineers.md, 'Many units from one card image'); the unit takes it at first boot."

@@ -11,6 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "install-node.sh"
+RELEASE = "/opt/edge-anpr/releases/0.1.0"  # setup.cfg's version: the layout over-the-air updates use
 
 
 def _dry(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -41,22 +42,45 @@ def test_dry_run_installs_runtime_models_config_user_and_units_in_order(tmp_path
     steps = _steps(done)
     _in_order(steps, [
         "usermod -a -G video edge-anpr",
-        "-m venv",
+        f"-m venv {RELEASE}/venv",
         "-m pip install -q --disable-pip-version-check " + str(ROOT),
+        "install -m 0644 " + str(ROOT / "models" / "manifest.json") + f" {RELEASE}/models/manifest.json",
+        "install -D -m 0644 " + str(ROOT / "models" / "centerface.tflite") + f" {RELEASE}/models/centerface.tflite",
+        f"-m edge.runtime.check --models-dir {RELEASE}/models",
+        f"{RELEASE}/.complete",
+        "ln -sfn releases/0.1.0 /opt/edge-anpr/.current.new",
+        "mv -T /opt/edge-anpr/.current.new /opt/edge-anpr/current",
+        "mv -T /opt/edge-anpr/.stable.new /opt/edge-anpr/stable",
+        "ln -sfn current/venv /opt/edge-anpr/venv",
+        "ln -sfn current/models /opt/edge-anpr/models",
         "ln -sfn /opt/edge-anpr/venv/bin/edge-anpr /usr/local/bin/edge-anpr",
-        "install -m 0644 " + str(ROOT / "models" / "manifest.json") + " /opt/edge-anpr/models/manifest.json",
-        "install -D -m 0644 " + str(ROOT / "models" / "centerface.tflite") + " /opt/edge-anpr/models/centerface.tflite",
-        "-m edge.runtime.check --models-dir /opt/edge-anpr/models",
         "runuser -u edge-anpr -- /opt/edge-anpr/venv/bin/python -c import edge.cli",
         "install -d -m 0750 -o root -g edge-anpr /etc/edge-anpr",
         "/usr/local/bin/edge-anpr provision --out /etc/edge-anpr",
         "install -m 0644 " + str(ROOT / "systemd" / "edge-anpr.service") + " /etc/systemd/system/edge-anpr.service",
         "install -m 0644 " + str(ROOT / "systemd" / "edge-anpr-firstboot.service"),
         "systemctl enable edge-anpr.service edge-anpr-firstboot.service",
+        "systemctl enable edge-anpr-update.timer edge-anpr-update.path",
     ], done.stdout)
+    for unit in ("edge-anpr-update.service", "edge-anpr-update.timer", "edge-anpr-update.path"):
+        assert f"install -m 0644 {ROOT / 'systemd' / unit} /etc/systemd/system/{unit}" in steps
     assert any("--site s1 --camera c1 --broker b:8883" in s for s in steps)
     assert not any("tensorflow" in s.lower() or "requirements-convert" in s for s in steps)
     assert not any("pip download" in s or "convert" in s for s in steps)  # the models ship in the checkout
+
+
+def test_the_install_is_the_release_layout_the_updater_uses(tmp_path: Path) -> None:
+    """releases/<version> with .complete, current and stable linked to it: edge.node.update_state reads it so."""
+    import re
+
+    from edge import __version__
+    from edge.node.update_state import COMPLETE
+
+    assert RELEASE.endswith("/" + __version__)
+    steps = _steps(_dry())
+    assert any(s.endswith(f"> '{RELEASE}/{COMPLETE}'") for s in steps)
+    assert not any(re.search(r"/opt/edge-anpr/(venv|models)/\S", s) for s in steps if "ln -sfn" not in s
+                   and "runuser" not in s), "nothing is written into the links"
 
 
 def test_with_a_missing_or_changed_model_it_stops_first_naming_it(tmp_path: Path) -> None:
