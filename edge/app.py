@@ -25,6 +25,7 @@ from edge.detect.factory import build_detector, build_fine_look, build_second_lo
 from edge.domain import Frame
 from edge.errors import ModelError, StateError
 from edge.node.clocksync import ClockGate, ClockStatus
+from edge.node.config_push import ConfigPushes
 from edge.node.fleet import FleetNode, HotlistSet
 from edge.node.preflight import CHECKS, first_error, preflight
 from edge.node.sequence import SequenceFile
@@ -164,7 +165,8 @@ def node_redactor(config: Config) -> Redactor | None:
 
 
 def _fleet_node(
-    config: Config, state: Path, clock: Clock, privacy: PrivacyStage, local: Hotlist | None
+    config: Config, state: Path, clock: Clock, privacy: PrivacyStage, local: Hotlist | None, *,
+    configs: ConfigPushes | None = None,
 ) -> FleetNode | None:
     """The control channel (config.fleet, over the node's MQTT session); pushed hotlists join the local one."""
     if config.fleet is None or config.mqtt is None:
@@ -175,7 +177,7 @@ def _fleet_node(
         privacy.replace_hotlist(HotlistSet(lists) if lists else None)
 
     return FleetNode(config.fleet, config.node, config.privacy, prefix=config.mqtt.topic_prefix, state_dir=state,
-                     clock=clock, on_hotlists=swap)
+                     clock=clock, on_hotlists=swap, configs=configs)
 
 
 @contextmanager
@@ -187,6 +189,7 @@ def open_node(
     on_pass: PassObserver | None = None,
     on_frame: Callable[[Frame], None] | None = None,
     clock_status: ClockStatus | None = None,
+    config_pushes: ConfigPushes | None = None,
 ) -> Iterator[Node]:
     """Build and open every part; close them in reverse order (offline status, outbox) on exit.
 
@@ -237,7 +240,7 @@ def open_node(
         threading.Thread(
             target=retention.run, args=(clock, stop_retention), name="retention", daemon=True
         ).start()
-        fleet = _fleet_node(config, state, clock, privacy, hotlist)
+        fleet = _fleet_node(config, state, clock, privacy, hotlist, configs=config_pushes)
         publisher = None
         if config.mqtt is not None:
             publisher = stack.enter_context(

@@ -5,7 +5,8 @@
 which each target's hotlist key is derived (:func:`edge.fleet.payload.target_key`). ``fleet node-keys`` writes one
 node's keyring for provisioning. ``fleet hotlist push FILE --to TARGET`` hashes the plain-text list with each
 target's key (plate text never leaves the centre), compresses, signs and publishes it as retained QoS 1 messages
-(chunks first, the manifest last), and records the push in the central store; ``fleet status`` lists each node
+(chunks first, the manifest last), and records the push in the central store; ``fleet config push FILE --to
+TARGET`` signs a node config the same way (:func:`config_push`); ``fleet status`` lists each node
 from that store (fed by the health messages ``listen`` keeps).
 """
 
@@ -98,6 +99,28 @@ def hotlist_push(
     data = fp.encode_hotlist(hotlist.hashed_doc())
     return sign_push(key, kind="hotlist", target=target, version=version, data=data, now=now, expires=expires,
                      chunk_bytes=chunk_bytes, entries=len(hotlist))
+
+
+def config_push(
+    config_file: Path, *, target: str, version: int, key: signing.Ed25519PrivateKey, now: datetime,
+    expires: datetime, chunk_bytes: int = fp.CHUNK_BYTES,
+) -> Push:
+    """``config_file`` (a node config, YAML) as it is, compressed and signed. It is checked here against the config
+    schema only (a ConfigError names every bad key); each node checks it again as ``check-config`` does, with the
+    files it names, and fills in its own identity, certificate paths and pinned keys where the file leaves them out
+    (so one file can go to a group)."""
+    from edge.config import parse_config
+    from edge.config.safe_yaml import read_yaml
+
+    doc = read_yaml(config_file)
+    if isinstance(doc, dict) and isinstance(doc.setdefault("node", {}), dict):  # a node fills in its own identity
+        site, _, camera = target.partition("/")
+        doc["node"].setdefault("site", "group-config" if site == "group" else site)
+        doc["node"].setdefault("camera", camera)
+    parse_config(doc, origin=str(config_file))
+    data = fp.compress(config_file.read_bytes())
+    return sign_push(key, kind="config", target=target, version=version, data=data, now=now, expires=expires,
+                     chunk_bytes=chunk_bytes)
 
 
 def sign_push(

@@ -6,6 +6,7 @@
     edge-anpr fleet node-keys --keys DIR --site london-a40 --camera cam01 --group london --out hotlist-keys.json
     edge-anpr fleet hotlist push list.json --to london --to london-a40/cam01 --keys DIR --store STORE \\
         --host broker.example.org --ca-file ca.crt --cert-file fleet.crt --key-file fleet.key
+    edge-anpr fleet config push node.yaml --to london --keys DIR --store STORE --host ... (as hotlist push)
     edge-anpr fleet status --store STORE [--json]
     edge-anpr fleet release announce 0.2.0 --to canary --keys DIR --store STORE --host ... (as hotlist push)
 """
@@ -16,8 +17,12 @@ import argparse
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from edge.fleet.topics import Kind
 
 DEFAULT_KEYS = "/etc/edge-anpr-central/fleet"
 
@@ -36,6 +41,20 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     hot = p.add_subparsers(dest="hotlist_command", metavar="WHAT", required=True)
     p = hot.add_parser("push", help="hash FILE (anpr.hotlist/1 with plates) with each target's key, sign, publish")
     p.add_argument("file", metavar="FILE", help="anpr.hotlist/1 list with plate text (checksummed or signed)")
+    p.add_argument("--to", action="append", required=True, metavar="GROUP|SITE/CAMERA",
+                   help="a group name or one node (repeat for several targets)")
+    p.add_argument("--keys", default=DEFAULT_KEYS, help="the folder keygen wrote (default: %(default)s)")
+    p.add_argument("--store", required=True, help="central store (postgresql://... or an SQLite file) for versions")
+    p.add_argument("--version", type=int, help="version to give (default: one more than the last pushed)")
+    p.add_argument("--expires-in-h", type=float, default=168.0,
+                   help="hours the signed manifest stays valid; re-push before then (default: %(default)s)")
+    broker_args(p)
+    p = sub.add_parser("config", help="config pushes")
+    cfg = p.add_subparsers(dest="config_command", metavar="WHAT", required=True)
+    p = cfg.add_parser("push", help="sign a node config (YAML) and publish it; each node checks it as check-config "
+                       "does, restarts with it and rolls back if it does not come back healthy")
+    p.add_argument("file", metavar="FILE", help="node config (YAML); node identity, certificate paths and pinned keys "
+                   "may be left out (each node keeps its own) and may not differ from the node's")
     p.add_argument("--to", action="append", required=True, metavar="GROUP|SITE/CAMERA",
                    help="a group name or one node (repeat for several targets)")
     p.add_argument("--keys", default=DEFAULT_KEYS, help="the folder keygen wrote (default: %(default)s)")
@@ -72,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if args.fleet_command == "node-keys":
         return _node_keys(args)
-    if args.fleet_command == "hotlist":
+    if args.fleet_command in ("hotlist", "config"):
         return _push(args)
     if args.fleet_command == "release" and args.release_command == "announce":
         return _announce(args)
@@ -115,13 +134,22 @@ def _targets(values: list[str], *, everyone: bool = False) -> list[str]:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from edge.central.fleet import SIGNING_KEY, BrokerOptions, ControlPublisher, hotlist_push, load_secret
+    from edge.central.fleet import (
+        SIGNING_KEY,
+        BrokerOptions,
+        ControlPublisher,
+        config_push,
+        hotlist_push,
+        load_secret,
+    )
     from edge.central.store.fleet import last_version, open_db, record_push
     from edge.fleet.signing import load_private_key
 
     targets = _targets(args.to)
     keys = Path(args.keys)
-    key, secret = load_private_key(keys / SIGNING_KEY), load_secret(keys)
+    kind: Kind = "config" if args.fleet_command == "config" else "hotlist"
+    key = load_private_key(keys / SIGNING_KEY)
+    secret = load_secret(keys) if kind == "hotlist" else b""
     now = datetime.now(UTC)
     expires = now + timedelta(hours=args.expires_in_h)
     db = open_db(args.store)
@@ -131,19 +159,24 @@ def _push(args: argparse.Namespace) -> int:
     try:
         with ControlPublisher(broker) as publisher:
             for target in targets:
-                last = last_version(db, "hotlist", target)
+                last = last_version(db, kind, target)
                 version = args.version if args.version is not None else last + 1
                 if version <= last:
                     raise ConfigError(f"--version {version}: {target} already had version {last}; nodes refuse "
                                       "older versions (rollback)")
-                push = hotlist_push(Path(args.file), target=target, version=version, secret=secret, key=key,
-                                    now=now, expires=expires)
+                if kind == "config":
+                    push = config_push(Path(args.file), target=target, version=version, key=key, now=now,
+                                       expires=expires)
+                else:
+                    push = hotlist_push(Path(args.file), target=target, version=version, secret=secret, key=key,
+                                        now=now, expires=expires)
                 sent = publisher.publish(push)
                 m = push.manifest
-                record_push(db, kind="hotlist", target=target, version=version, sha256=m.sha256, size=m.size,
+                record_push(db, kind=kind, target=target, version=version, sha256=m.sha256, size=m.size,
                             chunks=m.chunks, entries=push.entries, bytes_sent=sent, pushed_at=now, expires=expires)
-                print(f"pushed hotlist version {version} to {target}: {push.entries} plates, {m.size} bytes in "
-                      f"{m.chunks} chunk(s), manifest expires {m.expires}")
+                what = f"{push.entries} plates, " if kind == "hotlist" else ""
+                print(f"pushed {kind} version {version} to {target}: {what}{m.size} bytes in {m.chunks} chunk(s), "
+                      f"manifest expires {m.expires}")
     finally:
         db.close()
     return 0
@@ -196,13 +229,14 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([n.as_dict() for n in nodes], indent=1))
         return 0
-    print(f"{'NODE':28} {'STATE':8} {'HEALTH':20} {'SOFTWARE':24} {'APPLIED':40} {'PENDING':24} REFUSED")
+    print(f"{'NODE':28} {'STATE':8} {'HEALTH':20} {'SOFTWARE':24} {'CONFIG':24} {'APPLIED':40} {'PENDING':24} REFUSED")
     for n in nodes:
         applied = ", ".join(f"{k} v{v}" + (f" ({e})" if e is not None else "")
                             for k, (v, e) in sorted(n.applied.items()))
         refused = "; ".join(f"{r['kind']} {r['target']} v{r['version']}: {r['reason']}" for r in n.refused)
         health = n.health_at.strftime("%Y-%m-%d %H:%M:%S") if n.health_at else "-"
-        print(f"{n.name:28} {n.state or '-':8} {health:20} {n.software:24} {applied or '-':40} "
+        print(f"{n.name:28} {n.state or '-':8} {health:20} {n.software:24} {n.config_line:24} "
+              f"{applied or '-':40} "
               f"{', '.join(n.pending) or '-':24} "
               f"{n.refusals} {refused}".rstrip())
     return 0

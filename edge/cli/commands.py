@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from edge.evaluate.progress import ReplayProgress
     from edge.evaluate.replay import TimedSource
     from edge.node.clocksync import ClockMonitor
+    from edge.node.config_push import ConfigPushes, RestartRequest
     from edge.node.health import HealthReporter
     from edge.node.service import ServiceHooks, SocketNotifier
 
@@ -36,26 +37,12 @@ FLUSH_TIMEOUT_S = 30.0
 def check_config(args: argparse.Namespace) -> int:
     """Validate the file, then everything start-up would refuse on this machine (formats, models, state directory,
     hotlist, key files, a replay source); exit 2 naming each, change nothing."""
-    from pydantic import ValidationError
-
     from edge.clock import SystemClock
-    from edge.node.preflight import preflight
+    from edge.node.preflight import check_config_file
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        if args.schema_only or not isinstance(exc.__cause__, ValidationError):
-            raise
-        raise ConfigError(f"{exc}\n(the models, files and directories it names are checked once the file is valid)"
-                          ) from exc
-    findings = [] if args.schema_only else preflight(config, SystemClock().now())
-    errors = [f.message for f in findings if f.is_error]
-    for finding in findings:
-        if not finding.is_error:
-            print(f"{args.config}: warning: {finding.message}")
-    if errors:
-        raise ConfigError(f"{args.config}: valid, but the node would not start with it here:\n"
-                          + "\n".join(f"  - {e}" for e in errors))
+    config, warnings = check_config_file(args.config, SystemClock().now(), schema_only=args.schema_only)
+    for warning in warnings:
+        print(f"{args.config}: warning: {warning}")
     mqtt = f"{config.mqtt.host}:{config.mqtt.port}" if config.mqtt else "none (reads stay in the outbox)"
     print(f"{args.config}: OK (site {config.node.site}, camera {config.node.camera}, "
           f"source {config.capture.source}, broker {mqtt}, image policy {config.privacy.image})")
@@ -71,22 +58,27 @@ def run(args: argparse.Namespace) -> int:
     from edge.app import LIVE_SOURCES, open_node
     from edge.errors import EdgeError, SourceError, StateError
     from edge.node.clocksync import ClockMonitor, SystemClockProbe
+    from edge.node.config_push import RESTART_EXIT, RestartRequest, watch_deadline
     from edge.node.service import ServiceHooks, SocketNotifier, Watchdog, watchdog_interval_s
 
     notifier = SocketNotifier.from_env()
+    stop = threading.Event()
+    restart = RestartRequest(stop)  # a pushed config was applied or rolled back: exit RESTART_EXIT, systemd restarts
+    pushes = None
     try:
-        config = load_config(args.config)
+        config, config_path, pushes = _start_config(Path(args.config), restart)
         if config.mqtt is None:
             raise ConfigError(f"{args.config}: 'run' needs an mqtt section (the broker to publish to)")
         hooks = ServiceHooks(notifier, Watchdog(notifier, watchdog_interval_s()),
                              describe=lambda: f"site {config.node.site}, camera {config.node.camera}")
         hooks.status("starting: loading models, opening the camera")
         clock = ClockMonitor(SystemClockProbe(), config.clock)
-        stop = threading.Event()
+        if pushes is not None:
+            watch_deadline(pushes, stop)  # a pushed config on trial that is not healthy in time is rolled back
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-        with open_node(config, on_frame=hooks.on_frame, clock_status=clock) as node:
-            reporter = _health_reporter(node, clock, args.config, hooks, notifier)
+        with open_node(config, on_frame=hooks.on_frame, clock_status=clock, config_pushes=pushes) as node:
+            reporter = _health_reporter(node, clock, str(config_path), hooks, notifier, pushes=pushes)
             signal.signal(signal.SIGUSR1, lambda *_: reporter.request())
             hooks.on_ready.append(reporter.request)  # first health with real fps and latencies
             if node.fleet is not None:
@@ -109,12 +101,30 @@ def run(args: argparse.Namespace) -> int:
                 node.publisher.flush(hooks.last_ping_budget_s(FLUSH_TIMEOUT_S))
     except EdgeError as exc:
         notifier.send(f"STATUS=failed: {' '.join(str(exc).split())[:180]}")
+        if pushes is not None and pushes.start_failed(exc):
+            log.error("stopping to start again with the last good config (exit %d)", RESTART_EXIT)
+            return RESTART_EXIT
         raise
-    return 0
+    return RESTART_EXIT if restart.requested else 0
+
+
+def _start_config(path: Path, restart: RestartRequest) -> tuple[Config, Path, ConfigPushes | None]:
+    """The config to run: the local file, or the centre's pushed config in its state directory (see
+    :mod:`edge.node.config_push` for the precedence); the pushes only for a node with a control channel."""
+    from edge.clock import SystemClock
+    from edge.node.config_push import ConfigPushes
+
+    local = load_config(path)
+    if local.fleet is None or local.mqtt is None:
+        return local, path, None
+    pushes = ConfigPushes(path, local, restarter=restart, clock=SystemClock())
+    selection = pushes.select()
+    return selection.config, selection.path, pushes
 
 
 def _health_reporter(
-    node: Node, clock: ClockMonitor, config_path: str, hooks: ServiceHooks, notifier: SocketNotifier
+    node: Node, clock: ClockMonitor, config_path: str, hooks: ServiceHooks, notifier: SocketNotifier, *,
+    pushes: ConfigPushes | None = None,
 ) -> HealthReporter:
     """Health for a running node: published retained over MQTT, shown by ``systemctl status``, kept in health.json."""
 
@@ -150,6 +160,9 @@ def _health_reporter(
     sinks: list[HealthSink] = [lambda body: hooks.status(summary(body))]
     if node.publisher is not None:
         sinks.append(node.publisher.publish_health)
+        if pushes is not None:  # a pushed config on trial is confirmed by health published while started, connected
+            publisher = node.publisher
+            sinks.append(lambda body: pushes.health_published(started=hooks.ready, connected=publisher.connected))
     return HealthReporter(
         collector, interval_s=config.health.interval_s, sinks=sinks, tick_s=config.clock.check_interval_s,
         clock=clock, max_offset_ms=config.clock.max_offset_ms,

@@ -424,6 +424,11 @@ class FleetConfig(_Section):
     max_payload_bytes: int = Field(
         16_000_000, ge=1024, le=256_000_000, description="Largest pushed payload (as sent, compressed) the node takes."
     )
+    config_startup_s: float = Field(
+        120.0, ge=1, le=3600,
+        description="How long a pushed config may take to come back healthy (started, connected, health published) "
+        "after its restart; past it, or after 3 starts that did not, the node rolls back to its last good config.",
+    )
 
     @field_validator("groups")
     @classmethod

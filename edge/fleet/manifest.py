@@ -6,7 +6,10 @@ so in health and its log) an update that is unsigned, signed by a key it did not
 signature does not match (``bad_signature``), addressed to another target or kind (``wrong_target``), older
 than what it applied (``rollback``), past its expiry (``expired``), larger than it accepts (``oversized``),
 or whose payload is shorter than announced (``truncated``) or does not hash to the announced sha256
-(``sha_mismatch``); ``malformed`` and ``bad_payload`` cover the rest.
+(``sha_mismatch``); ``malformed`` and ``bad_payload`` cover the rest. A pushed config is also refused when
+``check-config`` would refuse it (``invalid_config``) or when it changes a field the centre may not change
+(``forbidden_field``), and reported as ``rolled_back`` when it did not come back healthy
+(:mod:`edge.node.config_push`).
 """
 
 from __future__ import annotations
@@ -30,11 +33,11 @@ MAX_MANIFEST_BYTES = 4096
 
 Reason = Literal[
     "malformed", "unsigned", "wrong_key", "bad_signature", "wrong_target", "rollback", "expired", "oversized",
-    "truncated", "sha_mismatch", "bad_payload",
+    "truncated", "sha_mismatch", "bad_payload", "invalid_config", "forbidden_field", "rolled_back",
 ]
 REASONS: tuple[Reason, ...] = (
     "malformed", "unsigned", "wrong_key", "bad_signature", "wrong_target", "rollback", "expired", "oversized",
-    "truncated", "sha_mismatch", "bad_payload",
+    "truncated", "sha_mismatch", "bad_payload", "invalid_config", "forbidden_field", "rolled_back",
 )
 
 

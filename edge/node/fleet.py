@@ -36,6 +36,7 @@ from typing import Any
 
 from edge.clock import Clock, iso_ms
 from edge.config.model import FleetConfig, NodeConfig, PrivacyConfig
+from edge.config.safe_yaml import MAX_BYTES as MAX_CONFIG_BYTES
 from edge.errors import ConfigError
 from edge.files import write_atomic
 from edge.fleet import payload as fp
@@ -51,6 +52,7 @@ from edge.fleet.topics import (
     node_target,
     parse_topic,
 )
+from edge.node.config_push import ConfigPushes
 from edge.privacy.hotlist import Hotlist, HotlistError, hotlist_from_doc
 
 log = logging.getLogger(__name__)
@@ -122,7 +124,7 @@ class FleetNode:
     def __init__(
         self, fleet: FleetConfig, node: NodeConfig, privacy: PrivacyConfig, *, prefix: str, state_dir: Path,
         clock: Clock, on_hotlists: Callable[[list[Hotlist]], None] | None = None,
-        on_change: Callable[[], None] | None = None,
+        on_change: Callable[[], None] | None = None, configs: ConfigPushes | None = None,
     ) -> None:
         self._cfg = fleet
         self._prefix = prefix
@@ -150,6 +152,12 @@ class FleetNode:
         self._refused: deque[dict[str, Any]] = deque(maxlen=REFUSALS_KEPT)
         self.refusals = 0
         self.last_apply_s: float | None = None  # how long the last apply took (decode, verify, write, swap)
+        self._configs = configs  # None: config pushes are refused (a node started without a config file)
+        rolled = configs.rolled_back() if configs is not None else None
+        if rolled:  # listed with the refusals until ten newer ones push it out (fleet status keeps it)
+            self._refused.append({"reason": "rolled_back", "kind": "config", "target": str(rolled.get("target")),
+                                  "version": rolled.get("version"), "time": rolled["time"],
+                                  "detail": f"{rolled['reason']}: {rolled['detail']}"[:300]})
         self.announced: str | None = None  # the release the last verified announcement named
         self._load_hotlists()
 
@@ -274,8 +282,7 @@ class FleetNode:
         apply = {"hotlist": self._apply_hotlist, "release": self._apply_release}.get(manifest.kind)
         if apply is not None:
             return apply(manifest, data)
-        self._refuse(self._refusal(manifest, "bad_payload", "this node does not apply config pushes yet"))
-        return False
+        return self._apply_config(manifest, data)
 
     # -- applying -----------------------------------------------------------------------------------
 
@@ -327,6 +334,27 @@ class FleetNode:
                  version, manifest.target, manifest.version)
         return True
 
+    def _apply_config(self, manifest: Manifest, data: bytes) -> bool:
+        """Check and write a pushed config (:mod:`edge.node.config_push`), record its version, then restart with it.
+        The version is recorded before the restart, so the retained push is not taken again (nor after a rollback)."""
+        if self._configs is None:
+            self._refuse(self._refusal(manifest, "bad_payload", "this node takes no config pushes (started without "
+                                       "a config file)"))
+            return False
+        try:
+            yaml = fp.expand(data, MAX_CONFIG_BYTES)
+        except fp.PayloadError as exc:
+            self._refuse(self._refusal(manifest, "bad_payload", str(exc)))
+            return False
+        refusal = self._configs.apply(manifest, yaml)
+        if refusal is not None:
+            self._refuse(refusal)
+            return False
+        self._versions[f"config:{manifest.target}"] = manifest.version
+        self._save_versions()
+        self._configs.restart()
+        return True
+
     def _publish_hotlists(self) -> None:
         if self._on_hotlists is not None:
             self._on_hotlists(list(self._hotlists.values()))
@@ -365,6 +393,8 @@ class FleetNode:
             ]
             body: dict[str, Any] = {"groups": [t.split("/", 1)[1] for t in self._targets[1:]], "hotlists": hotlists,
                                     "versions": dict(sorted(self._versions.items())), "refusals": self.refusals}
+            if self._configs is not None:
+                body["config"] = self._configs.health()
             if self._refused:
                 body["refused"] = list(self._refused)
             return body

@@ -63,6 +63,28 @@ def _each(*checks: Callable[[], object]) -> list[Finding]:
     return findings
 
 
+def check_config_file(path: str | Path, now: datetime, *, schema_only: bool = False) -> tuple[Config, list[str]]:
+    """What ``check-config`` does: the config in ``path`` and its warnings, or a :class:`ConfigError` naming every
+    problem (the file's own, else what start-up would refuse on this machine). A pushed config is checked by it."""
+    from pydantic import ValidationError
+
+    from edge.config import load_config
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        if schema_only or not isinstance(exc.__cause__, ValidationError):
+            raise
+        raise ConfigError(f"{exc}\n(the models, files and directories it names are checked once the file is valid)"
+                          ) from exc
+    findings = [] if schema_only else preflight(config, now)
+    errors = [f.message for f in findings if f.is_error]
+    if errors:
+        raise ConfigError(f"{path}: valid, but the node would not start with it here:\n"
+                          + "\n".join(f"  - {e}" for e in errors))
+    return config, [f.message for f in findings if not f.is_error]
+
+
 def first_error(findings: list[Finding]) -> EdgeError | None:
     return next((f.error for f in findings if f.error is not None), None)
 

@@ -108,6 +108,7 @@ class NodeFleet:
     refusals: int = 0
     refused: list[dict[str, Any]] = field(default_factory=list)  # the latest, newest first
     update: dict[str, Any] = field(default_factory=dict)  # health's update member: running, pending, failed...
+    config: dict[str, Any] = field(default_factory=dict)  # health's fleet.config: source, target, version, rollbacks
 
     @property
     def name(self) -> str:
@@ -117,7 +118,20 @@ class NodeFleet:
         return {"node": self.name, "state": self.state,
                 "health_at": self.health_at.isoformat() if self.health_at else None, "groups": self.groups,
                 "applied": {k: {"version": v, "entries": e} for k, (v, e) in sorted(self.applied.items())},
-                "pending": self.pending, "refusals": self.refusals, "refused": self.refused, "update": self.update}
+                "pending": self.pending, "refusals": self.refusals, "refused": self.refused, "update": self.update,
+                "config": self.config}
+
+    @property
+    def config_line(self) -> str:
+        """One line for ``fleet status``: the local config or the pushed one (on trial?), and the last rollback."""
+        c = self.config
+        text = str(c.get("source", "-"))
+        if c.get("source") == "pushed":
+            text = f"{c.get('target')} v{c.get('version')}" + (" trial" if c.get("state") == "trial" else "")
+        rolled = c.get("rolled_back")
+        if isinstance(rolled, Mapping):
+            text += f" ROLLED BACK v{rolled.get('version', '?')}: {rolled.get('reason', '?')}"
+        return text
 
     @property
     def software(self) -> str:
@@ -148,6 +162,9 @@ def fleet_status(db: Db, *, refused_kept: int = 5) -> list[NodeFleet]:
         doc = json.loads(document) if isinstance(document, str | bytes) else document  # SQLite text, PostgreSQL jsonb
         update = doc.get("update") if isinstance(doc, Mapping) else None
         n.update = dict(update) if isinstance(update, Mapping) else {}
+        fleet = doc.get("fleet") if isinstance(doc, Mapping) else None
+        config = fleet.get("config") if isinstance(fleet, Mapping) else None
+        n.config = dict(config) if isinstance(config, Mapping) else {}
     for site, camera, groups, refusals in db.rows("SELECT site, camera, groups, refusals FROM fleet_nodes"):
         n = node(site, camera)
         n.groups, n.refusals = list(json.loads(groups)), int(refusals)
