@@ -58,6 +58,8 @@ PLUGGED: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("update",), "edge.node.update_cli",
      "over-the-air update of this node: recover, check, install, switch, confirm or roll back (TUF-verified)"),
     (("aim",), "edge.node.aim", "help aim the camera: plate widths in pixels and an annotated still"),
+    (("sample-plates",), "edge.sample.stills",
+     "render labelled still images of plates (by day or under an IR lamp at night) for eval plates"),
 )
 
 

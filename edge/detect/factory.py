@@ -8,6 +8,7 @@ from edge.config.model import DetectConfig
 from edge.detect import PlateDetector
 from edge.detect.contour import ContourDetectorOptions, ContourPlateDetector
 from edge.detect.edges import FINE_LOOK, EdgeDetectorOptions, EdgePlateDetector
+from edge.detect.glow import GlowDetectorOptions, GlowPlateDetector
 from edge.detect.wpod import WpodDetectorOptions, WpodPlateDetector
 from edge.detect.yellow import Together, YellowPlateDetector
 from edge.errors import ConfigError
@@ -24,12 +25,13 @@ def build_second_look(config: DetectConfig, backend: str | None = None) -> Plate
 
 
 def build_fine_look(config: DetectConfig) -> PlateDetector | None:
-    """The detectors for small plates on a larger image: edges for small characters, and yellow rectangles
-    (rear plates whose characters are too small to separate). None: ``detect.fine_look`` is off."""
+    """The detectors for small plates on a larger image: edges for small characters, yellow rectangles (rear
+    plates whose characters are too small to separate) and, in a monochrome (infrared) image, glowing ones.
+    None: ``detect.fine_look`` is off."""
     if not config.fine_look:
         return None
     small = EdgePlateDetector(dataclasses.replace(FINE_LOOK, min_confidence=config.min_confidence))
-    return Together(small, YellowPlateDetector())
+    return Together(small, YellowPlateDetector(), GlowPlateDetector())
 
 
 def build_detector(config: DetectConfig, backend: str | None = None) -> PlateDetector:
@@ -39,10 +41,10 @@ def build_detector(config: DetectConfig, backend: str | None = None) -> PlateDet
         return ContourPlateDetector(
             ContourDetectorOptions(min_width=config.min_plate_width, min_confidence=config.min_confidence)
         )
-    if name == "edges":
-        return EdgePlateDetector(
-            EdgeDetectorOptions(min_width=config.min_plate_width, min_confidence=config.min_confidence)
-        )
+    if name == "edges":  # with the glowing plates of a monochrome (infrared) frame, which it finds alone
+        edges = EdgeDetectorOptions(min_width=config.min_plate_width, min_confidence=config.min_confidence)
+        glow = GlowDetectorOptions(min_width=config.min_plate_width)
+        return Together(EdgePlateDetector(edges), GlowPlateDetector(glow))
     if name == "wpod":
         model = open_model(config.model, load_manifest(config.manifest), threads=config.threads)
         if model.entry.task != "plate-detection-wpod":

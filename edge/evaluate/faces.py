@@ -26,6 +26,7 @@ import json
 import statistics
 import sys
 import time
+import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -91,6 +92,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help=f"second pass (BlazeFace): smallest face searched, px ({d.check_min_face})")
     p.add_argument("--no-second-pass", action="store_true", help="skip the second-pass check")
     p.add_argument("--grey", action="store_true", help="convert images to grey first (as an infrared camera)")
+    p.add_argument("--night", action="store_true",
+                   help="as an infrared camera at night: grey, contrast halved and darkened, sensor noise (the same "
+                        "noise for the same file every run)")
     p.add_argument("--canvas", metavar="WxH", default=None,
                    help="place each image at its own size in a frame of this size (e.g. 1920x1080), as in a camera's")
     p.add_argument("--limit", type=int, default=None, help="score only the first N images")
@@ -130,7 +134,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     progress = Progress("eval faces", len(files))
     with ThreadPoolExecutor(max_workers=len(redactors)) as pool:
         futures = [pool.submit(_score_all, r, folder, chunk, labels, grey=args.grey, report=report, progress=progress,
-                               canvas=canvas)
+                               canvas=canvas, night=args.night)
                    for r, chunk in zip(redactors, chunks, strict=True)]
         scores = sorted((s for f in futures for s in f.result()), key=lambda s: s.file)
     progress.done()
@@ -143,6 +147,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "face_px": settings.face_px, "max_gain": settings.max_gain, "second_pass": settings.second_pass,
         "second_pass_threshold": settings.second_pass_threshold, "check_min_face": settings.check_min_face,
         "grey": bool(args.grey),
+        "night": bool(args.night),
         "canvas": list(canvas) if canvas else None,
         "threads": len(redactors),
     }
@@ -190,22 +195,39 @@ def on_canvas(image: Image, faces: Sequence[Box], canvas: tuple[int, int]) -> tu
 
 def _score_all(redactor: Redactor, folder: Path, files: Sequence[str], labels: dict[str, list[Box]], *,
                grey: bool, report: Path | None, progress: Progress,
-               canvas: tuple[int, int] | None = None) -> list[ImageScore]:
+               canvas: tuple[int, int] | None = None, night: bool = False) -> list[ImageScore]:
     out = []
     for name in files:
-        out.append(score_image(redactor, folder / name, name, labels[name], grey=grey, report=report, canvas=canvas))
+        out.append(score_image(redactor, folder / name, name, labels[name], grey=grey, report=report, canvas=canvas,
+                               night=night))
         progress.step()
     return out
 
 
+NIGHT_CONTRAST = 0.5  # --night: grey levels scaled by this ...
+NIGHT_LEVEL = 20.0  # ... above this floor (a dim, flat picture) ...
+NIGHT_NOISE = 8.0  # ... with Gaussian sensor noise of this sigma (grey levels)
+
+
+def night_look(image: Image, name: str) -> Image:
+    """A grey image as an infrared camera records a face at night: contrast halved and darkened, with sensor
+    noise drawn from the file's name (the same for the same file every run)."""
+    rng = np.random.default_rng(zlib.crc32(name.encode("utf-8")))
+    grey = image.astype(np.float32) * NIGHT_CONTRAST + NIGHT_LEVEL
+    noise = rng.normal(0.0, NIGHT_NOISE, image.shape[:2]).astype(np.float32)[..., None]
+    return np.asarray(np.clip(grey + noise, 0, 255), dtype=np.uint8)
+
+
 def score_image(redactor: Redactor, path: Path, name: str, faces: Sequence[Box], *, grey: bool,
-                report: Path | None, canvas: tuple[int, int] | None = None) -> ImageScore:
+                report: Path | None, canvas: tuple[int, int] | None = None, night: bool = False) -> ImageScore:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise ConfigError(f"cannot read image {str(path)!r} named in labels.csv")
-    if grey:
+    if grey or night:
         image = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     img: Image = np.asarray(image, dtype=np.uint8)
+    if night:
+        img = night_look(img, name)
     if canvas is not None:
         img, faces = on_canvas(img, faces, canvas)
     dropped: str | None = None
@@ -303,7 +325,7 @@ def format_table(r: dict[str, Any]) -> str:
     s = r["settings"]
     lines = [
         f"eval faces {r['dir']}: {s['detector']} threshold {s['threshold']} margin {s['margin']}"
-        f"{' grey' if s['grey'] else ''}{_in_frame(s.get('canvas'))}",
+        f"{' night' if s.get('night') else ' grey' if s['grey'] else ''}{_in_frame(s.get('canvas'))}",
         f"  images        {r['images']}",
         f"  faces         {r['faces']}  (covered {r['covered']})",
         f"  recall        {_fmt(r['recall'])}",

@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from edge.detect.edges import Blob, linked_rows
 from edge.domain import Box, Image
-from edge.imaging import component_stats
+from edge.imaging import component_stats, monochrome
 
 WORK_HEIGHT = 64  # crops are looked at this tall (small plates enlarged, large ones shrunk)
 MAX_WORK_WIDTH = 640
@@ -83,6 +83,13 @@ class PlateCheck:
     line: TextLine | None
     level: str  # "plate": it looks like one; "maybe": a weak row of characters; "no": nothing like a plate
     reason: str
+    whole: bool = False  # a "maybe" whose line passes every test of a plate (light characters in colour)
+
+    @property
+    def cut(self) -> TextLine | None:
+        """The line to read the crop from (the rest of the crop left out): a plate's, or a whole plate's row of
+        light characters that only may be a plate; None: read the whole crop."""
+        return self.line if self.level == "plate" or self.whole else None
 
 
 def plate_check(crop: Image, *, min_chars: int = MIN_PLATE_CHARS) -> PlateCheck:
@@ -91,6 +98,9 @@ def plate_check(crop: Image, *, min_chars: int = MIN_PLATE_CHARS) -> PlateCheck:
     ``plate``: a row of at least ``min_chars`` dark characters of one height, strokes (not solid shapes) on a
     plain background that is white, grey or yellow, inside the crop (a row that runs out of the crop's side is
     part of a longer text: a sign).
+    A row of ``min_chars`` light characters on dark that passes every test is a plate too in a monochrome
+    crop (an infrared plate whose characters outshine their background, where no colour tells a sign from a
+    plate); in a colour crop it only may be one, read from that row (``whole``).
     ``maybe``: a row of at least two dark characters that fails one of those tests, or a row of ``min_chars``
     light characters on dark (a few plates are; so are signs and road markings), or of two or more that passes
     every other test (:func:`whole_plate`: an older black-and-silver plate of a short mark).
@@ -101,12 +111,19 @@ def plate_check(crop: Image, *, min_chars: int = MIN_PLATE_CHARS) -> PlateCheck:
     why = "no row of dark characters" if dark is None else _not_a_plate(crop, dark, min_chars)
     if dark is not None and not why:
         return PlateCheck(dark, "plate", "")
+    light = _main_line(grey, scale, False)  # looked for only where the dark characters leave it open
+    if light is not None and not _not_a_plate(crop, light, min_chars):
+        # light characters that pass every test: an infrared plate lit so that its characters outshine its
+        # background; in a monochrome (infrared) crop no colour tells a sign from a plate, so it is one
+        if monochrome(crop):
+            return PlateCheck(light, "plate", "")
+        return PlateCheck(light, "maybe", "light characters on dark", whole=True)
     if dark is not None and dark.chars >= 2:
         return PlateCheck(dark, "maybe", why)
-    light = _main_line(grey, scale, False)  # looked for only where the dark characters leave it open
     if light is not None and (light.chars >= min_chars or whole_plate(crop, light)):
         return PlateCheck(light, "maybe", "light characters on dark")
     return PlateCheck(dark or light, "no", why)
+
 
 
 def whole_plate(crop: Image, line: TextLine) -> bool:

@@ -117,3 +117,11 @@ def test_a_bad_canvas_is_refused_naming_the_option(tmp_path: Path, capsys: pytes
     eval_faces.configure_parser(parser)
     assert eval_faces.main(parser.parse_args([str(tmp_path), "--canvas", "1920by1080"])) == 2
     assert "--canvas '1920by1080': expected WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_the_night_look_is_grey_dim_and_the_same_for_the_same_file() -> None:
+    image = np.full((40, 60, 3), 200, np.uint8)
+    a, b = eval_faces.night_look(image, "x.jpg"), eval_faces.night_look(image, "x.jpg")
+    assert np.array_equal(a, b) and not np.array_equal(a, eval_faces.night_look(image, "y.jpg"))
+    assert a.shape == image.shape and (a[..., 0] == a[..., 2]).all()
+    assert 100 < float(a.mean()) < 140  # 200 * 0.5 + 20, with noise

@@ -111,3 +111,16 @@ def test_a_crop_cut_through_a_plate_is_no_whole_plate() -> None:
     cut = plate[:, plate.shape[1] // 3 :]  # a detector's box on the right part of a plate
     check = plate_check(cut)
     assert check.line is not None and not whole_plate(cut, check.line)
+
+
+def test_glowing_characters_on_a_duller_plate_in_a_grey_crop_are_a_plate_read_from_their_row() -> None:
+    plate = cv2.cvtColor(render_plate("AB12 CDE", char_height=30), cv2.COLOR_BGR2GRAY)
+    glowing = np.where(plate < 128, 240, 90).astype(np.uint8)  # an infrared plate over-lit by the lamp
+    grey = _framed(cv2.cvtColor(glowing, cv2.COLOR_GRAY2BGR), colour=(30, 30, 30))
+    check = plate_check(grey)
+    assert check.level == "plate", check.reason
+    assert check.line is not None and not check.line.dark_on_light and check.cut == check.line
+    tinted = grey.copy()
+    tinted[..., 1] = np.clip(tinted[..., 1].astype(np.int16) + 40, 0, 255)  # a colour camera's green cast
+    coloured = plate_check(tinted)
+    assert coloured.level == "maybe" and coloured.whole and coloured.cut is not None and not coloured.cut.dark_on_light
