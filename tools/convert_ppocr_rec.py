@@ -130,7 +130,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="convert-ppocr-") as tmp:
         work = Path(tmp)
         tflite = to_tflite(plate_onnx(fetch_onnx(work, args.wheel), classes), work)
-        written = target.install(tflite, lambda digest: manifest_entry(digest, classes), update_manifest=args.update_manifest)
+        written = target.install(tflite, lambda digest: manifest_entry(digest, classes),
+                                 update_manifest=args.update_manifest)
         shutil.rmtree(work / "tf", ignore_errors=True)
     print(f"converted {NAME:33} {written} ({len(tflite) / 1e6:.1f} MB)")
     return 0

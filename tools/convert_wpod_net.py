@@ -3,7 +3,7 @@
 Maintainers' tool (never imported by ``edge``). Runs in the conversion venv (``.venv-convert``, see
 ``tools/requirements-convert.txt``: TensorFlow 2.19 with Keras 3 and h5py)::
 
-    .venv-convert/bin/python tools/convert_wpod_net.py                     # writes out/converted/, compares with models/
+    .venv-convert/bin/python tools/convert_wpod_net.py                     # writes out/converted/
     .venv-convert/bin/python tools/convert_wpod_net.py --update-manifest   # after changing this tool
 
 Steps: download ``lpdr==0.1`` (pip, no dependencies; MIT, per its LICENSE), take

@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge.runtime.manifest import load_manifest  # noqa: E402
+from edge.runtime.manifest import Manifest, load_manifest  # noqa: E402
 from edge.runtime.reference import (  # noqa: E402
     compare,
     faces_of,
@@ -31,7 +31,7 @@ from edge.runtime.reference import (  # noqa: E402
     tolerance_for,
     unmatched_faces,
 )
-from edge.runtime.tflite import open_model  # noqa: E402
+from edge.runtime.tflite import TfliteModel, open_model  # noqa: E402
 from edge.sample.scene import plate_boxes, render_frames, scenario  # noqa: E402
 
 FRAME_INDEX = 40
@@ -40,9 +40,7 @@ OUT = ROOT / "tests" / "data" / "model_reference.npz"
 
 def fixed_frame() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     spec = scenario("faces", seed=7)
-    for i, frame in enumerate(render_frames(spec)):
-        if i == FRAME_INDEX:
-            break
+    frame = next(f for i, f in enumerate(render_frames(spec)) if i == FRAME_INDEX)
     box = plate_boxes(spec, FRAME_INDEX)[-1]
     plate = np.array([box.x, box.y, box.x + box.w, box.y + box.h], dtype=np.float64)
     person = spec.pedestrians[0]
@@ -54,6 +52,10 @@ def fixed_frame() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     face = np.array([cx - head, cy - head, cx + head, cy + head])
     half = resize_nearest(frame, spec.height // 2, spec.width // 2)
     return half, np.round(plate / 2).astype(np.int32), np.round(face / 2).astype(np.int32)
+
+
+def centerface(manifest: Manifest) -> TfliteModel:
+    return open_model(manifest.path_of(manifest.by_name("centerface")), manifest)
 
 
 def main() -> int:
@@ -73,20 +75,20 @@ def main() -> int:
             ok = d.within(tolerance_for(manifest.by_name(d.output.split("/")[0])))
             bad += not ok
             print(("ok   " if ok else "FAIL ") + d.describe())
-        entry = manifest.by_name("centerface")
-        missing = unmatched_faces(ref["faces:centerface"], faces_of(open_model(manifest.path_of(entry), manifest), frame))
+        expected = ref["faces:centerface"]
+        missing = unmatched_faces(expected, faces_of(centerface(manifest), frame))
         for line in missing:
             print("FAIL " + line)
-        print(f"centerface: {len(ref['faces:centerface']) - len(missing)} of {len(ref['faces:centerface'])} faces found again")
+        print(f"centerface: {len(expected) - len(missing)} of {len(expected)} faces found again")
         return 0 if not bad and not missing else 1
     frame, plate, face = fixed_frame()
     outputs = outputs_of(manifest, frame, plate, face)
     arrays = {"frame": frame, "plate_box": plate, "face_box": face}
     arrays.update({f"out:{k}": v.astype(np.float16) for k, v in outputs.items()})
-    entry = manifest.by_name("centerface")
-    arrays["faces:centerface"] = faces_of(open_model(manifest.path_of(entry), manifest), frame)
+    arrays["faces:centerface"] = faces_of(centerface(manifest), frame)
     np.savez_compressed(args.out, **arrays)  # type: ignore[arg-type]
-    print(f"{args.out}: {len(outputs)} outputs of {len(manifest.entries)} models, {args.out.stat().st_size / 1e6:.2f} MB")
+    size = args.out.stat().st_size / 1e6
+    print(f"{args.out}: {len(outputs)} outputs of {len(manifest.entries)} models, {size:.2f} MB")
     return 0
 
 
