@@ -15,6 +15,8 @@ unit, the engineer drops one file on its boot partition (FAT, writable from any 
         fleet_key: |       # optional: the centre's public key (fleet-signing.pub), pinned for control messages
         hotlist_keys: |    # optional: the unit's hotlist keyring (edge-anpr fleet node-keys; JSON)
         groups: london, a40   # optional: the unit's groups, comma-separated
+        update_url: https://releases.example.net/repo   # optional: the release repository (over-the-air updates)
+        update_root: |     # with update_url: the repository's root metadata (metadata/1.root.json; JSON), pinned
 
 At boot, ``edge-anpr-firstboot.service`` runs this step before the node: it provisions the unit exactly
 as ``edge-anpr provision`` does (config from the template, key 0600 owned by the service user, CSR with
@@ -42,13 +44,22 @@ import yaml
 
 from edge.errors import ConfigError, EdgeError
 from edge.files import write_atomic
-from edge.node.provision import FleetFiles, find_template, provision, service_ids, site_from
+from edge.node.provision import (
+    FleetFiles,
+    UpdateFiles,
+    check_update_root,
+    find_template,
+    provision,
+    service_ids,
+    site_from,
+)
 
 IDENTITY_FILE = "edge-anpr-node.yaml"
 ERROR_FILE = "edge-anpr-node.error.txt"
 DONE_FILE = "edge-anpr-node.done.txt"
 BOOT_DIRS = (Path("/boot/firmware"), Path("/boot"))  # Raspberry Pi OS 12, then older releases
-KEYS = ("site", "camera", "broker", "ca", "key", "cert", "fleet_key", "hotlist_keys", "groups")
+KEYS = ("site", "camera", "broker", "ca", "key", "cert", "fleet_key", "hotlist_keys", "groups", "update_url",
+        "update_root")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +73,8 @@ class Identity:
     fleet_key: str | None = None
     hotlist_keys: str | None = None
     groups: str | None = None
+    update_url: str | None = None
+    update_root: str | None = None
 
 
 def parse_identity(text: str, origin: str) -> Identity:
@@ -81,6 +94,10 @@ def parse_identity(text: str, origin: str) -> Identity:
     ident = Identity(*(raw.get(k) or None for k in KEYS))
     if (ident.hotlist_keys or ident.groups) and not ident.fleet_key:
         raise ConfigError(f"{origin}: hotlist_keys and groups need fleet_key (the centre's public key)")
+    if bool(ident.update_url) != bool(ident.update_root):
+        raise ConfigError(f"{origin}: update_url and update_root go together (the release repository and its root)")
+    if ident.update_url and not ident.update_url.startswith("https://"):
+        raise ConfigError(f"{origin}: update_url {ident.update_url!r} must be https:// (releases come over TLS only)")
     if ident.key and not ident.cert:
         raise ConfigError(f"{origin}: a key needs its certificate (cert:), or leave both out to make a CSR")
     if ident.cert and not ident.key and not (ident.site and ident.camera):
@@ -131,9 +148,9 @@ def take_identity(ident: Identity, out: Path, template: Path) -> list[str]:
     if ident.site and ident.camera and ident.broker:
         site = site_from(ident.site, ident.camera, ident.broker)
         with tempfile.TemporaryDirectory(prefix="edge-firstboot-") as tmp:
-            files = {name: Path(tmp) / name for name in ("ca.crt", "centre.pub", "hotlist-keys.json")}
+            files = {name: Path(tmp) / name for name in ("ca.crt", "centre.pub", "hotlist-keys.json", "root.json")}
             for name, text in (("ca.crt", ident.ca), ("centre.pub", ident.fleet_key),
-                               ("hotlist-keys.json", ident.hotlist_keys)):
+                               ("hotlist-keys.json", ident.hotlist_keys), ("root.json", ident.update_root)):
                 if text:
                     files[name].write_text(text, encoding="utf-8")
                     files[name].chmod(0o600)
@@ -142,11 +159,15 @@ def take_identity(ident: Identity, out: Path, template: Path) -> list[str]:
                 groups = tuple(g.strip() for g in (ident.groups or "").split(",") if g.strip())
                 fleet = FleetFiles(files["centre.pub"], files["hotlist-keys.json"] if ident.hotlist_keys else None,
                                    groups)
+            update = UpdateFiles(files["root.json"], ident.update_url) if ident.update_url else None
+            if update is not None:
+                check_update_root(update.root, "update_root")
             if ident.key:  # the centrally issued key replaces any key of an earlier identity
                 tls.mkdir(parents=True, exist_ok=True, mode=0o750)
                 (tls / "node.key").unlink(missing_ok=True)
                 _write_owned(tls / "node.key", ident.key, 0o600)
-            said = provision(site, out, template, ca=files["ca.crt"] if ident.ca else None, force=True, fleet=fleet)
+            said = provision(site, out, template, ca=files["ca.crt"] if ident.ca else None, force=True, fleet=fleet,
+                             update=update)
             done += [f"installed the key from {IDENTITY_FILE} at {tls / 'node.key'} (mode 0600)"
                      if ident.key and line.startswith("kept the existing key") else line for line in said]
     if ident.cert:

@@ -13,12 +13,15 @@ Layout written under ``--out`` (default /etc/edge-anpr):
   tls/ca.crt         the CA that signed the broker's certificate (copied from --ca when given)
   fleet/centre.pub   the centre's Ed25519 public key(s) the node pins for control messages (--fleet-key; 0644)
   fleet/hotlist-keys.json  this node's hotlist keyring from ``edge-anpr fleet node-keys`` (--hotlist-keys; 0600)
-With --fleet-key the config gets a ``fleet:`` section (the two files, and the node's --group names).
+  update/root.json   the release repository's TUF root metadata the node pins (--update-root; 0644, root's)
+With --fleet-key the config gets a ``fleet:`` section (the two files, and the node's --group names); with
+--update-root and --update-url an ``update:`` section (the repository's URL and the pinned root).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pwd
 import re
@@ -44,6 +47,7 @@ TEMPLATES = (
 OPENSSL_TIMEOUT_S = 30.0
 FLEET_PUB = Path("fleet") / "centre.pub"
 FLEET_KEYRING = Path("fleet") / "hotlist-keys.json"
+UPDATE_ROOT = Path("update") / "root.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,14 @@ class FleetFiles:
     public_key: Path
     hotlist_keys: Path | None = None
     groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateFiles:
+    """What the centre gives a node for over-the-air updates: the release repository's URL and its root metadata."""
+
+    root: Path
+    url: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +115,9 @@ def set_in_section(text: str, section: str, key: str, value: str) -> str:
     return text[: block.start(1)] + new_body + text[block.end(1):]
 
 
-def render_config(template: str, site: Site, out: Path, fleet: FleetFiles | None = None) -> str:
+def render_config(
+    template: str, site: Site, out: Path, fleet: FleetFiles | None = None, update: UpdateFiles | None = None
+) -> str:
     tls = out / "tls"
     text = template
     for section, key, value in (
@@ -114,6 +128,8 @@ def render_config(template: str, site: Site, out: Path, fleet: FleetFiles | None
         text = set_in_section(text, section, key, value)
     if fleet is not None:
         text = _with_fleet(text, out, fleet)
+    if update is not None:
+        text = _with_update(text, out, update)
     parse_config(yaml.safe_load(text), origin="provisioned config")  # refuse to write an invalid config
     return text
 
@@ -127,6 +143,31 @@ def _with_fleet(text: str, out: Path, fleet: FleetFiles) -> str:
     if fleet.hotlist_keys is not None:
         lines.append(f"  hotlist_keys_file: {out / FLEET_KEYRING}   # this node's hotlist keys (0600)")
     return text.rstrip("\n") + "\n" + "\n".join(lines) + "\n"
+
+
+def _with_update(text: str, out: Path, update: UpdateFiles) -> str:
+    if re.search(r"^update:", text, re.M):
+        raise ConfigError("the template already has an update: section; remove it, or leave out --update-root")
+    lines = ["", "update:                        # over-the-air releases (edge-anpr update; TUF-verified)",
+             f"  url: {json.dumps(update.url)}",
+             f"  root_file: {out / UPDATE_ROOT}   # the pinned root: every release is verified from it"]
+    return text.rstrip("\n") + "\n" + "\n".join(lines) + "\n"
+
+
+def check_update_root(path: Path, label: str = "--update-root") -> int:
+    """``path`` must be TUF root metadata signed by its own keys, as python-tuf bootstraps from it; its version."""
+    from tuf.api.exceptions import RepositoryError
+    from tuf.api.metadata import Metadata, Root
+
+    try:
+        meta = Metadata[Root].from_bytes(path.read_bytes())
+        if not isinstance(meta.signed, Root):
+            raise ConfigError(f"{label}: this is {meta.signed.type} metadata, not root (give the "
+                              f"repository's metadata/1.root.json from edge-anpr fleet release init-repo)")
+        meta.signed.verify_delegate(Root.type, meta.signed_bytes, meta.signatures)
+    except RepositoryError as exc:
+        raise ConfigError(f"{label}: not TUF root metadata signed by its own keys ({exc})") from exc
+    return int(meta.signed.version)
 
 
 def check_fleet(fleet: FleetFiles, site: Site) -> None:
@@ -226,16 +267,18 @@ def service_ids() -> tuple[int, int] | None:
 
 
 def provision(
-    site: Site, out: Path, template: Path, *, ca: Path | None, force: bool, fleet: FleetFiles | None = None
+    site: Site, out: Path, template: Path, *, ca: Path | None, force: bool, fleet: FleetFiles | None = None,
+    update: UpdateFiles | None = None,
 ) -> list[str]:
-    """Write config, key and CSR (and the centre's key and the node's keyring); returns what was done."""
+    """Write config, key and CSR (the centre's key, the node's keyring, the pinned root); returns what was done."""
     tls = out / "tls"
     config_path, key, csr = out / "config.yaml", tls / "node.key", tls / "node.csr"
     if config_path.exists() and not force:
         raise ConfigError(f"{config_path} exists; pass --force to replace it (the key is kept either way)")
     if fleet is not None:
         check_fleet(fleet, site)
-    text = render_config(template.read_text(encoding="utf-8"), site, out, fleet)
+    root_version = check_update_root(update.root) if update is not None else 0
+    text = render_config(template.read_text(encoding="utf-8"), site, out, fleet, update)
     try:
         tls.mkdir(parents=True, exist_ok=True, mode=0o750)
     except OSError as exc:
@@ -262,6 +305,11 @@ def provision(
             owned.append(out / FLEET_KEYRING)
             done.append(f"installed the hotlist keyring at {out / FLEET_KEYRING} (mode 0600; groups: "
                         f"{', '.join(fleet.groups) or 'none'}); delete the copy you brought")
+    if update is not None:  # root's, not the service user's: the node's own process cannot replace its trust anchor
+        (out / "update").mkdir(exist_ok=True, mode=0o755)
+        write_atomic(out / UPDATE_ROOT, update.root.read_bytes(), mode=0o644)
+        done.append(f"pinned the release repository's root (version {root_version}) at {out / UPDATE_ROOT}; "
+                    f"updates from {update.url}")
     write_atomic(config_path, text.encode(), mode=0o640)
     done.append(f"wrote {config_path} (site {site.site}, camera {site.camera}, broker {site.host}:{site.port})")
     ids = service_ids()
@@ -286,6 +334,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         "pinned for control messages; adds a fleet: section to the config")
     parser.add_argument("--hotlist-keys", help="this node's hotlist keyring (edge-anpr fleet node-keys)")
     parser.add_argument("--group", action="append", default=[], help="a group of this node (repeat; with --fleet-key)")
+    parser.add_argument("--update-root", help="the release repository's root metadata (metadata/1.root.json from "
+                        "edge-anpr fleet release init-repo), pinned for over-the-air updates; with --update-url")
+    parser.add_argument("--update-url", help="the release repository's https:// URL; adds an update: section")
 
 
 def fleet_from_args(args: argparse.Namespace) -> FleetFiles | None:
@@ -300,6 +351,18 @@ def fleet_from_args(args: argparse.Namespace) -> FleetFiles | None:
                       tuple(args.group))
 
 
+def update_from_args(args: argparse.Namespace) -> UpdateFiles | None:
+    if not args.update_root and not args.update_url:
+        return None
+    if not (args.update_root and args.update_url):
+        raise ConfigError("--update-root and --update-url go together (the pinned root and the repository's URL)")
+    if not Path(args.update_root).is_file():
+        raise ConfigError(f"--update-root {args.update_root}: no such file")
+    if not args.update_url.startswith("https://"):
+        raise ConfigError(f"--update-url {args.update_url!r}: must be https:// (nodes fetch releases over TLS only)")
+    return UpdateFiles(Path(args.update_root), args.update_url)
+
+
 def main(args: argparse.Namespace) -> int:
     interactive = not args.no_input
     site = site_from(_ask("site", args.site, interactive), _ask("camera", args.camera, interactive),
@@ -307,9 +370,10 @@ def main(args: argparse.Namespace) -> int:
     ca = Path(args.ca) if args.ca else None
     if ca is not None and not ca.is_file():
         raise ConfigError(f"--ca {args.ca}: no such file")
-    fleet = fleet_from_args(args)
+    fleet, update = fleet_from_args(args), update_from_args(args)
     try:
-        done = provision(site, Path(args.out), find_template(args.template), ca=ca, force=args.force, fleet=fleet)
+        done = provision(site, Path(args.out), find_template(args.template), ca=ca, force=args.force, fleet=fleet,
+                         update=update)
     except OSError as exc:
         raise EdgeError(f"provisioning failed: {exc}") from exc
     for line in done:

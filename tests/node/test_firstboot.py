@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 import subprocess
 from collections.abc import Callable
@@ -133,3 +134,34 @@ def test_a_unit_given_its_key_and_certificate_is_accepted_by_the_broker(
     assert stat.S_IMODE((out / "tls" / "node.key").stat().st_mode) == 0o600
     check = probe_broker(load_config(out / "config.yaml"), 10)
     assert check.status == "pass", check
+
+
+def test_update_url_and_root_on_the_boot_partition_pin_the_root_and_write_the_update_section(tmp_path: Path) -> None:
+    from edge.central import release as rel
+
+    keys = tmp_path / "keys"
+    repo = rel.ReleaseRepo.init(tmp_path / "repo", root_signer=rel.make_key(keys / "root.key"),
+                                online_signer=rel.make_key(keys / "online.key"), now=rel.utc_now())
+    root_text = (repo.meta_dir / "1.root.json").read_text()
+    boot, out = tmp_path / "boot", tmp_path / "etc"
+    identity = _identity(boot, site="s1", camera="c1", broker="b", update_url="https://releases.example.net/repo",
+                         update_root=root_text)
+    done = _firstboot(boot, out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = load_config(out / "config.yaml")
+    assert config.update is not None and config.update.url == "https://releases.example.net/repo"
+    assert json.loads(Path(config.update.root_file).read_text()) == json.loads(root_text)
+    assert not identity.exists()
+
+    # a root that is not signed by its own keys is refused: the file stays, nothing changes
+    forged = json.loads(root_text)
+    forged["signed"]["version"] = 2
+    _identity(boot, site="s1", camera="c1", broker="b", update_url="https://releases.example.net/repo",
+              update_root=json.dumps(forged, indent=1))
+    before = (out / "config.yaml").read_bytes()
+    assert _firstboot(boot, out).returncode == 2
+    assert "update_root: not TUF root metadata signed by its own keys" in (boot / ERROR_FILE).read_text()
+    assert (out / "config.yaml").read_bytes() == before
+    _identity(boot, site="s1", camera="c1", broker="b", update_url="https://releases.example.net/repo")
+    assert _firstboot(boot, out).returncode == 2
+    assert "update_url and update_root go together" in (boot / ERROR_FILE).read_text()

@@ -3,6 +3,7 @@ CSR whose CN the broker ACL expects; once signed, the node's certificate is acce
 
 from __future__ import annotations
 
+import json
 import stat
 import subprocess
 import sys
@@ -117,3 +118,51 @@ def test_a_provisioned_node_signed_by_the_ca_is_accepted_by_the_broker(
              "-set_serial", "77", "-days", "2", "-out", str(tls / "node.crt"), "-extfile", str(ext))
     check = probe_broker(load_config(out / "config.yaml"), 10)
     assert check.status == "pass", check
+
+
+def _release_repo(tmp: Path) -> Path:
+    """A release repository as ``edge-anpr fleet release init-repo`` makes it; its metadata folder."""
+    from edge.central import release as rel
+
+    keys = tmp / "keys"
+    repo = rel.ReleaseRepo.init(tmp / "repo", root_signer=rel.make_key(keys / "root.key"),
+                                online_signer=rel.make_key(keys / "online.key"), now=rel.utc_now())
+    return repo.meta_dir
+
+
+def test_update_root_and_url_pin_the_root_and_write_the_update_section(tmp_path: Path) -> None:
+    meta, out = _release_repo(tmp_path), tmp_path / "etc"
+    done = _provision(out, "--site", "s1", "--camera", "c1", "--broker", "b", "--no-input",
+                      "--update-root", str(meta / "1.root.json"), "--update-url", "https://releases.example.net/repo")
+    assert done.returncode == 0, done.stderr
+    assert "pinned the release repository's root (version 1)" in done.stdout
+    config = load_config(out / "config.yaml")
+    assert config.update is not None
+    assert config.update.url == "https://releases.example.net/repo"
+    assert config.update.root_file == str(out / "update" / "root.json")
+    pinned = out / "update" / "root.json"
+    assert pinned.read_bytes() == (meta / "1.root.json").read_bytes()
+    assert stat.S_IMODE(pinned.stat().st_mode) == 0o644  # public metadata; root's on a unit, not the service user's
+
+
+def test_an_update_root_that_is_not_a_self_signed_root_or_a_lone_flag_is_refused_and_nothing_written(
+    tmp_path: Path,
+) -> None:
+    meta, out = _release_repo(tmp_path), tmp_path / "etc"
+    flags = ("--site", "s1", "--camera", "c1", "--broker", "b", "--no-input")
+    url = ("--update-url", "https://releases.example.net/repo")
+    targets = _provision(out, *flags, "--update-root", str(meta / "1.targets.json"), *url)
+    assert targets.returncode == 2
+    assert "this is targets metadata, not root" in targets.stderr
+    forged = tmp_path / "forged.root.json"
+    doc = json.loads((meta / "1.root.json").read_text())
+    doc["signed"]["expires"] = "2099-01-01T00:00:00Z"  # changed after signing
+    forged.write_text(json.dumps(doc))
+    refused = _provision(out, *flags, "--update-root", str(forged), *url)
+    assert refused.returncode == 2
+    assert "not TUF root metadata signed by its own keys" in refused.stderr
+    lone = _provision(out, *flags, *url)
+    assert lone.returncode == 2 and "--update-root and --update-url go together" in lone.stderr
+    plain = _provision(out, *flags, "--update-root", str(meta / "1.root.json"), "--update-url", "http://r.example")
+    assert plain.returncode == 2 and "must be https://" in plain.stderr
+    assert not out.exists()
