@@ -52,6 +52,8 @@ PLUGGED: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("bench", "pipeline"), "edge.cli.bench", "measure whole-pipeline fps, latency and memory on a replay"),
     (("bench", "redaction"), "edge.privacy.bench", "measure face redaction time per image on one thread"),
     (("selftest",), "edge.node.selftest", "check config, models, camera, broker, clock and disk; print a table"),
+    (("bench", "update"), "edge.central.release_bench",
+     "measure an over-the-air update N -> N+1 -> N through a TUF repository on loopback: time and bytes per step"),
     (("provision",), "edge.node.provision", "write a site config and create this node's key and CSR"),
     (("firstboot",), "edge.node.firstboot",
      "take this unit's identity from edge-anpr-node.yaml on the boot partition (a card image for many units)"),
