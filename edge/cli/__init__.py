@@ -1,7 +1,8 @@
 """``edge-anpr``: the command line for field engineers, testers and the central side.
 
 Exit codes: 0 success; 1 unexpected error; 2 bad configuration or usage; 3 camera/source;
-4 model; 5 broker; 6 state directory.
+4 model; 5 broker; 6 state directory; 75 ``run`` stopped to start again with another config (a pushed config
+applied or rolled back: systemd's ``Restart=on-failure`` restarts it).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ examples:
   edge-anpr sample-scene out/scene.mp4                  render a synthetic scene with ground truth
 
 exit codes: 0 ok, 2 bad config or usage, 3 camera/source, 4 model, 5 broker, 6 state directory,
-            7 clock (selftest), 8 disk (selftest)
+            7 clock (selftest), 8 disk (selftest), 75 run restarts with another config (pushed or rolled back)
 """
 
 # Subcommands that live beside their stage: (name(s), module, help). Each module exposes
@@ -51,9 +52,9 @@ PLUGGED: tuple[tuple[tuple[str, ...], str, str], ...] = (
      "measure a hotlist push to N nodes through Mosquitto: time until every node applied it, bytes sent"),
     (("bench", "pipeline"), "edge.cli.bench", "measure whole-pipeline fps, latency and memory on a replay"),
     (("bench", "redaction"), "edge.privacy.bench", "measure face redaction time per image on one thread"),
-    (("selftest",), "edge.node.selftest", "check config, models, camera, broker, clock and disk; print a table"),
     (("bench", "update"), "edge.central.release_bench",
      "measure an over-the-air update N -> N+1 -> N through a TUF repository on loopback: time and bytes per step"),
+    (("selftest",), "edge.node.selftest", "check config, models, camera, broker, clock and disk; print a table"),
     (("provision",), "edge.node.provision", "write a site config and create this node's key and CSR"),
     (("firstboot",), "edge.node.firstboot",
      "take this unit's identity from edge-anpr-node.yaml on the boot partition (a card image for many units)"),

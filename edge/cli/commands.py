@@ -129,6 +129,7 @@ def _health_reporter(
     """Health for a running node: published retained over MQTT, shown by ``systemctl status``, kept in health.json."""
 
     from edge import __version__
+    from edge.clock import SystemClock
     from edge.errors import ModelError
     from edge.node.health import HealthCollector, HealthReporter, HealthSink, Versions, summary
     from edge.runtime import load_manifest
@@ -159,9 +160,11 @@ def _health_reporter(
     )
     sinks: list[HealthSink] = [lambda body: hooks.status(summary(body))]
     if node.publisher is not None:
-        sinks.append(node.publisher.publish_health)
+        publisher, wall = node.publisher, SystemClock()
+        # Health is stamped with the wall clock, not a recording's: the process reports on itself now, and a
+        # recording's times repeat after every restart (the centre keeps one health per node and time).
+        sinks.append(lambda body: publisher.publish_health({"time": iso_ms(wall.now()), **body}))
         if pushes is not None:  # a pushed config on trial is confirmed by health published while started, connected
-            publisher = node.publisher
             sinks.append(lambda body: pushes.health_published(started=hooks.ready, connected=publisher.connected))
     return HealthReporter(
         collector, interval_s=config.health.interval_s, sinks=sinks, tick_s=config.clock.check_interval_s,

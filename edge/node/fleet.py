@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 STORE_FORMAT = "anpr.fleet-hotlist/1"
 FLEET_DIR = "fleet"
 VERSIONS = "versions.json"
+REFUSED = "refused.json"  # per kind:target, the version and sha256 of the last push refused after its signature held
 RELEASE_TRIGGER = "release.json"  # written on a verified release announcement; edge-anpr-update.path watches it
 TRIGGER_FORMAT = "anpr.release-announced/1"
 REFUSALS_KEPT = 10
@@ -147,6 +148,7 @@ class FleetNode:
         self.on_change = on_change  # told after every applied update and refusal (the service: publish health now)
         self._lock = threading.Lock()
         self._versions: dict[str, int] = self._load_versions()
+        self._refused_pushes: dict[str, tuple[int, str]] = self._load_refused()
         self._pending: dict[str, _Pending] = {}
         self._hotlists: dict[str, Hotlist] = {}
         self._refused: deque[dict[str, Any]] = deque(maxlen=REFUSALS_KEPT)
@@ -173,6 +175,23 @@ class FleetNode:
             log.error("fleet: cannot read %s (%s); versions are taken from the stored lists", path, exc)
             return {}
         return {str(k): int(v) for k, v in doc.items() if isinstance(v, int)} if isinstance(doc, dict) else {}
+
+    def _load_refused(self) -> dict[str, tuple[int, str]]:
+        try:
+            doc = json.loads((self._dir / REFUSED).read_text(encoding="utf-8"))
+            return {str(k): (int(v[0]), str(v[1])) for k, v in doc.items()}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            log.error("fleet: cannot read %s (%s); a refused push still retained is refused again", REFUSED, exc)
+            return {}
+
+    def _remember_refused(self, key: str, manifest: Manifest) -> None:
+        """A retained push stays on the broker: remember it, so it is not refused (and reported) again at every
+        restart. Only a push whose signature held: its content, not a wrong clock or key, is what was refused."""
+        self._refused_pushes[key] = (manifest.version, manifest.sha256)
+        write_atomic(self._dir / REFUSED, (json.dumps(self._refused_pushes, sort_keys=True) + "\n").encode())
+        fsync_dir(self._dir)
 
     def _save_versions(self) -> None:
         write_atomic(self._dir / VERSIONS, (json.dumps(self._versions, sort_keys=True) + "\n").encode())
@@ -235,6 +254,11 @@ class FleetNode:
         if result.version == applied:
             log.debug("fleet: %s version %d is already applied", key, applied)
             return
+        if self._refused_pushes.get(key) == (result.version, result.sha256):
+            log.info("fleet: %s version %d was refused before (see the log and fleet status); push a new version",
+                     key, result.version)
+            self._pending.pop(key, None)
+            return
         pending = self._pending.get(key)
         if pending is None or pending.version != result.version:
             pending = self._pending[key] = _Pending(result.version)
@@ -274,7 +298,13 @@ class FleetNode:
         if len(pending.chunks) < manifest.chunks:
             return False  # more to come
         self._pending.pop(key)
-        data = b"".join(pending.chunks[i] for i in range(manifest.chunks))
+        refusals = self.refusals
+        applied = self._verify_and_apply(manifest, b"".join(pending.chunks[i] for i in range(manifest.chunks)))
+        if not applied and self.refusals != refusals:
+            self._remember_refused(key, manifest)
+        return applied
+
+    def _verify_and_apply(self, manifest: Manifest, data: bytes) -> bool:
         refusal = verify_payload(manifest, data)
         if refusal is not None:
             self._refuse(refusal)

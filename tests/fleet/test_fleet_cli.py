@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from support.broker import MosquittoBroker
+from support.broker import MosquittoBroker, Subscriber, TlsFiles
 from support.pki import OPENSSL, TestPki, tls_listener_lines
 
 from edge.central.fleet import BrokerOptions, ControlPublisher, hotlist_push, load_secret
@@ -108,3 +108,48 @@ def test_push_from_the_command_line_shows_applied_and_refused_in_fleet_status(
             sim.__exit__(None, None, None)
         stop.set()
         listener.join(10)
+
+
+def test_config_push_from_the_command_line_is_schema_checked_signed_and_retained_for_the_node(
+    mosquitto_factory: Callable[..., MosquittoBroker], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.central.store.fleet import last_version, open_db
+    from edge.fleet.manifest import verify_manifest
+    from edge.fleet.signing import load_public_keys
+
+    keys, store = tmp_path / "keys", tmp_path / "central.sqlite"
+    assert main(["fleet", "keygen", "--out", str(keys)]) == 0
+    pki = TestPki(tmp_path / "pki")
+    broker = mosquitto_factory(listener_lines=tls_listener_lines(pki, tmp_path))
+    fleet_id, cam1 = pki.issue("fleet", "fleet"), pki.issue("cam1", "site1/cam1")
+    push = ["fleet", "config", "push", "--keys", str(keys), "--store", str(store), "--host", "localhost", "--port",
+            str(broker.port), "--ca-file", pki.ca_file, "--cert-file", fleet_id.cert_file, "--key-file",
+            fleet_id.key_file]
+    bad, good = tmp_path / "bad.yaml", tmp_path / "good.yaml"
+    bad.write_text("capture: {fps: 0}\n")
+    good.write_text("health: {interval_s: 30}\n")  # no identity: each node keeps its own
+    capsys.readouterr()
+    assert main([*push, str(bad), "--to", "site1/cam1"]) == 2
+    assert "capture.fps = 0" in capsys.readouterr().err, "the centre names the bad key"
+    assert main([*push, str(good), "--to", "all"]) == 2, "only release announcements go to every node"
+    assert main([*push, str(good), "--to", "site1/cam1"]) == 0
+    assert "pushed config version 1 to site1/cam1:" in capsys.readouterr().out
+    assert main([*push, str(good), "--to", "site1/cam1", "--version", "1"]) == 2, "a version is never reused"
+    node = Subscriber("localhost", broker.port, "anpr/ctl/site1/cam1/#",  # the node comes online after the push
+                      tls=TlsFiles(pki.ca_file, cam1.cert_file, cam1.key_file)).start()
+    try:
+        got = node.wait_for(2, 10)
+    finally:
+        node.stop()
+    manifest = next(m for m in got if m.topic == "anpr/ctl/site1/cam1/config")
+    assert all(m.retain for m in got) and {m.topic for m in got} == {"anpr/ctl/site1/cam1/config",
+                                                         "anpr/ctl/site1/cam1/config/data/0"}
+    verified = verify_manifest(manifest.payload, keys=load_public_keys(str(keys / "fleet-signing.pub")),
+                               target="site1/cam1", kind="config", applied_version=0, now=datetime.now(UTC),
+                               max_size=1_000_000)
+    assert getattr(verified, "version", None) == 1, verified
+    db = open_db(str(store))
+    try:
+        assert last_version(db, "config", "site1/cam1") == 1, "recorded once: the refused pushes are not"
+    finally:
+        db.close()

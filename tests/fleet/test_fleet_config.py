@@ -173,6 +173,19 @@ def test_an_invalid_config_is_refused_with_check_configs_message(node: Node, cap
     assert node.fleet.health()["config"] == {"source": "local"}
 
 
+def test_a_refused_push_still_retained_is_reported_once_not_at_every_restart(node: Node) -> None:
+    bad = node_doc(node.tmp, capture={"fps": 0})
+    node.push(1, bad)
+    assert [r["reason"] for r in node.refused()] == ["invalid_config"] and node.fleet.refusals == 1
+    after = node.restart()
+    after.push(1, bad)  # the broker delivers the retained push again (a new signature, the same version and payload)
+    assert after.refused() == [] and after.fleet.refusals == 0, "refused once, not again after the restart"
+    after.push(1, node_doc(node.tmp, capture={"fps": -1}))
+    assert [r["reason"] for r in after.refused()] == ["invalid_config"], "another payload under that version is checked"
+    after.push(2, node_doc(node.tmp, health={"interval_s": 7}))
+    assert after.restarts.count == 1, "a new version is taken"
+
+
 @pytest.mark.parametrize(("section", "values", "field"), [
     ("node", {"site": "site2"}, "node.site"),
     ("node", {"camera": "cam9"}, "node.camera"),
