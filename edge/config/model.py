@@ -475,6 +475,11 @@ class UpdateConfig(_Section):
     restart_command: tuple[str, ...] = Field(
         ("systemctl", "restart", "edge-anpr.service"), min_length=1, description="How the node's service is restarted."
     )
+    selftest_user: str | None = Field(
+        "edge-anpr", pattern=r"^[a-z_][a-z0-9_-]{0,31}$", description="The new release's selftest runs as this user, "
+        "in a transient systemd service (systemd-run) that may write only node.state_dir, as the node itself runs; "
+        "none: in the updater's own process and sandbox (tests, systems without systemd).",
+    )
 
 
 class Config(_Section):

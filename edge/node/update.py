@@ -85,17 +85,35 @@ class CommandRestarter:
             log.error("update: %s failed: %s", " ".join(self.command), done.stderr.strip()[-300:])
 
 
+def as_service_user(user: str, state_dir: str, timeout_s: float) -> list[str]:
+    """``systemd-run`` prefix: the command as ``user`` in a transient service sandboxed as the node's own unit (the
+    system read-only but the state directory, no home, a private /tmp, no devices), its output piped back."""
+    props = ("ProtectSystem=strict", f"ReadWritePaths=-{state_dir}", "ProtectHome=yes", "PrivateTmp=yes",
+             "PrivateDevices=yes", "NoNewPrivileges=yes", "UMask=0077", "Environment=PYTHONDONTWRITEBYTECODE=1",
+             f"RuntimeMaxSec={max(1, int(timeout_s))}")
+    return ["systemd-run", "--quiet", "--wait", "--pipe", "--collect", f"--uid={user}",
+            *(f"--property={p}" for p in props)]
+
+
 @dataclass(frozen=True, slots=True)
 class CommandSelfTest:
-    """The release's own ``edge-anpr selftest`` (camera skipped: the restarted service holds it)."""
+    """The release's own ``edge-anpr selftest`` (camera skipped: the restarted service holds it). With ``run_as``
+    (``update.selftest_user``) it runs as the node's user through :func:`as_service_user`: the updater's unit may
+    write only /opt/edge-anpr, and selftest writes a probe into the node's state directory, as the node does."""
 
     config: str
     timeout_s: float = 300.0
+    run_as: str | None = None
+    state_dir: str = "/var/lib/edge-anpr"
+
+    def command(self, release: Path) -> list[str]:
+        cmd = [str(release / "venv" / "bin" / "edge-anpr"), "selftest", "--config", self.config, "--skip", "camera"]
+        return cmd if self.run_as is None else [*as_service_user(self.run_as, self.state_dir, self.timeout_s), *cmd]
 
     def check(self, release: Path) -> str | None:
-        cmd = [str(release / "venv" / "bin" / "edge-anpr"), "selftest", "--config", self.config, "--skip", "camera"]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout_s, check=False)
+        cmd = self.command(release)
+        try:  # systemd's RuntimeMaxSec ends a transient selftest first
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout_s + 30, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"selftest did not run: {exc}"
         if done.returncode == 0:

@@ -62,7 +62,8 @@ def build_updater(config: Config, config_path: str) -> tuple[NodeUpdater, TlsFet
     health = Path(config.node.state_dir) / "health.json"
     updater = NodeUpdater(
         root, client, Identity(config.node.site, config.node.camera, tuple(groups)),
-        restarter=CommandRestarter(up.restart_command), selftest=CommandSelfTest(config_path),
+        restarter=CommandRestarter(up.restart_command),
+        selftest=CommandSelfTest(config_path, run_as=up.selftest_user, state_dir=config.node.state_dir),
         probe=lambda: HealthFileProbe(health), installer=up.installer,
         timing=Timing(startup_s=up.startup_s, healthy_s=up.healthy_s, min_free_mb=up.min_free_mb),
         fetched=lambda: fetcher.bytes_received,
