@@ -197,7 +197,8 @@ class Redactor:
 
     def __init__(self, detector: FaceDetector, *, margin: float, second_pass: FaceDetector | None,
                  detector_name: str, model_sha256: str, threshold: float, budget_ms: float | None = None,
-                 rechecks: int = 1, clock_ns: Callable[[], int] = monotonic_ns) -> None:
+                 rechecks: int = 1, clock_ns: Callable[[], int] = monotonic_ns,
+                 vehicle_detector: FaceDetector | None = None) -> None:
         if margin < 0:
             raise ValueError(f"margin {margin} must be >= 0")
         if budget_ms is not None and budget_ms <= 0:
@@ -205,6 +206,8 @@ class Redactor:
         if rechecks < 0:
             raise ValueError(f"rechecks {rechecks} must be >= 0 (0: the first face the second pass finds fails)")
         self.detector = detector
+        # the look at a vehicle's window (its occupants): where a face is expected, a small one counts too
+        self.vehicle_detector = detector if vehicle_detector is None else vehicle_detector
         self.rechecks = rechecks
         self.second_pass = second_pass
         self.margin = margin
@@ -289,7 +292,8 @@ class Redactor:
         if r is None:
             return self._detect(self.detector, image, "detector", []) if whole else []
         crop = image[r.y:r.y + r.h, r.x:r.x + r.w]
-        return [Box(b.x + r.x, b.y + r.y, b.w, b.h) for b in self._detect(self.detector, crop, "detector", [])]
+        found = self._detect(self.vehicle_detector, crop, "detector", [])
+        return [Box(b.x + r.x, b.y + r.y, b.w, b.h) for b in found]
 
     def _detect(self, detector: FaceDetector, image: Image, what: str, regions: Sequence[Box]) -> list[Box]:
         try:

@@ -3,7 +3,9 @@
 The privacy stage gives each other vehicle in a ``redacted_overview`` an enlarged look at its occupants. The
 tracker knows the vehicles it follows; a far vehicle whose small plate it has not yet picked up (the node's
 fine look runs only while no crop reads as a plate) is found here: the fine look's boxes on the overview,
-kept where the crop looks like a plate (:func:`edge.read.line.plate_check`). Nothing is read.
+kept unless the crop looks like no plate at all (:func:`edge.read.line.plate_check`). A "maybe" is kept: the
+detector's box often cuts a far plate short (its characters run out of the crop), and here a box too many
+costs one more look at a window, a box too few a driver's face. Nothing is read.
 """
 
 from __future__ import annotations
@@ -29,6 +31,6 @@ class PlateLocator:
         for det in self._detector.detect(seen):
             box = det.scaled(sx, sy).box
             crop = image[box.y : box.y + box.h, box.x : box.x + box.w]
-            if crop.size and plate_check(crop).level == "plate":
+            if crop.size and plate_check(crop).level != "no":
                 found.append(box)
         return found

@@ -9,15 +9,15 @@ import pytest
 
 from edge.cli import main
 
-FETCHED = Path(__file__).resolve().parents[2] / "models"
+MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
 def test_bench_redaction_prints_one_row_per_detector_as_json(capsys: pytest.CaptureFixture[str],
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("centerface", "face_detection_full_range"):
-        if not (FETCHED / f"{name}.tflite").is_file():
+        if not (MODELS / f"{name}.tflite").is_file():
             pytest.skip(f"{name}.tflite is missing (run scripts/setup.sh)")
-    monkeypatch.chdir(FETCHED.parents[1])  # the detectors' default model paths are relative to the checkout
+    monkeypatch.chdir(MODELS.parent)  # the detectors' default model paths are relative to the checkout
     args = ["bench", "redaction", "--size", "640x360", "--detector", "centerface,blazeface", "--min-face", "96",
             "--repeat", "1", "--json"]
     assert main(args) == 0
