@@ -24,11 +24,12 @@ import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from securesystemslib.signer import CryptoSigner
-
-from edge.central import release as rel
 from edge.errors import ConfigError
+
+if TYPE_CHECKING:  # python-tuf is imported when a command runs, not to build the parser
+    from securesystemslib.signer import CryptoSigner
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -97,7 +98,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     broker_args(p)
 
 
-
 def _repo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repo", required=True, help="the repository folder (served as-is by any static HTTPS server)")
 
@@ -107,6 +107,8 @@ def _online(p: argparse.ArgumentParser) -> None:
 
 
 def _signer(path: str, *, create: bool = False) -> CryptoSigner:
+    from edge.central import release as rel
+
     p = Path(path)
     if create and not p.exists():
         print(f"created {p} (Ed25519, 0600)")
@@ -117,10 +119,14 @@ def _signer(path: str, *, create: bool = False) -> CryptoSigner:
 def main(args: argparse.Namespace) -> int:
     commands = {"init-repo": _init, "build": _build, "status": _status, "rotate-key": _rotate, "refresh": _refresh,
                 "publish": _publish, "rollout": _rollout, "withdraw": _withdraw}
-    return commands[args.release_command](args, rel.utc_now())
+    from edge.central.release import utc_now
+
+    return commands[args.release_command](args, utc_now())
 
 
 def _init(args: argparse.Namespace, now: datetime) -> int:
+    from edge.central import release as rel
+
     repo = rel.ReleaseRepo.init(Path(args.repo), root_signer=_signer(args.root_key, create=True),
                                 online_signer=_signer(args.online_key, create=True), now=now)
     print(f"created the repository {repo.path}: install {repo.meta_dir / '1.root.json'} on every node "
@@ -129,12 +135,16 @@ def _init(args: argparse.Namespace, now: datetime) -> int:
 
 
 def _status(args: argparse.Namespace, now: datetime) -> int:
+    from edge.central import release as rel
+
     summary = rel.summary(rel.ReleaseRepo.open(Path(args.repo)))
     print(json.dumps(summary, indent=1) if args.json else _status_text(summary))
     return 0
 
 
 def _rotate(args: argparse.Namespace, now: datetime) -> int:
+    from edge.central import release as rel
+
     if not args.new_online_key and not args.new_root_key:
         raise ConfigError("rotate-key: give --new-online-key and/or --new-root-key")
     repo = rel.ReleaseRepo.open(Path(args.repo))
@@ -148,11 +158,15 @@ def _rotate(args: argparse.Namespace, now: datetime) -> int:
 
 
 def _refresh(args: argparse.Namespace, now: datetime) -> int:
+    from edge.central import release as rel
+
     print(rel.ReleaseRepo.open(Path(args.repo)).refresh(_signer(args.online_key), now))
     return 0
 
 
 def _publish(args: argparse.Namespace, now: datetime) -> int:
+    from edge.central import release as rel
+
     repo = rel.ReleaseRepo.open(Path(args.repo))
     online = _signer(args.online_key)
     info = repo.add_release(Path(args.bundle))
@@ -167,6 +181,8 @@ def _publish(args: argparse.Namespace, now: datetime) -> int:
 
 
 def _rollout(args: argparse.Namespace, now: datetime) -> int:
+    from edge.central import release as rel
+
     repo = rel.ReleaseRepo.open(Path(args.repo))
     online = _signer(args.online_key)
     for scope in args.to:
@@ -177,6 +193,8 @@ def _rollout(args: argparse.Namespace, now: datetime) -> int:
 
 
 def _withdraw(args: argparse.Namespace, now: datetime) -> int:
+    from edge.central import release as rel
+
     repo = rel.ReleaseRepo.open(Path(args.repo))
     online = _signer(args.online_key)
     lines = repo.withdraw(args.version, now, back_to=args.back_to)
@@ -187,6 +205,8 @@ def _withdraw(args: argparse.Namespace, now: datetime) -> int:
 
 
 def _build(args: argparse.Namespace, now: datetime) -> int:
+    from edge.central import release as rel
+
     with tempfile.TemporaryDirectory(prefix="edge-anpr-release-") as scratch:
         tmp = Path(scratch)
         wheel = Path(args.wheel) if args.wheel else rel.build_wheel(Path(args.source), tmp)
