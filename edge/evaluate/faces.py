@@ -82,6 +82,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help=f"centerface: the least score of a box under --small-face px ({d.small_threshold})")
     p.add_argument("--small-face", type=int, default=d.small_face,
                    help=f"centerface: boxes shorter than this (px) need --small-threshold ({d.small_face})")
+    p.add_argument("--night-threshold", type=float, default=d.night_threshold,
+                   help=f"centerface: the least score of a face in a grey frame ({d.night_threshold})")
     p.add_argument("--margin", type=float, default=d.margin, help=f"margin around faces, share ({d.margin})")
     p.add_argument("--min-face", type=int, default=d.min_face,
                    help=f"blazeface: smallest face searched, px ({d.min_face})")
@@ -123,7 +125,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     settings = RedactorSettings(
         model=args.model or DETECTORS[args.detector or "centerface"], manifest=args.manifest,
         threshold=args.threshold, small_threshold=args.small_threshold, small_face=args.small_face,
-        margin=args.margin, min_face=args.min_face, face_px=args.face_px,
+        night_threshold=args.night_threshold, margin=args.margin, min_face=args.min_face, face_px=args.face_px,
         max_gain=args.max_gain, second_pass=not args.no_second_pass, check_min_face=args.check_min_face,
     )
     redactors = [build_redactor(settings) for _ in range(min(args.threads, max(1, len(files))))]
@@ -143,6 +145,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     result["settings"] = {
         "model": settings.model, "detector": redactors[0].detector_name, "threshold": settings.threshold,
         "small_threshold": settings.small_threshold, "small_face": settings.small_face,
+        "night_threshold": settings.night_threshold,
         "margin": settings.margin, "min_face": settings.min_face,
         "face_px": settings.face_px, "max_gain": settings.max_gain, "second_pass": settings.second_pass,
         "second_pass_threshold": settings.second_pass_threshold, "check_min_face": settings.check_min_face,

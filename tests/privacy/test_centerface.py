@@ -16,7 +16,16 @@ import pytest
 
 from edge.domain import Box
 from edge.errors import ModelError
-from edge.privacy.centerface import STRIDE, CenterFaceDetector, decode, nms, tiling
+from edge.privacy.centerface import (
+    NIGHT_MAX_GAIN,
+    STRIDE,
+    CenterFaceDetector,
+    decode,
+    night_input,
+    nms,
+    stretched,
+    tiling,
+)
 from edge.runtime import load_manifest, open_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,6 +68,44 @@ def test_a_16_9_frame_is_one_model_input_and_a_portrait_photo_is_tiled_at_a_larg
     assert len(origins) == 4 and {y for _, y in origins} == {0}
 
 
+def test_a_dim_flat_grey_image_is_stretched_to_the_full_range_and_a_full_range_one_is_left_alone() -> None:
+    rng = np.random.default_rng(0)
+    dim = rng.integers(20, 148, (120, 160), dtype=np.uint8)  # contrast halved over a floor of 20, as --night
+    out = stretched(dim, max_gain=4.0)
+    assert out.dtype == np.uint8 and out.shape == dim.shape
+    assert np.percentile(out, 1) <= 3 and np.percentile(out, 99) >= 252
+    assert np.all(np.diff(out.ravel()[np.argsort(dim, axis=None)].astype(int)) >= 0)  # order of levels kept
+    full = np.tile(np.linspace(0, 255, 160).astype(np.uint8), (120, 1))
+    full[:, :8], full[:, -8:] = 0, 255  # black and white beyond the 1st and 99th percentiles
+    assert stretched(full, max_gain=4.0) is full
+
+
+def test_the_stretch_is_capped_so_a_nearly_flat_image_is_not_blown_up_into_noise() -> None:
+    flat = np.full((100, 100), 60, np.uint8)
+    flat[::2] = 70  # a 10-level range: stretched at most NIGHT_MAX_GAIN times
+    out = stretched(flat, max_gain=NIGHT_MAX_GAIN)
+    assert int(out.max()) - int(out.min()) <= 10 * NIGHT_MAX_GAIN + 1
+    assert stretched(flat, max_gain=1.0) is flat
+    with pytest.raises(ValueError, match=r"max_gain 0\.5"):
+        stretched(flat, max_gain=0.5)
+
+
+def test_night_input_smooths_sensor_noise_keeps_an_edge_and_leaves_its_input_alone() -> None:
+    rng = np.random.default_rng(1)
+    clean = np.full((80, 80), 40.0, np.float32)
+    clean[:, 40:] = 120.0  # a dim edge, as a face's outline at night
+    noisy = np.clip(clean + rng.normal(0.0, 8.0, clean.shape), 0, 255).astype(np.uint8)
+    image = np.repeat(noisy[:, :, None], 3, axis=2)  # grey on three channels, as eval faces --night gives
+    before = image.copy()
+    out = night_input(image)
+    assert out.shape == noisy.shape and out.dtype == np.uint8 and np.array_equal(image, before)
+    left, right = out[:, 5:35].astype(np.float32), out[:, 45:75].astype(np.float32)
+    scale = (right.mean() - left.mean()) / (120.0 - 40.0)  # the stretch's gain
+    assert scale > 1.5  # stretched
+    assert left.std() / scale < 8.0 * 0.6 and right.std() / scale < 8.0 * 0.6  # noise smoothed
+    assert abs(float(out[:, 38].mean()) - float(out[:, 42].mean())) > 0.8 * (right.mean() - left.mean())  # edge kept
+
+
 def _detector(threshold: float = 0.2) -> CenterFaceDetector:
     if not MODEL.is_file():
         pytest.skip("models/centerface.tflite is missing: run scripts/setup.sh (it converts it)")
@@ -93,3 +140,19 @@ def test_a_model_that_is_not_centerface_is_refused_naming_its_outputs() -> None:
         pytest.skip("face model not fetched")
     with pytest.raises(ModelError, match=r"outputs \[\[1, 2304, 16\], \[1, 2304, 1\]\] are not CenterFace.s"):
         CenterFaceDetector(open_model(blaze, load_manifest(MANIFEST)), threshold=0.2)
+
+
+@pytest.mark.integration
+def test_a_grey_frame_is_judged_by_the_night_threshold_and_a_colour_frame_as_before() -> None:
+    if not (DATA / PHOTO).is_file():
+        pytest.skip(f"{DATA / PHOTO} is missing (set EDGE_DATA_DIR)")
+    photo = np.asarray(cv2.imread(str(DATA / PHOTO), cv2.IMREAD_COLOR), np.uint8)
+    grey = np.asarray(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY), np.uint8)
+    model = open_model(MODEL, load_manifest(MANIFEST))
+    day = CenterFaceDetector(model, threshold=0.3)
+    both = CenterFaceDetector(model, threshold=0.3, night_threshold=0.05)
+    assert both.detect_scored(photo) == day.detect_scored(photo)  # colour: the night threshold plays no part
+    lenient = both.detect_scored(grey)
+    assert min(score for _, score in lenient) < 0.3 <= min(score for _, score in day.detect_scored(grey))
+    with pytest.raises(ValueError, match=r"threshold 1\.5"):
+        CenterFaceDetector(model, threshold=0.3, night_threshold=1.5)
