@@ -38,6 +38,15 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600
             os.unlink(tmp)
 
 
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a rename or a new file in the folder ``path`` durable (its entry, not only the file's bytes)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def canonical_json(obj: Any) -> bytes:
     """The one byte form of a JSON value that hashes and signatures cover (sorted keys, no spaces, UTF-8)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 from edge.clock import Clock, iso_ms
 from edge.config import Config, load_config
 from edge.errors import ConfigError
-from edge.files import write_atomic
+from edge.files import fsync_dir, write_atomic
 from edge.fleet.manifest import Manifest, Refusal
 
 log = logging.getLogger(__name__)
@@ -208,7 +208,7 @@ class ConfigPushes:
     def _save(self, state: ConfigState) -> None:
         self._state_path.parent.mkdir(mode=0o700, exist_ok=True)
         write_atomic(self._state_path, (json.dumps(state.as_dict(), sort_keys=True) + "\n").encode())
-        _fsync_dir(self._state_path.parent)
+        fsync_dir(self._state_path.parent)
 
     # -- start ------------------------------------------------------------------------------------------------
 
@@ -299,7 +299,7 @@ class ConfigPushes:
                 self._keep_good()
                 self._save(replace(self.state(), starts=0))
                 os.replace(incoming, self.pushed)
-                _fsync_dir(self.state_dir)
+                fsync_dir(self.state_dir)
             finally:
                 incoming.unlink(missing_ok=True)
             log.warning("config push: applied version %d for %s; restarting with it (healthy by %s, or rolled back)",
@@ -407,12 +407,12 @@ class ConfigPushes:
             os.replace(self.good, self.pushed)
         else:
             self.pushed.unlink(missing_ok=True)
-        _fsync_dir(self.state_dir)
+        fsync_dir(self.state_dir)
 
     def _remove_pushed(self) -> None:
         self.pushed.unlink(missing_ok=True)
         self.good.unlink(missing_ok=True)
-        _fsync_dir(self.state_dir)
+        fsync_dir(self.state_dir)
 
     # -- health -----------------------------------------------------------------------------------------------
 
@@ -454,10 +454,3 @@ def watch_deadline(pushes: ConfigPushes, stop: threading.Event) -> threading.Thr
 def _time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -38,7 +37,7 @@ from edge.clock import Clock, iso_ms
 from edge.config.model import FleetConfig, NodeConfig, PrivacyConfig
 from edge.config.safe_yaml import MAX_BYTES as MAX_CONFIG_BYTES
 from edge.errors import ConfigError
-from edge.files import write_atomic
+from edge.files import fsync_dir, write_atomic
 from edge.fleet import payload as fp
 from edge.fleet import signing
 from edge.fleet.manifest import Manifest, Reason, Refusal, verify_manifest, verify_payload
@@ -71,13 +70,6 @@ def store_name(target: str) -> str:
     """``hotlist-<site>.<camera>.json`` or ``hotlist-group.<name>.json`` ('.' is in no id, so names never clash)."""
     return f"hotlist-{target.replace('/', '.')}.json"
 
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_store(path: Path) -> tuple[dict[str, Any], bytes]:

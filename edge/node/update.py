@@ -38,14 +38,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from edge.clock import iso_ms
-from edge.files import write_atomic
+from edge.files import fsync_dir, write_atomic
 from edge.fleet.release import RELEASE_FORMAT, RELEASE_JSON, check_version
 from edge.node.update_fetch import ReleaseClient, UpdateError, Wanted
 from edge.node.update_state import (
     COMPLETE,
     Failure,
     UpdateState,
-    fsync_dir,
     is_complete,
     linked_version,
     read_state,

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from edge.files import write_atomic
+from edge.files import fsync_dir, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +74,6 @@ def write_state(root: Path, state: UpdateState) -> None:
                  mode=0o644)
     fsync_dir(root)
 
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def linked_version(root: Path, name: str) -> str | None:

@@ -42,7 +42,7 @@ from edge.clock import Clock
 from edge.config.model import OutboxConfig
 from edge.domain import OutgoingMessage
 from edge.errors import StateError
-from edge.files import refuse_link
+from edge.files import fsync_dir, refuse_link
 from edge.outbox.salvage import Salvaged, damaged_reason, is_corruption, salvage
 
 log = logging.getLogger(__name__)
@@ -211,7 +211,7 @@ class Outbox:
         try:
             _connect(tmp).close()  # a clean close folds the WAL back: one self-contained file
             os.replace(tmp, self._path)
-            _fsync_dir(self._path.parent)
+            fsync_dir(self._path.parent)
         except (sqlite3.Error, OSError) as exc:
             raise StateError(f"outbox {self._path} cannot be created: {exc}") from exc
 
@@ -250,7 +250,7 @@ class Outbox:
                 _remove_with_sidecars(keep)
                 return
             os.replace(keep, self._path)
-            _fsync_dir(self._path.parent)
+            fsync_dir(self._path.parent)
         except OSError as exc:
             raise StateError(f"outbox {self._path}: cannot put {keep.name} in place: {exc.strerror or exc}") from exc
 
@@ -261,7 +261,7 @@ class Outbox:
             for src in (*_sidecars(self._path), self._path):
                 if src.exists():
                     os.replace(src, aside.with_name(aside.name + src.name[len(self._path.name):]))
-            _fsync_dir(self._path.parent)
+            fsync_dir(self._path.parent)
         except OSError as exc:
             raise StateError(f"outbox {self._path} is damaged ({reason}) and cannot be moved aside: {exc}") from exc
         return aside.name
@@ -591,13 +591,6 @@ def _why(exc: sqlite3.Error) -> str:
 def _sidecars(path: Path) -> tuple[Path, Path]:
     return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
 
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
