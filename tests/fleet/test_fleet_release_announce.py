@@ -59,8 +59,10 @@ def test_an_announcement_reaches_its_group_then_everyone_and_writes_the_update_t
         assert _announced(alone) is None, "a node outside the group is not told"
         assert _announce(fleet, store, "0.2.0", "all") == 0  # then everyone
         assert _wait(lambda: _announced(alone) == "0.2.0")
-        assert all(n.fleet is not None and n.fleet.announced == "0.2.0" for n in [*west, alone])
+        # the trigger file is written first, then the node records the announcement: wait for both
+        assert _wait(lambda: all(n.fleet is not None and n.fleet.announced == "0.2.0" for n in [*west, alone]))
         assert alone.fleet is not None
+        assert _wait(lambda: alone.fleet is not None and "release:group/all" in alone.fleet.health()["versions"])
         versions = alone.fleet.health()["versions"]
         assert versions == {"release:group/all": 1} and alone.fleet.health()["refusals"] == 0
     db = open_db(str(store))
