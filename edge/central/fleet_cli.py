@@ -41,28 +41,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     hot = p.add_subparsers(dest="hotlist_command", metavar="WHAT", required=True)
     p = hot.add_parser("push", help="hash FILE (anpr.hotlist/1 with plates) with each target's key, sign, publish")
     p.add_argument("file", metavar="FILE", help="anpr.hotlist/1 list with plate text (checksummed or signed)")
-    p.add_argument("--to", action="append", required=True, metavar="GROUP|SITE/CAMERA",
-                   help="a group name or one node (repeat for several targets)")
-    p.add_argument("--keys", default=DEFAULT_KEYS, help="the folder keygen wrote (default: %(default)s)")
-    p.add_argument("--store", required=True, help="central store (postgresql://... or an SQLite file) for versions")
-    p.add_argument("--version", type=int, help="version to give (default: one more than the last pushed)")
-    p.add_argument("--expires-in-h", type=float, default=168.0,
-                   help="hours the signed manifest stays valid; re-push before then (default: %(default)s)")
-    broker_args(p)
+    _push_args(p)
     p = sub.add_parser("config", help="config pushes")
     cfg = p.add_subparsers(dest="config_command", metavar="WHAT", required=True)
     p = cfg.add_parser("push", help="sign a node config (YAML) and publish it; each node checks it as check-config "
                        "does, restarts with it and rolls back if it does not come back healthy")
     p.add_argument("file", metavar="FILE", help="node config (YAML); node identity, certificate paths and pinned keys "
                    "may be left out (each node keeps its own) and may not differ from the node's")
-    p.add_argument("--to", action="append", required=True, metavar="GROUP|SITE/CAMERA",
-                   help="a group name or one node (repeat for several targets)")
-    p.add_argument("--keys", default=DEFAULT_KEYS, help="the folder keygen wrote (default: %(default)s)")
-    p.add_argument("--store", required=True, help="central store (postgresql://... or an SQLite file) for versions")
-    p.add_argument("--version", type=int, help="version to give (default: one more than the last pushed)")
-    p.add_argument("--expires-in-h", type=float, default=168.0,
-                   help="hours the signed manifest stays valid; re-push before then (default: %(default)s)")
-    broker_args(p)
+    _push_args(p)
     p = sub.add_parser("status", help="each node: state, health, applied versions, pending pushes, refusals")
     p.add_argument("--store", required=True, help="central store (postgresql://... or an SQLite file)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -70,6 +56,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
     release_cli.configure_parser(sub.add_parser("release", help="cut, sign, stage and withdraw node releases (TUF)"))
 
+
+
+def _push_args(p: argparse.ArgumentParser) -> None:
+    """What every push takes: its targets, the keys, the store that versions it, expiry and the broker."""
+    p.add_argument("--to", action="append", required=True, metavar="GROUP|SITE/CAMERA",
+                   help="a group name or one node (repeat for several targets)")
+    p.add_argument("--keys", default=DEFAULT_KEYS, help="the folder keygen wrote (default: %(default)s)")
+    p.add_argument("--store", required=True, help="central store (postgresql://... or an SQLite file) for versions")
+    p.add_argument("--version", type=int, help="version to give (default: one more than the last pushed)")
+    p.add_argument("--expires-in-h", type=float, default=168.0,
+                   help="hours the signed manifest stays valid; re-push before then (default: %(default)s)")
+    broker_args(p)
 
 def broker_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="localhost", help="broker host (checked against its certificate)")

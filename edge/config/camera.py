@@ -14,6 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
 
+def check_size(v: tuple[int, int]) -> tuple[int, int]:
+    """A frame size (width, height) between 32 and 8192 pixels on each side."""
+    if v[0] < 32 or v[1] < 32 or v[0] > 8192 or v[1] > 8192:
+        raise ValueError(f"size {list(v)} must be between 32 and 8192 pixels on each side")
+    return v
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False, allow_inf_nan=False)
 
@@ -50,9 +57,7 @@ class OverviewConfig(_Section):
     @field_validator("size")
     @classmethod
     def _positive_size(cls, v: tuple[int, int]) -> tuple[int, int]:
-        if v[0] < 32 or v[1] < 32 or v[0] > 8192 or v[1] > 8192:
-            raise ValueError(f"size {list(v)} must be between 32 and 8192 pixels on each side")
-        return v
+        return check_size(v)
 
     @model_validator(mode="after")
     def _path_needed(self) -> OverviewConfig:

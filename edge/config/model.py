@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from edge.config.camera import ExposureConfig, OverviewConfig
+from edge.config.camera import ExposureConfig, OverviewConfig, check_size
 from edge.config.times import check_time
 from edge.read.countries import COUNTRIES
 
@@ -66,9 +66,7 @@ class CaptureConfig(_Section):
     @field_validator("main_size", "lores_size")
     @classmethod
     def _positive_size(cls, v: tuple[int, int]) -> tuple[int, int]:
-        if v[0] < 32 or v[1] < 32 or v[0] > 8192 or v[1] > 8192:
-            raise ValueError(f"size {list(v)} must be between 32 and 8192 pixels on each side")
-        return v
+        return check_size(v)
 
     @model_validator(mode="after")
     def _path_needed(self) -> CaptureConfig:
