@@ -120,6 +120,17 @@ def recording_clock(
     return clock, observe
 
 
+MAX_AUTO_WORKERS = 4
+
+
+def finder_workers(configured: int) -> int:
+    """How many threads detect and read: ``detect.workers``, or (0) one per core this process may use, at most 4."""
+    if configured:
+        return configured
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(MAX_AUTO_WORKERS, cores))
+
+
 def ensure_state_dir(path: str) -> Path:
     state = Path(path)
     try:
@@ -276,6 +287,8 @@ def open_node(
             # a node with formats publishes only reads that fit one (with none, there is nothing to fit)
             publish_unfitted=config.read.publish_unfitted or not formats.formats,
             overview=build_overview(config, clock, plate_source),
+            extra_readers=[build_reader(config.read, formats=formats)
+                           for _ in range(finder_workers(config.detect.workers) - 1)],
         )
         yield Node(config=config, pipeline=pipeline, outbox=outbox, publisher=publisher, privacy=privacy,
                    retention=retention, clock_gate=gate, ledger=ledger, audit=audit, hotlist=hotlist,

@@ -3,6 +3,13 @@
 Publishing runs beside it (the publisher drains the outbox), so a slow or absent network never
 stalls the loop. With a live source, capture runs in its own thread into a bounded queue: when the
 loop falls behind, frames are dropped at the queue and counted, never silently.
+
+With more than one reader (``extra_readers``: ``detect.workers``), detecting and reading run on that
+many threads (LiteRT and OpenCV release the GIL while they work): frame k of those detected goes to
+worker k mod n, each with its own reader (the second look's model is taken in turn). A feeder thread
+takes the frames from the source (decoding a file there); the loop takes the findings back in frame
+order, then tracks, pairs the overview and hands passes to the privacy worker. Each worker's looks and
+skips count its own frames, so a replay gives the same reads every time with the same number of workers.
 """
 
 from __future__ import annotations
@@ -12,18 +19,18 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from edge.capture import FrameSource
 from edge.capture.overview import OverviewFeed
-from edge.detect import PlateDetector
+from edge.detect import InTurn, PlateDetector
 from edge.domain import Frame, OutgoingMessage, PlateRead, VehiclePass
 from edge.errors import EdgeError
 from edge.read import PlateReader
 from edge.read.crop import FormatMatcher
-from edge.read.finder import PlateFinder
+from edge.read.finder import Finding, PlateFinder
 from edge.track import PlateTracker
 
 log = logging.getLogger(__name__)
@@ -98,6 +105,8 @@ class Pipeline:
         privacy_queue_size: int = 16,
         publish_unfitted: bool = False,
         overview: OverviewFeed | None = None,
+        extra_readers: Sequence[PlateReader] = (),
+        worker_queue_size: int = 2,
     ) -> None:
         self.source = source
         self.tracker = tracker
@@ -114,10 +123,20 @@ class Pipeline:
         self.overview = overview  # a second camera gives the overview image (None: the plate camera's own frame)
         self.stats = PipelineStats()
         self._worker: _PassWorker | None = None
+        if extra_readers and second_look is not None:
+            second_look = InTurn(second_look)  # one model (about 100 MB) that the workers take in turn
         self._finder = PlateFinder(detector, reader, formats, min_confidence=min_read_confidence,
                                    second_look=second_look, second_look_every=second_look_every,
                                    fine_look=fine_look, fine_look_every=fine_look_every, verify=verify_plates,
                                    maybe_every=maybe_every)
+        # one finder per worker, each its own reader (LiteRT interpreters are not thread-safe)
+        self._finders = (self._finder, *(self._finder.twin(r) for r in extra_readers))
+        self.worker_queue_size = worker_queue_size
+
+    @property
+    def workers(self) -> int:
+        """Threads that detect and read (1: the frame loop itself)."""
+        return len(self._finders)
 
     def run(self, stop: threading.Event | None = None) -> PipelineStats:
         """Process frames until the source ends or ``stop`` is set; then end every open track."""
@@ -128,14 +147,18 @@ class Pipeline:
             self._worker = _PassWorker(self._finish, self.privacy_queue_size, self.stats)
         if self.overview is not None:
             self.overview.open()
+        found = _FindWorkers(self._finders, frames, self._detects, self.worker_queue_size, stop) \
+            if len(self._finders) > 1 else None
         try:
-            for frame in frames:
-                self.process(frame)
+            for frame, finding in (found.results() if found is not None else ((f, None) for f in frames)):
+                self.process(frame, finding)
                 if self._worker is not None:
                     self._worker.raise_if_failed()  # a read that could not be stored stops the node at once
                 if stop.is_set():
                     break
         finally:
+            if found is not None:
+                found.close()
             self._emit(self.tracker.flush())
             worker, self._worker = self._worker, None
             if worker is not None:
@@ -144,14 +167,15 @@ class Pipeline:
                 self.overview.close()
         return self.stats
 
-    def process(self, frame: Frame) -> list[VehiclePass]:
-        """One frame through every stage; returns the passes it completed."""
+    def process(self, frame: Frame, finding: Finding | None = None) -> list[VehiclePass]:
+        """One frame through every stage (``finding``: what a worker found in it already); returns the passes it
+        completed."""
         self.stats.frames += 1
         reads: list[PlateRead] = []
         if self.overview is not None:
             self.overview.observe(frame.timestamp)
-        if frame.index % self.detect_every == 0:
-            reads = self._reads(frame)
+        if self._detects(frame):
+            reads = self._reads(frame, finding)
             if reads and self.overview is not None:
                 self.overview.pair(frame)  # the overview camera's frame nearest this one, held while the tracker is
         passes = self.tracker.update(frame.timestamp, reads, frame.image)
@@ -160,9 +184,13 @@ class Pipeline:
             self.on_frame(frame)
         return passes
 
-    def _reads(self, frame: Frame) -> list[PlateRead]:
+    def _detects(self, frame: Frame) -> bool:
+        return frame.index % self.detect_every == 0
+
+    def _reads(self, frame: Frame, finding: Finding | None = None) -> list[PlateRead]:
         self.stats.frames_detected += 1
-        finding = self._finder.find(frame.image, frame.lores, frame.timestamp.date())
+        if finding is None:
+            finding = _find(self._finder, frame)
         self.stats.detect_ms.append(finding.detect_ms)
         self.stats.detections += len(finding.sightings)
         reads = []
@@ -280,3 +308,115 @@ class _PassWorker:
     def raise_if_failed(self) -> None:
         if self._error is not None:
             raise self._error
+
+
+def _find(finder: PlateFinder, frame: Frame) -> Finding:
+    return finder.find(frame.image, frame.lores, frame.timestamp.date())
+
+
+_Ticket = tuple[Frame, int | None]  # a frame and the worker finding its plates (None: a frame not detected)
+
+
+class _FindWorkers:
+    """Detect and read frames on one thread per finder, handing the findings back in frame order.
+
+    A feeder thread takes frames from ``frames`` (decoding a file, or the capture queue of a live source) and
+    gives the k-th frame to detect to worker k mod n, through a bounded queue per worker; a ticket per frame, in
+    a bounded queue, says where its finding will be. When the workers fall behind, the feeder waits (so a live
+    source's capture queue fills and drops, counted there). An error in the feeder or a worker is raised in the
+    frame loop, in its frame's place.
+    """
+
+    def __init__(self, finders: Sequence[PlateFinder], frames: Iterator[Frame], detects: Callable[[Frame], bool],
+                 depth: int, stop: threading.Event) -> None:
+        self._finders = finders
+        self._frames = frames
+        self._detects = detects
+        self._stop = stop
+        self._closed = threading.Event()
+        self._inbox: list[queue.Queue[Frame | None]] = [queue.Queue(maxsize=depth) for _ in finders]
+        self._outbox: list[queue.Queue[Finding | BaseException]] = [queue.Queue(maxsize=depth) for _ in finders]
+        self._tickets: queue.Queue[_Ticket | BaseException | None] = queue.Queue(maxsize=len(finders) * (2 * depth + 1))
+        self._threads = [threading.Thread(target=self._feed, name="feeder", daemon=True)]
+        self._threads += [threading.Thread(target=self._work, args=(i,), name=f"finder-{i}", daemon=True)
+                          for i in range(len(finders))]
+        for thread in self._threads:
+            thread.start()
+
+    def results(self) -> Iterator[tuple[Frame, Finding | None]]:
+        while (ticket := self._tickets.get()) is not None:
+            if isinstance(ticket, BaseException):
+                raise ticket
+            frame, worker = ticket
+            if worker is None:
+                yield frame, None
+                continue
+            finding = self._outbox[worker].get()
+            if isinstance(finding, BaseException):
+                raise finding
+            yield frame, finding
+
+    def close(self) -> None:
+        """Stop feeding and end the threads (a frame being found is finished first)."""
+        self._closed.set()
+        _drain(self._tickets)
+        for q in self._outbox:
+            _drain(q)  # unblock a feeder or worker waiting to put
+        for thread in self._threads:
+            thread.join(timeout=5.0)
+
+    def _put(self, q: queue.Queue[Any], item: object) -> bool:
+        """Put ``item`` unless closed meanwhile; False when closed."""
+        while not self._closed.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _feed(self) -> None:
+        detected = 0
+        try:
+            for frame in self._frames:
+                worker: int | None = None
+                if self._detects(frame):
+                    worker, detected = detected % len(self._finders), detected + 1
+                    if not self._put(self._inbox[worker], frame):
+                        return
+                if not self._put(self._tickets, (frame, worker)):
+                    return
+                if self._stop.is_set():
+                    break
+        except BaseException as exc:  # noqa: BLE001 - raised in the frame loop, in its frame's place
+            self._put(self._tickets, exc)
+        else:
+            self._put(self._tickets, None)
+        finally:
+            for inbox in self._inbox:
+                self._put(inbox, None)
+
+    def _work(self, i: int) -> None:
+        finder, inbox, outbox = self._finders[i], self._inbox[i], self._outbox[i]
+        while not self._closed.is_set():
+            try:
+                frame = inbox.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if frame is None:
+                return
+            result: Finding | BaseException
+            try:
+                result = _find(finder, frame)
+            except Exception as exc:  # noqa: BLE001 - raised in the frame loop, in its frame's place
+                result = exc
+            if not self._put(outbox, result):
+                return
+
+
+def _drain(q: queue.Queue[Any]) -> None:
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            return

@@ -155,3 +155,94 @@ def test_a_read_that_fits_no_format_is_published_only_when_the_node_asks_and_is_
     assert stats.passes == 1
     assert len(outbox.messages) == (1 if publish_unfitted else 0)
     assert (stats.passes_unfitted_published, stats.passes_unfitted_dropped) == ((1, 0) if publish_unfitted else (0, 1))
+
+
+class _NumberedSource(ListSource):
+    """Blank frames whose first lores pixel holds the frame's index (mod 256), for detectors that answer by frame."""
+
+    def frames(self):  # type: ignore[no-untyped-def]
+        for frame in super().frames():
+            frame.lores[0, 0, 0] = frame.index % 256
+            yield frame
+
+
+class _ByFrame:
+    """A detector that answers by the frame it is shown (safe on several threads, like OpenCV's detectors);
+    ``fail_on``: that frame raises."""
+
+    def __init__(self, script: dict[int, list[Box]], fail_on: int | None = None, delay_s: float = 0.0) -> None:
+        self.script, self.fail_on, self.delay_s = script, fail_on, delay_s
+
+    def detect(self, image):  # type: ignore[no-untyped-def]
+        import time
+
+        from edge.domain import PlateDetection
+
+        index = int(image[0, 0, 0])
+        if index == self.fail_on:
+            raise RuntimeError(f"detector broke on frame {index}")
+        time.sleep(self.delay_s)
+        return [PlateDetection(b, 0.9) for b in self.script.get(index, [])]
+
+
+_THREE_VEHICLES = {i: [Box(20 + i % 20, 40, 40, 9)] for i in [*range(0, 8), *range(30, 38), *range(60, 68)]}
+
+
+def _payloads(workers: int, **kw: object) -> list[dict[str, object]]:
+    outbox = ListOutbox()
+    pipe = _pipeline(_NumberedSource(90), _ByFrame(_THREE_VEHICLES), outbox,  # type: ignore[arg-type]
+                     extra_readers=[FixedReader("AB12CDE") for _ in range(workers - 1)], **kw)
+    pipe.tracker.config = TrackConfig(max_gap_s=0.2, min_sightings=2, repeat_gap_s=0)
+    stats = pipe.run()
+    assert pipe.workers == workers
+    assert stats.frames == 90 and stats.frames_detected == 90
+    return [json.loads(m.payload) for m in outbox.messages]
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_frames_found_on_several_workers_give_the_passes_of_one_worker_in_the_same_order(workers: int) -> None:
+    one = _payloads(1)
+    assert len(one) == 3
+    assert _payloads(workers) == one
+
+
+def test_a_worker_that_fails_stops_the_loop_with_its_error_after_earlier_frames_are_kept() -> None:
+    outbox = ListOutbox()
+    pipe = _pipeline(_NumberedSource(90), _ByFrame(_THREE_VEHICLES, fail_on=50), outbox,  # type: ignore[arg-type]
+                     extra_readers=[FixedReader("AB12CDE")])
+    pipe.tracker.config = TrackConfig(max_gap_s=0.2, min_sightings=2, repeat_gap_s=0)
+    with pytest.raises(RuntimeError, match="detector broke on frame 50"):
+        pipe.run()
+    assert pipe.stats.frames == 50  # every frame before the broken one went through, in order
+    assert len(outbox.messages) == 2  # the two vehicles seen before it reached the outbox
+
+
+def test_a_live_source_with_workers_drops_frames_it_cannot_keep_up_with_and_counts_them() -> None:
+    pipe = _pipeline(_NumberedSource(200), _ByFrame({}, delay_s=0.004), ListOutbox(),  # type: ignore[arg-type]
+                     live=True, queue_size=1, extra_readers=[FixedReader("AB12CDE")])
+    stats = pipe.run()
+    assert stats.frames_dropped > 0
+    assert stats.frames + stats.frames_dropped == 200
+
+
+def test_a_vanished_live_source_with_workers_raises_after_open_tracks_are_flushed() -> None:
+    script = {i: [Box(20, 40, 40, 9)] for i in range(5)}
+    outbox = ListOutbox()
+    pipe = _pipeline(_NumberedSource(100, fail_after=5), _ByFrame(script), outbox,  # type: ignore[arg-type]
+                     live=True, extra_readers=[FixedReader("AB12CDE")])
+    with pytest.raises(RuntimeError, match="camera vanished"):
+        pipe.run()
+    assert len(outbox.messages) == 1
+
+
+def test_stopping_a_run_with_workers_ends_it_and_keeps_what_was_seen() -> None:
+    import threading
+
+    stop = threading.Event()
+    outbox = ListOutbox()
+    pipe = _pipeline(_NumberedSource(10_000), _ByFrame(_THREE_VEHICLES), outbox,  # type: ignore[arg-type]
+                     extra_readers=[FixedReader("AB12CDE")], on_frame=lambda f: stop.set() if f.index == 40 else None)
+    pipe.tracker.config = TrackConfig(max_gap_s=0.2, min_sightings=2, repeat_gap_s=0)
+    stats = pipe.run(stop)
+    assert stats.frames == 41
+    assert len(outbox.messages) == 2

@@ -1,10 +1,11 @@
-"""``edge-anpr bench pipeline``: whole-pipeline throughput, pass latency and memory on one core.
+"""``edge-anpr bench pipeline``: whole-pipeline throughput, pass latency and memory on chosen cores.
 
 Replays a 1920x1080 recording (by default the generated ``mixed`` scene, rendered at 1920x1080 and
 30 fps) through the production pipeline built by :func:`edge.app.open_node`: detection on the
 640x360 stream every ``detect.every_n_frames`` frames, OCR of each plate on the full frame,
-tracking and voting, the privacy stage, the durable outbox. The process is pinned to one core
-(``os.sched_setaffinity``; every thread, OpenCV's and LiteRT's included, shares it).
+tracking and voting, the privacy stage, the durable outbox. The process is pinned to ``--cpus`` (by default
+one core; ``os.sched_setaffinity``: every thread, OpenCV's and LiteRT's included, shares them), and detection
+and reading run on ``--workers`` threads (by default one per pinned core, as on a node).
 
 Figures:
 
@@ -61,8 +62,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overview-video", metavar="FILE", help="the overview camera's recording (with --overview)")
     p.add_argument("--overview-fps", type=float, default=BENCH_FPS,
                    help="frame rate of the rendered overview (default: %(default)s)")
-    p.add_argument("--cpu", type=int, default=None,
-                   help="core to pin the process to (default: the last allowed core; -1: do not pin)")
+    p.add_argument("--cpus", type=_cores, default=None, metavar="LIST",
+                   help="cores to pin the process to, e.g. 0 or 0,1 or 0-3 (default: the last allowed core; "
+                   "-1: do not pin)")
+    p.add_argument("--cpu", type=_cores, dest="cpus", help=argparse.SUPPRESS)  # the earlier name, one core
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="threads that detect and read (detect.workers; default: one per pinned core, at most 4)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -71,7 +76,7 @@ def main(args: argparse.Namespace) -> int:
     from edge.clock import ReplayClock, SystemClock
     from edge.evaluate.replay import PassRecorder, TimedSource, load_truth, score
 
-    cpu = _pin(args.cpu)
+    cpus = _pin(args.cpus)
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
         video = _video(args, Path(tmp))
         overview = _overview(args, video) if args.overview else None
@@ -89,6 +94,7 @@ def main(args: argparse.Namespace) -> int:
             elapsed = time.monotonic() - started
             queued = node.outbox.depth()  # every pass reached the durable outbox (none aged out)
             paired = node.pipeline.overview.stats.health() if node.pipeline.overview is not None else {}
+            node_workers = node.pipeline.workers
         truth_file = video.with_name(video.stem + ".truth.csv")
         scored = score(load_truth(truth_file), recorder.found).as_dict() if truth_file.is_file() else {}
     frames = stats.frames
@@ -110,7 +116,8 @@ def main(args: argparse.Namespace) -> int:
         "latency_p95_ms": recorder.latency_p95_ms,
         "latency_max_ms": round(max(recorder.latency_ms), 1) if recorder.latency_ms else None,
         "rss_mb": _peak_rss_mb(),
-        "cpu": cpu,
+        "cpus": cpus,
+        "workers": node_workers,
         "realtime": bool(args.realtime),
         "image": config.privacy.image,
         "overview": str(overview) if overview is not None else None,
@@ -146,14 +153,31 @@ class _SourceTimer:
             yield frame
 
 
-def _pin(cpu: int | None) -> int | None:
+def _cores(text: str) -> list[int]:
+    """``0``, ``0,1``, ``0-3`` or ``-1`` (do not pin) as a list of cores."""
+    if text.strip() == "-1":
+        return []
+    cores: set[int] = set()
+    try:
+        for part in text.split(","):
+            first, _, last = part.strip().partition("-")
+            cores.update(range(int(first), int(last or first) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of cores (like 0 or 0,1 or 0-3)") from None
+    if not cores:
+        raise argparse.ArgumentTypeError(f"{text!r} names no core")
+    return sorted(cores)
+
+
+def _pin(cpus: list[int] | None) -> list[int] | None:
+    """Pin the process to ``cpus`` (None: the last allowed core; []: do not pin); the cores pinned to."""
     allowed = sorted(os.sched_getaffinity(0))
-    if cpu == -1:
+    if cpus == []:
         return None
-    chosen = allowed[-1] if cpu is None else cpu
-    if chosen not in allowed:
-        raise ConfigError(f"--cpu {chosen}: this process may run on cores {allowed}")
-    os.sched_setaffinity(0, {chosen})
+    chosen = [allowed[-1]] if cpus is None else cpus
+    if not set(chosen) <= set(allowed):
+        raise ConfigError(f"--cpus {','.join(map(str, chosen))}: this process may run on cores {allowed}")
+    os.sched_setaffinity(0, set(chosen))
     import cv2
 
     cv2.setNumThreads(1)  # OpenCV sized its thread pool by the cores it saw when imported: more threads than cores
@@ -214,6 +238,8 @@ def _config(args: argparse.Namespace, video: Path, state: Path, overview: Path |
                       overview_offset=0.0 if overview is not None else None).model_dump(mode="json", exclude_none=True)
     if args.detect_every is not None:
         data["detect"] = {**data.get("detect", {}), "every_n_frames": args.detect_every}
+    if args.workers is not None:
+        data["detect"] = {**data.get("detect", {}), "workers": args.workers}
     if args.image is not None:
         data["privacy"] = {**data.get("privacy", {}), "image": args.image}
     data.pop("mqtt", None)  # the bench measures the node up to the outbox; publishing runs beside it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Protocol
 
 from edge.domain import Image, PlateDetection
@@ -11,6 +12,19 @@ class PlateDetector(Protocol):
     """Finds plates in an image; boxes are in that image's pixel coordinates."""
 
     def detect(self, image: Image) -> list[PlateDetection]: ...
+
+
+class InTurn:
+    """One detector that several threads use in turn (its model is not thread-safe, and too large to load
+    once per thread)."""
+
+    def __init__(self, detector: PlateDetector) -> None:
+        self.detector = detector
+        self._lock = threading.Lock()
+
+    def detect(self, image: Image) -> list[PlateDetection]:
+        with self._lock:
+            return self.detector.detect(image)
 
 
 def suppress_overlaps(
