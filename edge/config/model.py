@@ -299,6 +299,10 @@ class PrivacyConfig(_Section):
         0.15, gt=0.0, lt=1.0, description="Face score above which a region is redacted (lower: more faces, more "
         "false regions; boxes under 20 px need at least 0.35)."
     )
+    face_night_threshold: float = Field(
+        0.08, description="Face score above which a region is redacted in a grey (infrared, night) frame, where "
+        "faces score lower; never stricter than face_threshold (between 0 and 1, exclusive)."
+    )
     redact_cabin: bool = Field(
         False, description="Also redact the windscreen and front side windows above each plate, never the plate "
         "(second line of defence)."
@@ -335,6 +339,13 @@ class PrivacyConfig(_Section):
     def images_may_leave(self) -> bool:
         """Whether any read may carry an image (then the face model must load, or no image leaves)."""
         return self.image != "none" or self.hit_image != "none"
+
+    @field_validator("face_night_threshold")
+    @classmethod
+    def _night_threshold_in_range(cls, v: float) -> float:
+        if not 0.0 < v < 1.0:
+            raise ValueError(f"{v} is not a score: it must be between 0 and 1 (exclusive), e.g. 0.08")
+        return v
 
     @field_validator("audit_file")
     @classmethod

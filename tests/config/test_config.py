@@ -74,6 +74,18 @@ def test_allow_list_cannot_drop_the_minimum_of_a_read() -> None:
         parse_config({**MINIMAL, "privacy": {"fields": ["plate", "time", "site", "camera"]}})
 
 
+@pytest.mark.parametrize("value", [0, 1, 1.5, -0.08])
+def test_a_face_night_threshold_outside_0_to_1_is_refused_naming_it(value: float) -> None:
+    with pytest.raises(ConfigError, match=rf"privacy.face_night_threshold = {value}: .*between 0 and 1"):
+        parse_config({**MINIMAL, "privacy": {"face_night_threshold": value}})
+
+
+def test_face_night_threshold_defaults_below_the_day_threshold() -> None:
+    privacy = parse_config(MINIMAL).privacy
+    assert 0.0 < privacy.face_night_threshold < privacy.face_threshold
+    assert parse_config({**MINIMAL, "privacy": {"face_night_threshold": 0.1}}).privacy.face_night_threshold == 0.1
+
+
 def test_replay_source_needs_a_path() -> None:
     with pytest.raises(ConfigError, match=r"capture.path is required"):
         parse_config({**MINIMAL, "capture": {"source": "video"}})
