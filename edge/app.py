@@ -166,6 +166,7 @@ def node_redactor(config: Config) -> Redactor | None:
         check_model=privacy.face_check_model,
         manifest=config.read.manifest,
         threshold=privacy.face_threshold,
+        night_threshold=privacy.face_night_threshold,
         margin=privacy.redaction_margin,
     )
     try:

@@ -9,6 +9,7 @@ import pytest
 
 from edge.app import node_redactor
 from edge.config import parse_config
+from edge.privacy.centerface import CenterFaceDetector
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,3 +25,17 @@ def test_a_missing_face_model_gives_no_redactor_so_no_image_leaves(
     with caplog.at_level(logging.ERROR, logger="edge"):
         assert node_redactor(config) is None
     assert "no image will leave" in caplog.text and "absent.tflite" in caplog.text
+
+
+def test_the_node_redactor_judges_grey_frames_with_the_configured_night_threshold(tmp_path: Path) -> None:
+    models = ROOT / "models"
+    config = parse_config({
+        "node": {"site": "s", "camera": "c", "state_dir": str(tmp_path)},
+        "read": {"manifest": str(models / "manifest.json")},
+        "privacy": {"face_model": str(models / "centerface.tflite"),
+                    "face_check_model": str(models / "face_detection_full_range.tflite"),
+                    "face_night_threshold": 0.11},
+    }, origin="test")
+    redactor = node_redactor(config)
+    assert redactor is not None
+    assert isinstance(redactor.detector, CenterFaceDetector) and redactor.detector.night_threshold == 0.11
