@@ -6,7 +6,10 @@ model trained on drawn ones. The converted model keeps only the plate classes
 to the model height keeping its aspect (squeezed when wider than W) and padded on the right with 0;
 output per column probabilities over the CTC blank and those classes. A lower-case letter's
 probability is added to its capital's (``l`` to ``I``), separators (``- . : ·`` and space) are
-dropped. Two-line plates are unfolded into one line first.
+dropped. Two-line plates are unfolded into one line first: a crop squarer than ``TWO_LINE_BELOW`` (width /
+height, after the side trim) is read unfolded, one wider than ``ONE_LINE_FROM`` as it is, and one in between
+both ways (a one-line plate cut loosely above and below, as a tight 2:1 crop of a Brazilian or a US plate, is
+as square as a two-line one; unfolded, its halves read as two rows of junk), keeping the better read.
 
 With a :class:`edge.read.lattice.FormatDecoder` the frames are decoded to the likeliest reading that fits
 an allowed format (see that module); a crop whose frames support none is decoded greedily, as without.
@@ -29,8 +32,8 @@ from edge.read.ocr import unfold_two_line
 from edge.runtime import TfliteModel
 
 _BLANK = 0
-TWO_LINE_MAX_ASPECT = 2.0  # width / height below which a crop is taken for a two-line plate
-
+TWO_LINE_BELOW = 1.5  # width / height (after the side trim) below which a crop is read as a two-line plate only
+ONE_LINE_FROM = 2.0  # ... from which as a one-line plate only; in between both ways, and the better read is kept
 
 EDGE_CHAR_MIN = 0.5  # a first or last character less sure than this is dropped
 SIDE_TRIM = 0.05  # share of the crop's width taken off each side before reading
@@ -38,22 +41,23 @@ RETRY_BELOW = 0.8  # a plate-like read with a character less sure than this is r
 RETRY_TRIM = 0.1
 
 
-def preprocess(crop: Image, height: int, width: int, *, side_trim: float = SIDE_TRIM) -> npt.NDArray[np.float32]:
+def preprocess(
+    crop: Image, height: int, width: int, *, side_trim: float = SIDE_TRIM, two_line: bool | None = None,
+) -> npt.NDArray[np.float32]:
     """A BGR crop as the model sees it: (height, width, 3), -1..1, aspect kept, right-padded with 0.
 
     PP-OCR's recogniser was trained on text lines cut with little padding, while the pipeline adds a
-    margin of 12% of the plate on each side; ``side_trim`` takes part of it off again.
+    margin of 12% of the plate on each side; ``side_trim`` takes part of it off again. ``two_line``: unfold
+    the crop's top and bottom halves side by side (None: when it is squarer than ``ONE_LINE_FROM``).
     """
-    if crop.size == 0:
-        raise ValueError(f"plate crop is empty (shape {crop.shape})")
-    trim = round(crop.shape[1] * side_trim)
-    if crop.shape[1] - 2 * trim >= 8:
-        crop = crop[:, trim : crop.shape[1] - trim]
+    crop = _trimmed(crop, side_trim)
     if crop.ndim == 2:
         crop = np.asarray(cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR), dtype=np.uint8)
     if crop.ndim != 3 or crop.shape[2] != 3:
         raise ValueError(f"plate crop has shape {crop.shape}; expected (h, w, 3) BGR or (h, w) grey")
-    unfolded = _unfold(crop)
+    if two_line is None:
+        two_line = True in layouts_to_try(crop, 0.0)
+    unfolded = unfold_two_line(crop) if two_line and crop.shape[0] >= 4 else crop
     h, w = unfolded.shape[:2]
     new_w = max(1, min(width, math.ceil(height * w / h)))
     resized = cv2.resize(unfolded, (new_w, height), interpolation=cv2.INTER_AREA if h > height else cv2.INTER_LINEAR)
@@ -62,12 +66,24 @@ def preprocess(crop: Image, height: int, width: int, *, side_trim: float = SIDE_
     return out
 
 
-def _unfold(crop: Image) -> Image:
-    """A squarish (two-line) crop's top and bottom halves side by side; a one-line crop as it is."""
-    h, w = crop.shape[:2]
-    if h < 4 or w / h >= TWO_LINE_MAX_ASPECT:
-        return crop
-    return unfold_two_line(crop)
+def _trimmed(crop: Image, side_trim: float) -> Image:
+    """The crop with ``side_trim`` of its width taken off each side (as it is when that leaves under 8 columns)."""
+    if crop.size == 0:
+        raise ValueError(f"plate crop is empty (shape {crop.shape})")
+    trim = round(crop.shape[1] * side_trim)
+    return crop[:, trim : crop.shape[1] - trim] if crop.shape[1] - 2 * trim >= 8 else crop
+
+
+def layouts_to_try(crop: Image, side_trim: float = SIDE_TRIM) -> tuple[bool, ...]:
+    """Whether to read the crop unfolded as a two-line plate (True), as one line (False), or both (one line
+    first), from its aspect once ``side_trim`` is taken off its sides."""
+    h, w = _trimmed(crop, side_trim).shape[:2]
+    aspect = w / max(h, 1)
+    if aspect < TWO_LINE_BELOW:
+        return (True,)
+    if aspect >= ONE_LINE_FROM:
+        return (False,)
+    return (False, True)
 
 
 _SEPARATOR = len(ALPHABET) + 1  # merged class of everything that is not a plate character
@@ -152,20 +168,22 @@ class PpocrPlateReader:
         self._height, self._width = int(shape[1]), int(shape[2])
 
     def read(self, crop: Image) -> PlateText:
-        """Read the crop; a plate-like read (one that fits a format, or 4-9 mostly sure characters) with an
-        unsure character is read a second time with the sides cut tighter, and the better of the two reads
-        is kept: one that fits a format over one that does not, then the surer."""
-        first, fitted = self._read(crop, SIDE_TRIM)
+        """Read the crop (both ways, as one line and unfolded, where its aspect leaves that open:
+        :func:`layouts_to_try`); a plate-like read (one that fits a format, or 4-9 mostly sure characters) with
+        an unsure character is read a second time with the sides cut tighter. Of all reads the better is kept:
+        one that fits a format over one that does not, then the surer."""
+        reads = [(*self._read(crop, SIDE_TRIM, two_line), two_line) for two_line in layouts_to_try(crop)]
+        first, fitted, two_line = max(reads, key=lambda r: _rank(r[0], r[1]))
         confs = first.char_confidences
         plate_like = fitted or (4 <= len(confs) <= 9 and float(np.median(confs)) >= RETRY_BELOW)
         if not plate_like or first.confidence >= RETRY_BELOW:
             return first
-        second, second_fitted = self._read(crop, RETRY_TRIM)
-        return max(((first, fitted), (second, second_fitted)), key=lambda r: (r[1], r[0].confidence, len(r[0].text)))[0]
+        second, second_fitted = self._read(crop, RETRY_TRIM, two_line)
+        return max(((first, fitted), (second, second_fitted)), key=lambda r: _rank(*r))[0]
 
-    def _read(self, crop: Image, side_trim: float) -> tuple[PlateText, bool]:
+    def _read(self, crop: Image, side_trim: float, two_line: bool) -> tuple[PlateText, bool]:
         """The read of one cut of the crop, and whether it came from a format (False: greedy)."""
-        tensor = preprocess(crop, self._height, self._width, side_trim=side_trim)[None]
+        tensor = preprocess(crop, self._height, self._width, side_trim=side_trim, two_line=two_line)[None]
         probs = np.asarray(self._model.run(tensor)[0], dtype=np.float32)
         if probs.ndim == 3:
             probs = probs[0]
@@ -175,6 +193,11 @@ class PpocrPlateReader:
         if fitted is not None:
             return fitted.as_plate_text(unconstrained=greedy.text), True
         return greedy, False
+
+
+def _rank(text: PlateText, fitted: bool) -> tuple[bool, float, int]:
+    """How good a read is (``fitted``: it fits a format): a fit first, then the surer, then the longer."""
+    return fitted, text.confidence, len(text.text)
 
 
 def lattice(probs: npt.NDArray[np.float32], classes: str = PPOCR_PLATE_CLASSES) -> npt.NDArray[np.float32]:

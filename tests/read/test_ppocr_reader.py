@@ -13,7 +13,7 @@ from edge.errors import ModelError
 from edge.read.charsets import PPOCR_PLATE_CLASSES
 from edge.read.formats import FormatSet
 from edge.read.lattice import FormatDecoder
-from edge.read.ppocr import PpocrPlateReader, ctc_decode, preprocess
+from edge.read.ppocr import PpocrPlateReader, ctc_decode, layouts_to_try, preprocess
 from edge.runtime import load_manifest, open_model
 from edge.sample.plates import render_plate
 
@@ -76,6 +76,24 @@ def test_preprocess_unfolds_a_two_line_plate_and_squeezes_a_long_one() -> None:
     assert preprocess(np.zeros((10, 400, 3), np.uint8), 48, 192).shape == (48, 192, 3)
 
 
+def test_a_crop_as_square_as_a_loosely_cut_one_line_plate_is_read_both_ways() -> None:
+    def crop(w: int, h: int) -> np.ndarray:
+        return np.zeros((h, w, 3), np.uint8)
+
+    assert layouts_to_try(crop(120, 100), side_trim=0.0) == (True,)  # a two-line plate
+    assert layouts_to_try(crop(300, 100), side_trim=0.0) == (False,)  # a one-line plate
+    # 2:1 before the side trim, 1.8:1 after: a tight crop of a Brazilian or US plate with room above and below
+    assert layouts_to_try(crop(160, 80)) == (False, True)
+
+
+def test_preprocess_unfolds_only_as_asked() -> None:
+    crop = np.zeros((100, 180, 3), np.uint8)
+    crop[:50] = 255
+    one_line = preprocess(crop, 48, 192, side_trim=0.0, two_line=False)
+    assert one_line[:24, :80].mean() > 0.9 and one_line[30:, :80].mean() < -0.9  # the top stays above
+    assert preprocess(crop, 48, 192, side_trim=0.0)[:, :60].mean() > 0.5  # by its aspect: unfolded
+
+
 def test_preprocess_trims_the_sides_of_the_crop() -> None:
     crop = np.zeros((20, 100, 3), np.uint8)
     crop[:, 10:90] = 255  # dark margins of 10% each side
@@ -115,10 +133,10 @@ def test_format_guided_reads_of_rendered_uk_plates_are_exact(
     plate = render_plate(text, char_height=char_h)
     h, w = plate.shape[:2]
     if angle:
-        plate = cv2.warpAffine(plate, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), (w, h),
-                               borderMode=cv2.BORDER_REPLICATE)
+        plate = np.asarray(cv2.warpAffine(plate, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), (w, h),
+                                          borderMode=cv2.BORDER_REPLICATE), np.uint8)
     if blur:
-        plate = cv2.GaussianBlur(plate, (blur, blur), 0)
+        plate = np.asarray(cv2.GaussianBlur(plate, (blur, blur), 0), np.uint8)
     plate = np.clip(128 + (plate.astype(np.float32) - 128) * contrast, 0, 255).astype(np.uint8)
     read = _reader(FormatDecoder(FormatSet.load(["all"]))).read(_pipeline_crop(plate))
     assert read.text == text.replace(" ", "")
@@ -134,6 +152,22 @@ def test_reads_a_blurred_slanted_plate_and_a_two_line_plate() -> None:
     assert reader.read(_pipeline_crop(cv2.GaussianBlur(slanted, (5, 5), 0))).text == "AB12CDE"
     two_line = render_plate("AB12 CDE", char_height=30, two_line=True)
     assert reader.read(_pipeline_crop(two_line)).text == "AB12CDE"
+
+
+@pytest.mark.parametrize("text", ["XY61 ZZB", "K123 ABC"])
+@pytest.mark.parametrize("glowing", [False, True])
+def test_a_one_line_plate_cut_to_about_two_to_one_is_read_once_not_as_two_halves(text: str, glowing: bool) -> None:
+    """A labelled night crop of a plate with room above and below (2:1, as square as a two-line plate): read
+    unfolded, its halves gave the mark twice or junk (``MRV3990MBK3990``); read both ways, the one line wins."""
+    plate = render_plate(text, char_height=24)
+    if glowing:
+        plate = np.asarray(255 - plate, np.uint8)  # an infrared plate whose characters outshine it
+    h, w = plate.shape[:2]
+    pad = round((w / 1.8 - h) / 2)
+    crop = np.asarray(cv2.copyMakeBorder(plate, pad, pad, 4, 4, cv2.BORDER_CONSTANT, value=(40, 40, 40)), np.uint8)
+    assert 1.5 < crop.shape[1] * 0.9 / crop.shape[0] < 2.0
+    for reader in (_reader(), _reader(FormatDecoder(FormatSet.load(["all"])))):
+        assert reader.read(crop).text == text.replace(" ", "")
 
 
 def test_a_model_with_the_wrong_input_is_refused(tmp_path: Path) -> None:
