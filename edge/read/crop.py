@@ -15,8 +15,8 @@ A fit by position (a confusable character swapped to fit a format: ``5`` read wh
 where some read of the vehicle found the fitted character plausible (:attr:`PlateText.char_options`: not
 scored below ``read.fit_min_ratio`` of a sure best). The twins the plate font draws alike (O/0, I/1) always
 fit, at no cost. A character swapped to a look-alike (S/5, B/8...) carries its own probability (0 when it is
-no option) plus half the seen one's (``SWAP_SHARE``, the decoder's twin share): a sure S taken for a 5 counts
-about 0.5, not 0.97. ``read.min_confidence`` is judged on the read as the reader made it.
+no option) plus half the seen one's (``SWAP_SHARE``, as the format decoder counts a look-alike it fits): a sure
+S taken for a 5 counts about 0.5, not 0.97. ``read.min_confidence`` is judged on the read as the reader made it.
 
 The pipeline and ``edge-anpr eval plates`` both read through :func:`read_box`, so what eval scores is
 what the node does. (Tried and left out: reading a mark that fits no format again from a crop widened
@@ -37,12 +37,11 @@ import numpy as np
 from edge.domain import Box, FormatMatch, Image, PlateText
 from edge.read import PlateReader
 from edge.read.formats import normalise
-from edge.read.lattice import TWINS
+from edge.read.lattice import SWAP_SHARE, TWINS
 from edge.read.line import PlateCheck, cut_to_line, plate_check, whole_plate
 
 CROP_MARGIN = 0.12  # share of the plate box added on each side before OCR
 LONG_READ = 5  # a read of a crop that only may be a plate must have this many characters and fit a format
-SWAP_SHARE = 0.5  # a look-alike swapped in by position: its own probability and this share of the seen one's
 
 
 class FormatMatcher(Protocol):

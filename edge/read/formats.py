@@ -145,6 +145,11 @@ class FormatSet:
         self._swap = dict(confusables)  # both directions: letter -> digit and digit -> letter
 
     @property
+    def lookalikes(self) -> dict[str, str]:
+        """Each character's look-alike of the other kind (``S`` -> ``5``, ``5`` -> ``S``...), from ``confusables``."""
+        return dict(self._swap)
+
+    @property
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.formats)
 

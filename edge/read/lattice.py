@@ -17,7 +17,11 @@ the frames do not support.
 A fit never overrules strong visual evidence: where the model is sure of a character (at least ``FIT_SURE``
 at its frames), a fitted character it scored below ``min_ratio`` of that (``read.fit_min_ratio``, default
 1/20) refuses the layout, and the next is tried. A fitted character's confidence is its own probability at
-its frames, so it already carries the penalty: the best character's times the ratio. The same ratio prunes
+its frames, so it already carries the penalty: the best character's times the ratio. Where the model's best
+there is the fitted one's look-alike of the other kind (the format's ``confusables``: a 5 where the layout
+needs an S, as a blurred or bloomed S at night looks), it counts its own probability plus ``SWAP_SHARE`` of
+the best's, never more than the best's: the same as a fit by position of the greedy read
+(:func:`edge.read.crop.fit_by_position`), so the decoder is not stricter than no decoder. The same ratio prunes
 the characters a read offers as plausible at each position (:func:`options_at`), which is what a later fit
 by position (:mod:`edge.read.crop`) may choose from.
 
@@ -46,6 +50,7 @@ BLANK = 0
 SEPARATOR = COLUMNS - 1
 TWINS = {"O": "0", "0": "O", "I": "1", "1": "I"}  # drawn alike in the UK plate font
 
+SWAP_SHARE = 0.5  # a look-alike fitted where the model saw its pair: its own probability and this share of the pair's
 TWIN_SHARE = 0.5  # a character's twin adds this share of its probability to the character's own
 JUNK_WEIGHT = 0.01  # a frame read as a character outside the mark counts at this share of its probability
 MAX_COST = 1.5  # nats: a format reading at most this much less likely than the greedy read is taken
@@ -134,6 +139,8 @@ class FormatDecoder:
         if not 0.0 <= min_ratio <= 1.0:
             raise ValueError(f"min_ratio must be in [0, 1], got {min_ratio!r}")
         self.min_ratio = min_ratio
+        swap = formats.lookalikes
+        self._lookalike = np.array([ALPHABET.find(swap[c]) if c in swap else -1 for c in ALPHABET], np.intp)
         owners: dict[tuple[str, ...], list[RegistrationFormat]] = {}  # in order of first use
         for fmt in formats.formats:
             for slots in (lay.slots for lay in fmt.layouts):
@@ -206,9 +213,19 @@ class FormatDecoder:
             confs = tuple(float(p[c]) for (c, _), p in zip(chars, seen, strict=True))
             if any(bent(conf, float(p.max()), self.min_ratio) for conf, p in zip(confs, seen, strict=True)):
                 continue  # a character the model scored far below its own sure best there: not this layout
+            confs = tuple(self._swapped(c, p) for (c, _), p in zip(chars, seen, strict=True))
             options = tuple(options_at(p, self.min_ratio) for p in seen)
             return Reading(text, confs, max(cost, 0.0), options)
         return None
+
+    def _swapped(self, c: int, seen: npt.NDArray[np.float32]) -> float:
+        """Confidence of character ``c`` (an ALPHABET index) at a slot whose characters scored ``seen``: its own
+        probability; where the model's best there is ``c``'s look-alike (a 5 where the format needs an S), its own
+        plus ``SWAP_SHARE`` of the best's, never more than the best's (as a fit by position counts it)."""
+        own, best = float(seen[c]), int(seen.argmax())
+        if best == c or self._lookalike[best] != c:
+            return own
+        return min(float(seen[best]), own + SWAP_SHARE * float(seen[best]))
 
     def _least_costs(
         self, deficit: npt.NDArray[np.float32], near: npt.NDArray[np.bool_], skip: npt.NDArray[np.float32]

@@ -30,9 +30,9 @@ def frames(*spec: str | tuple[str, float] | tuple[tuple[str, float], ...]) -> np
         if isinstance(item, str):
             parts = {item: 1.0}
         elif isinstance(item[0], str):
-            parts = {item[0]: float(item[1])}  # type: ignore[dict-item]
+            parts = {item[0]: float(item[1])}
         else:
-            parts = {ch: float(p) for ch, p in item}  # type: ignore[misc]
+            parts = {ch: float(p) for ch, p in item}
         rows.append(row(parts))
         rows.append(row({"-": 1.0}))
     return np.stack(rows)
@@ -180,3 +180,26 @@ def test_options_leave_out_what_the_model_scored_far_below_its_sure_best() -> No
     assert [c for c, _ in options_at(probs, min_ratio=0.0)] == ["5", "S", "6"]
     probs[ALPHABET.index("5")] = 0.4  # an unsure best: everything the model gave at least 0.001 is an option
     assert [c for c, _ in options_at(probs)] == ["5", "S", "6"]
+
+
+BR = FormatSet.load(["br_standard"], "config/formats/brazil.yaml")
+
+
+def test_a_look_alike_fitted_where_the_model_saw_its_pair_counts_half_the_pair_s_probability() -> None:
+    # a bloomed S read as a sure 5 where the Brazilian layout (LLL NNNN) needs a letter: as a fit by position
+    # counts it, its own probability plus half the 5's, not its own alone (the decoder no stricter than none)
+    got = FormatDecoder(BR).decode(frames(*"AA", (("5", 0.7), ("S", 0.2)), *"1664"))
+    assert got is not None and got.text == "AAS1664"
+    assert got.char_confidences[2] == pytest.approx(0.2 + 0.5 * 0.7, abs=1e-3)
+
+
+def test_a_fitted_character_that_is_no_look_alike_of_the_model_s_best_counts_its_own_probability() -> None:
+    got = FormatDecoder(BR).decode(frames(*"AA", (("7", 0.7), ("S", 0.2)), *"1664"))
+    assert got is not None and got.text == "AAS1664"
+    assert got.char_confidences[2] == pytest.approx(0.2, abs=1e-3)
+
+
+def test_a_fitted_look_alike_never_counts_more_than_the_character_the_model_saw() -> None:
+    got = FormatDecoder(BR).decode(frames(*"AA", (("5", 0.5), ("S", 0.45)), *"1664"))
+    assert got is not None and got.text == "AAS1664"
+    assert got.char_confidences[2] == pytest.approx(0.5, abs=1e-3)
