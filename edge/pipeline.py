@@ -106,7 +106,7 @@ class Pipeline:
         publish_unfitted: bool = False,
         overview: OverviewFeed | None = None,
         extra_readers: Sequence[PlateReader] = (),
-        worker_queue_size: int = 2,
+        worker_queue_size: int = 3,
     ) -> None:
         self.source = source
         self.tracker = tracker
@@ -130,7 +130,9 @@ class Pipeline:
                                    fine_look=fine_look, fine_look_every=fine_look_every, verify=verify_plates,
                                    maybe_every=maybe_every)
         # one finder per worker, each its own reader (LiteRT interpreters are not thread-safe)
-        self._finders = (self._finder, *(self._finder.twin(r) for r in extra_readers))
+        workers = 1 + len(extra_readers)
+        self._finders = (self._finder, *(self._finder.twin(r, worker=i, workers=workers)
+                                         for i, r in enumerate(extra_readers, start=1)))
         self.worker_queue_size = worker_queue_size
 
     @property
@@ -336,7 +338,7 @@ class _FindWorkers:
         self._closed = threading.Event()
         self._inbox: list[queue.Queue[Frame | None]] = [queue.Queue(maxsize=depth) for _ in finders]
         self._outbox: list[queue.Queue[Finding | BaseException]] = [queue.Queue(maxsize=depth) for _ in finders]
-        self._tickets: queue.Queue[_Ticket | BaseException | None] = queue.Queue(maxsize=len(finders) * (2 * depth + 1))
+        self._tickets: queue.Queue[_Ticket | BaseException | None] = queue.Queue(maxsize=len(finders) * (depth + 1))
         self._threads = [threading.Thread(target=self._feed, name="feeder", daemon=True)]
         self._threads += [threading.Thread(target=self._work, args=(i,), name=f"finder-{i}", daemon=True)
                           for i in range(len(finders))]

@@ -9,8 +9,10 @@ and reading run on ``--workers`` threads (by default one per pinned core, as on 
 
 Figures:
 
-- ``fps``: frames of camera input handled per second of wall time, decoding the file included
-  (a camera delivers decoded frames, so ``fps_without_decode`` leaves the decoding out);
+- ``fps``: frames of camera input handled per second of wall time, from the first frame to the last one leaving
+  the frame loop, decoding the file included (a camera delivers decoded frames, so ``fps_without_decode`` leaves
+  the decoding out: with one worker only, as with more it runs beside them); ``drain_ms``: the time after the last
+  frame, while the passes still open when the recording ends are ended, redacted and stored (a camera has no end);
 - ``latency_p95_ms``: from the arrival of the frame that ends a track (or reaches ``max_delay_s``)
   to its message being durable in the outbox;
 - ``rss_mb``: peak resident memory of the process while the node runs (``VmHWM``, reset after any
@@ -87,26 +89,30 @@ def main(args: argparse.Namespace) -> int:
         recorder = PassRecorder(source, keep_crops=False)
         # stamped, aged and expired by the recording's own time, as in `edge-anpr replay`
         clock = ReplayClock()
+        last: list[float] = []  # when each frame left the frame loop
         with open_node(config, source=timed, on_pass=recorder, clock=clock,
-                       on_frame=lambda f: clock.observe(f.timestamp)) as node:
+                       on_frame=lambda f: _observe(clock, f, last)) as node:
             started = time.monotonic()
             stats = node.pipeline.run()
             elapsed = time.monotonic() - started
+            looped = (last[-1] if last else started) - started  # to the last frame: no end of recording's drain
             queued = node.outbox.depth()  # every pass reached the durable outbox (none aged out)
             paired = node.pipeline.overview.stats.health() if node.pipeline.overview is not None else {}
             node_workers = node.pipeline.workers
         truth_file = video.with_name(video.stem + ".truth.csv")
         scored = score(load_truth(truth_file), recorder.found).as_dict() if truth_file.is_file() else {}
     frames = stats.frames
-    paced_ok = frames > 0 and not args.realtime
+    # in realtime the time inside the source includes waiting for the next frame, and with workers the decoding
+    # runs beside them: no decode figure then
+    paced_ok = frames > 0 and not args.realtime and node_workers == 1
     result: dict[str, Any] = {
         "video": str(video),
         "size": list(config.capture.main_size) if args.video else list(BENCH_SIZE),
         "frames": frames,
         "frames_dropped": max(source.skipped + stats.frames_dropped, _frame_count(video) - frames),
         "detect_every": config.detect.every_n_frames,
-        "fps": round(frames / elapsed, 1) if elapsed > 0 else None,
-        # in realtime the time inside the source includes waiting for the next frame: no decode figure then
+        "fps": round(frames / looped, 1) if looped > 0 else None,
+        "drain_ms": round(1000.0 * (elapsed - looped), 1),
         "fps_without_decode": round(frames / max(1e-9, elapsed - timed.seconds), 1) if paced_ok else None,
         "decode_ms_mean": round(1000.0 * timed.seconds / frames, 2) if paced_ok else None,
         "detect_ms_mean": _mean(stats.detect_ms),
@@ -131,6 +137,12 @@ def main(args: argparse.Namespace) -> int:
         for key, value in result.items():
             print(f"{key:<20} {value}")
     return 0
+
+
+def _observe(clock: Any, frame: Frame, last: list[float]) -> None:
+    """Move the recording's clock to ``frame`` and note when it left the frame loop."""
+    clock.observe(frame.timestamp)
+    last[:] = [time.monotonic()]
 
 
 class _SourceTimer:

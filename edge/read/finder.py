@@ -96,14 +96,19 @@ class PlateFinder:
         self._calls = 0
         self._not_plates: list[tuple[Box, int]] = []  # where a maybe-crop read as no plate, and on which call
 
-    def twin(self, reader: PlateReader) -> PlateFinder:
+    def twin(self, reader: PlateReader, *, worker: int = 1, workers: int = 2) -> PlateFinder:
         """A finder for another worker: this one's settings, detectors and second look (which must be safe to call
         from both: OpenCV's detectors hold no state, a model's goes through :class:`edge.detect.InTurn`), its own
-        ``reader``, and its own count of looks and skips (of the frames it is given)."""
-        return PlateFinder(self._detector, reader, self._formats, min_confidence=self._min_confidence,
+        ``reader``, and its own count of looks and skips (of the frames it is given). Worker ``worker`` of
+        ``workers`` takes its first second and fine looks that share of their period later, so the workers'
+        looks fall between each other's rather than together (they would wait for the one second-look model)."""
+        twin = PlateFinder(self._detector, reader, self._formats, min_confidence=self._min_confidence,
                            second_look=self._second, second_look_every=self._every, fine_look=self._fine,
                            fine_look_every=self._fine_every, verify=self._verify, maybe_every=self._maybe_every,
                            timer=self._timer)
+        twin._since_second = self._every - (worker * self._every) // workers
+        twin._since_fine = self._fine_every - (worker * self._fine_every) // workers
+        return twin
 
     def find(self, image: Image, lores: Image, captured_on: dt.date) -> Finding:
         """The plates of ``image``; detectors run on ``lores`` (the same view, smaller or equal), the fine look

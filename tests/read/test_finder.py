@@ -199,3 +199,19 @@ def test_a_crop_elsewhere_is_read_although_one_at_another_place_was_not_a_plate(
     f.find(image, LORES, DAY)
     f.find(moved, LORES, DAY)
     assert reader.calls == 2
+
+
+def test_a_twin_for_another_worker_looks_again_between_the_first_finder_s_looks_not_with_them() -> None:
+    first = finder(ReadByPlace({}), Boxes(), Boxes(), every=10)
+    twin = first.twin(ReadByPlace({}), worker=1, workers=2)
+    looked = [(first.find(FULL, LORES, DAY).second_look, twin.find(FULL, LORES, DAY).second_look) for _ in range(20)]
+    assert [i for i, (a, _) in enumerate(looked) if a] == [0, 10]  # each its own one look in ten calls ...
+    assert [i for i, (_, b) in enumerate(looked) if b] == [4, 14]  # ... about half a period apart
+
+
+def test_a_twin_keeps_the_settings_and_detectors_but_reads_with_its_own_reader() -> None:
+    boxes = Boxes(FIRST)
+    first = finder(ReadByPlace({124: "AB12CDE"}), boxes, None)
+    twin = first.twin(ReadByPlace({124: "XY51ABC"}))
+    assert texts(first) == ["AB12CDE"] and texts(twin) == ["XY51ABC"]
+    assert boxes.calls == 2
