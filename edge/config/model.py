@@ -300,7 +300,7 @@ class PrivacyConfig(_Section):
         "false regions; boxes under 20 px need at least 0.35)."
     )
     face_night_threshold: float = Field(
-        0.08, description="Face score above which a region is redacted in a grey (infrared, night) frame, where "
+        0.07, description="Face score above which a region is redacted in a grey (infrared, night) frame, where "
         "faces score lower; never stricter than face_threshold (between 0 and 1, exclusive)."
     )
     redact_cabin: bool = Field(
@@ -344,7 +344,7 @@ class PrivacyConfig(_Section):
     @classmethod
     def _night_threshold_in_range(cls, v: float) -> float:
         if not 0.0 < v < 1.0:
-            raise ValueError(f"{v} is not a score: it must be between 0 and 1 (exclusive), e.g. 0.08")
+            raise ValueError(f"{v} is not a score: it must be between 0 and 1 (exclusive), e.g. 0.07")
         return v
 
     @field_validator("audit_file")

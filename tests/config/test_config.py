@@ -9,6 +9,7 @@ import pytest
 from edge.cli import main
 from edge.config import load_config, parse_config
 from edge.errors import ConfigError
+from edge.privacy.faces import RedactorSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = {"node": {"site": "a40", "camera": "cam1"}}
@@ -80,9 +81,9 @@ def test_a_face_night_threshold_outside_0_to_1_is_refused_naming_it(value: float
         parse_config({**MINIMAL, "privacy": {"face_night_threshold": value}})
 
 
-def test_face_night_threshold_defaults_below_the_day_threshold() -> None:
+def test_face_night_threshold_defaults_to_the_redactors_below_the_day_threshold() -> None:
     privacy = parse_config(MINIMAL).privacy
-    assert 0.0 < privacy.face_night_threshold < privacy.face_threshold
+    assert privacy.face_night_threshold == RedactorSettings().night_threshold < privacy.face_threshold
     assert parse_config({**MINIMAL, "privacy": {"face_night_threshold": 0.1}}).privacy.face_night_threshold == 0.1
 
 

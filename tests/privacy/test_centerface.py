@@ -22,11 +22,13 @@ from edge.privacy.centerface import (
     CenterFaceDetector,
     decode,
     night_input,
+    night_looks,
     nms,
     stretched,
     tiling,
+    unmirrored,
 )
-from edge.runtime import load_manifest, open_model
+from edge.runtime import TfliteModel, load_manifest, open_model
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "models" / "manifest.json"
@@ -106,6 +108,39 @@ def test_night_input_smooths_sensor_noise_keeps_an_edge_and_leaves_its_input_alo
     assert abs(float(out[:, 38].mean()) - float(out[:, 42].mean())) > 0.8 * (right.mean() - left.mean())  # edge kept
 
 
+def test_maps_of_a_mirrored_input_mirrored_back_place_a_face_where_it_is_unmirrored() -> None:
+    rows, cols = 10, 20
+    heat, box = np.zeros((rows, cols, 1), np.float32), np.zeros((rows, cols, 4), np.float32)
+    heat[3, 7, 0] = 0.9
+    box[3, 7] = [np.log(40 / STRIDE), np.log(32 / STRIDE), 0.25, -0.3]  # centre x = 4 * (7 - 0.3 + 0.5)
+    mirrored_heat, mirrored_box = np.zeros_like(heat), np.zeros_like(box)
+    mirrored_heat[3, cols - 1 - 7, 0] = 0.9  # the same face in the mirrored input: centre x = 4 * cols - 28.8
+    mirrored_box[3, cols - 1 - 7] = [np.log(40 / STRIDE), np.log(32 / STRIDE), 0.25, 0.3]
+    back_heat, back_box = unmirrored(mirrored_heat, mirrored_box)
+    expected, _ = decode(heat, box, threshold=0.5)
+    found, scores = decode(back_heat, back_box, threshold=0.5)
+    np.testing.assert_allclose(found, expected, atol=1e-4)
+    assert scores.tolist() == pytest.approx([0.9])
+    assert mirrored_box[3, cols - 1 - 7, 3] == pytest.approx(0.3)  # its input left alone
+
+
+def test_night_looks_are_the_night_input_and_a_local_contrast_look_that_lifts_a_dim_corner() -> None:
+    rng = np.random.default_rng(2)
+    grey = np.full((160, 160), 70.0, np.float32)
+    grey[:, 80:] = 130.0
+    grey[100:140, 10:50] = 50.0  # a face-sized dim patch in the dark half, 20 levels below its surround
+    noisy = np.clip(grey + rng.normal(0.0, 4.0, grey.shape), 0, 255).astype(np.uint8)
+    before = noisy.copy()
+    first, second = night_looks(noisy)
+    assert np.array_equal(first, night_input(noisy)) and np.array_equal(noisy, before)
+    assert second.shape == first.shape and second.dtype == np.uint8
+
+    def contrast(look: np.ndarray) -> float:
+        return float(look[10:60, 10:50].mean()) - float(look[105:135, 15:45].mean())
+
+    assert contrast(second) > 1.2 * contrast(first) > 0  # the patch stands out more from its surround
+
+
 def _detector(threshold: float = 0.2) -> CenterFaceDetector:
     if not MODEL.is_file():
         pytest.skip("models/centerface.tflite is missing: run scripts/setup.sh (it converts it)")
@@ -119,7 +154,7 @@ def test_the_converted_model_finds_every_face_of_a_real_group_photo_in_colour_an
     with open(DATA / "labels.csv", encoding="utf-8") as fh:
         faces = [Box(int(r["x"]), int(r["y"]), int(r["w"]), int(r["h"])) for r in csv.DictReader(fh)
                  if r["file"] == PHOTO]
-    photo = cv2.imread(str(DATA / PHOTO), cv2.IMREAD_COLOR)
+    photo = np.asarray(cv2.imread(str(DATA / PHOTO), cv2.IMREAD_COLOR), np.uint8)
     detector = _detector()
     for image in (photo, cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)):
         found = detector.detect(np.asarray(image, np.uint8))
@@ -156,3 +191,34 @@ def test_a_grey_frame_is_judged_by_the_night_threshold_and_a_colour_frame_as_bef
     assert min(score for _, score in lenient) < 0.3 <= min(score for _, score in day.detect_scored(grey))
     with pytest.raises(ValueError, match=r"threshold 1\.5"):
         CenterFaceDetector(model, threshold=0.3, night_threshold=1.5)
+
+
+class _RecordingModel(TfliteModel):
+    """The real model, keeping a copy of every input it is given."""
+
+    def __init__(self, model: TfliteModel) -> None:
+        super().__init__(model.path, model.entry)
+        self.inputs: list[np.ndarray] = []
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        self.inputs.append(tensor.copy())
+        return super().run(tensor)
+
+
+@pytest.mark.integration
+def test_a_grey_frame_is_looked_at_twice_the_second_time_mirrored_and_a_colour_frame_once() -> None:
+    if not MODEL.is_file():
+        pytest.skip("models/centerface.tflite is missing: run scripts/setup.sh (it converts it)")
+    model = _RecordingModel(open_model(MODEL, load_manifest(MANIFEST)))
+    detector = CenterFaceDetector(model, threshold=0.3, night_threshold=0.1)
+    rng = np.random.default_rng(3)
+    grey = rng.integers(40, 120, (544, 960), dtype=np.uint8)  # the model's own shape: one input per look
+    model.inputs.clear()
+    detector.detect(grey)
+    first, second = model.inputs
+    looks = night_looks(grey)
+    assert np.array_equal(first[0, :, :, 0], looks[0])
+    assert np.array_equal(second[0, :, :, 0], looks[1][:, ::-1])
+    model.inputs.clear()
+    detector.detect(np.dstack([grey, grey // 2, grey]))  # colour: one look, as before
+    assert len(model.inputs) == 1
