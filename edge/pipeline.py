@@ -5,11 +5,11 @@ stalls the loop. With a live source, capture runs in its own thread into a bound
 loop falls behind, frames are dropped at the queue and counted, never silently.
 
 With more than one reader (``extra_readers``: ``detect.workers``), detecting and reading run on that
-many threads (LiteRT and OpenCV release the GIL while they work): frame k of those detected goes to
-worker k mod n, each with its own reader (the second look's model is taken in turn). A feeder thread
+many threads (LiteRT and OpenCV release the GIL while they work), each taking the next frame to detect
+when it is free, each with its own reader (the second look's model is taken in turn). A feeder thread
 takes the frames from the source (decoding a file there); the loop takes the findings back in frame
-order, then tracks, pairs the overview and hands passes to the privacy worker. Each worker's looks and
-skips count its own frames, so a replay gives the same reads every time with the same number of workers.
+order, then tracks, pairs the overview and hands passes to the privacy worker. The fine and second looks
+are due by a frame's index k, so they fall on the same frames however many workers there are.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -106,7 +107,7 @@ class Pipeline:
         publish_unfitted: bool = False,
         overview: OverviewFeed | None = None,
         extra_readers: Sequence[PlateReader] = (),
-        worker_queue_size: int = 3,
+        worker_queue_size: int = 2,
     ) -> None:
         self.source = source
         self.tracker = tracker
@@ -130,9 +131,7 @@ class Pipeline:
                                    fine_look=fine_look, fine_look_every=fine_look_every, verify=verify_plates,
                                    maybe_every=maybe_every)
         # one finder per worker, each its own reader (LiteRT interpreters are not thread-safe)
-        workers = 1 + len(extra_readers)
-        self._finders = (self._finder, *(self._finder.twin(r, worker=i, workers=workers)
-                                         for i, r in enumerate(extra_readers, start=1)))
+        self._finders = (self._finder, *(self._finder.twin(r) for r in extra_readers))
         self.worker_queue_size = worker_queue_size
 
     @property
@@ -312,21 +311,18 @@ class _PassWorker:
             raise self._error
 
 
-def _find(finder: PlateFinder, frame: Frame) -> Finding:
-    return finder.find(frame.image, frame.lores, frame.timestamp.date())
-
-
-_Ticket = tuple[Frame, int | None]  # a frame and the worker finding its plates (None: a frame not detected)
+def _find(finder: PlateFinder, frame: Frame, index: int | None = None) -> Finding:
+    return finder.find(frame.image, frame.lores, frame.timestamp.date(), index)
 
 
 class _FindWorkers:
     """Detect and read frames on one thread per finder, handing the findings back in frame order.
 
-    A feeder thread takes frames from ``frames`` (decoding a file, or the capture queue of a live source) and
-    gives the k-th frame to detect to worker k mod n, through a bounded queue per worker; a ticket per frame, in
-    a bounded queue, says where its finding will be. When the workers fall behind, the feeder waits (so a live
-    source's capture queue fills and drops, counted there). An error in the feeder or a worker is raised in the
-    frame loop, in its frame's place.
+    A feeder thread takes frames from ``frames`` (decoding a file, or the capture queue of a live source) and puts
+    each frame to detect, with its index among them, in one bounded queue that the workers take from as each is
+    free; a ticket per frame, in a bounded queue, holds where its finding will be. When the workers fall behind,
+    the feeder waits (so a live source's capture queue fills and drops, counted there). An error in the feeder or
+    a worker is raised in the frame loop, in its frame's place.
     """
 
     def __init__(self, finders: Sequence[PlateFinder], frames: Iterator[Frame], detects: Callable[[Frame], bool],
@@ -336,12 +332,12 @@ class _FindWorkers:
         self._detects = detects
         self._stop = stop
         self._closed = threading.Event()
-        self._inbox: list[queue.Queue[Frame | None]] = [queue.Queue(maxsize=depth) for _ in finders]
-        self._outbox: list[queue.Queue[Finding | BaseException]] = [queue.Queue(maxsize=depth) for _ in finders]
-        self._tickets: queue.Queue[_Ticket | BaseException | None] = queue.Queue(maxsize=len(finders) * (depth + 1))
+        self._inbox: queue.Queue[tuple[Frame, int, Future[Finding]] | None] = queue.Queue(maxsize=len(finders) * depth)
+        self._tickets: queue.Queue[tuple[Frame, Future[Finding] | None] | BaseException | None] = queue.Queue(
+            maxsize=len(finders) * (depth + 1))
         self._threads = [threading.Thread(target=self._feed, name="feeder", daemon=True)]
-        self._threads += [threading.Thread(target=self._work, args=(i,), name=f"finder-{i}", daemon=True)
-                          for i in range(len(finders))]
+        self._threads += [threading.Thread(target=self._work, args=(finder,), name=f"finder-{i}", daemon=True)
+                          for i, finder in enumerate(finders)]
         for thread in self._threads:
             thread.start()
 
@@ -349,21 +345,14 @@ class _FindWorkers:
         while (ticket := self._tickets.get()) is not None:
             if isinstance(ticket, BaseException):
                 raise ticket
-            frame, worker = ticket
-            if worker is None:
-                yield frame, None
-                continue
-            finding = self._outbox[worker].get()
-            if isinstance(finding, BaseException):
-                raise finding
-            yield frame, finding
+            frame, finding = ticket
+            yield frame, finding.result() if finding is not None else None  # a worker's error is raised here
 
     def close(self) -> None:
         """Stop feeding and end the threads (a frame being found is finished first)."""
         self._closed.set()
-        _drain(self._tickets)
-        for q in self._outbox:
-            _drain(q)  # unblock a feeder or worker waiting to put
+        _drain(self._tickets)  # unblock a feeder waiting to put
+        _drain(self._inbox)
         for thread in self._threads:
             thread.join(timeout=5.0)
 
@@ -381,12 +370,13 @@ class _FindWorkers:
         detected = 0
         try:
             for frame in self._frames:
-                worker: int | None = None
+                finding: Future[Finding] | None = None
                 if self._detects(frame):
-                    worker, detected = detected % len(self._finders), detected + 1
-                    if not self._put(self._inbox[worker], frame):
+                    finding = Future()
+                    if not self._put(self._inbox, (frame, detected, finding)):
                         return
-                if not self._put(self._tickets, (frame, worker)):
+                    detected += 1
+                if not self._put(self._tickets, (frame, finding)):
                     return
                 if self._stop.is_set():
                     break
@@ -395,25 +385,22 @@ class _FindWorkers:
         else:
             self._put(self._tickets, None)
         finally:
-            for inbox in self._inbox:
-                self._put(inbox, None)
+            for _ in self._finders:
+                self._put(self._inbox, None)
 
-    def _work(self, i: int) -> None:
-        finder, inbox, outbox = self._finders[i], self._inbox[i], self._outbox[i]
+    def _work(self, finder: PlateFinder) -> None:
         while not self._closed.is_set():
             try:
-                frame = inbox.get(timeout=0.1)
+                item = self._inbox.get(timeout=0.1)
             except queue.Empty:
                 continue
-            if frame is None:
+            if item is None:
                 return
-            result: Finding | BaseException
+            frame, index, finding = item
             try:
-                result = _find(finder, frame)
+                finding.set_result(_find(finder, frame, index))
             except Exception as exc:  # noqa: BLE001 - raised in the frame loop, in its frame's place
-                result = exc
-            if not self._put(outbox, result):
-                return
+                finding.set_exception(exc)
 
 
 def _drain(q: queue.Queue[Any]) -> None:

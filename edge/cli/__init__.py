@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overview-offset", type=float, metavar="S",
                    help="the overview recording starts S seconds after SOURCE (default: from the two scene "
                         "sidecars, else the config's capture.overview.offset_s, else 0)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="threads that detect and read (default: the config's detect.workers; 0: one per core, at "
+                        "most 4); the same number gives the same reads on any machine")
     p.add_argument("--state-dir", help="outbox directory (default: config, or ./var/replay)")
     p.add_argument("--truth", metavar="CSV", help="score against ground truth (plate,first_seen_s,last_seen_s)")
     p.add_argument("--report", metavar="DIR", help="write an HTML report of the replay")

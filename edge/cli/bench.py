@@ -247,11 +247,10 @@ def _config(args: argparse.Namespace, video: Path, state: Path, overview: Path |
 
     data = lab_config(str(video), config_file=args.config, realtime=args.realtime, state_dir=str(state),
                       overview=str(overview) if overview is not None else None,
-                      overview_offset=0.0 if overview is not None else None).model_dump(mode="json", exclude_none=True)
+                      overview_offset=0.0 if overview is not None else None,
+                      workers=args.workers).model_dump(mode="json", exclude_none=True)
     if args.detect_every is not None:
         data["detect"] = {**data.get("detect", {}), "every_n_frames": args.detect_every}
-    if args.workers is not None:
-        data["detect"] = {**data.get("detect", {}), "workers": args.workers}
     if args.image is not None:
         data["privacy"] = {**data.get("privacy", {}), "image": args.image}
     data.pop("mqtt", None)  # the bench measures the node up to the outbox; publishing runs beside it

@@ -243,7 +243,7 @@ def replay_config(args: argparse.Namespace) -> Config:
         offset = recording_offset_s(args.source, overview)  # two scene recordings say when each started
     return lab_config(str(args.source), config_file=args.config, start=args.start, fps=args.fps,
                       realtime=args.realtime, state_dir=args.state_dir, broker=args.broker, overview=overview,
-                      overview_offset=offset)
+                      overview_offset=offset, workers=getattr(args, "workers", None))
 
 
 def replay(args: argparse.Namespace) -> int:
@@ -296,6 +296,7 @@ def replay(args: argparse.Namespace) -> int:
                                                                    config.capture.fps)),
             "frames_dropped": stats.frames_dropped + (source.skipped if source is not None else 0),
             "fps": round(stats.frames / elapsed, 2) if elapsed > 0 else None,
+            "workers": node.pipeline.workers,
             "detect_every": config.detect.every_n_frames,
             "latency_p95_ms": recorder.latency_p95_ms,
             "passes": stats.passes - recorder.previews,

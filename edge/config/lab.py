@@ -29,12 +29,13 @@ def replay_state_dir(source: str) -> str:
 def lab_config(
     source: str, *, config_file: str | None = None, start: str | None = None, fps: float | None = None,
     realtime: bool = False, state_dir: str | None = None, broker: str | None = None, overview: str | None = None,
-    overview_offset: float | None = None,
+    overview_offset: float | None = None, workers: int | None = None,
 ) -> Config:
     """``config_file`` (or the lab defaults) with ``source`` as the capture, and ``broker`` (HOST:PORT) as a
     plain-TCP lab broker. ``overview``: the overview camera's recording (``overview_offset`` seconds after the
     plate recording's start); without it, a config's overview camera is left out (it is a camera, not this
-    recording's)."""
+    recording's). ``workers``: threads that detect and read (``detect.workers``; a replay gives the same reads with
+    the same number)."""
     kind = "stream" if "://" in source else ("images" if Path(source).is_dir() else "video")
     if config_file:
         data: dict[str, Any] = load_config(config_file).model_dump(mode="json", exclude_none=True)
@@ -62,6 +63,8 @@ def lab_config(
         data["capture"]["fps"] = fps
     if realtime:
         data["capture"]["realtime"] = True
+    if workers is not None:
+        data["detect"] = {**data.get("detect", {}), "workers": workers}
     if state_dir:
         data["node"]["state_dir"] = state_dir
     if broker:

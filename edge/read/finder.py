@@ -11,6 +11,7 @@ plate, the read that fits a format is kept. The pipeline and ``edge-anpr eval pl
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,11 +54,13 @@ class Finding:
 class PlateFinder:
     """Detect, read, and look again with ``second_look`` when nothing read as a plate.
 
-    ``second_look_every``: the second look runs on at most one call in this many (a camera's next frames
-    show the same vehicle; a still image is its only chance, so eval passes 1).
+    ``second_look_every``: the second look may run on one frame in this many, those whose index it divides (a
+    camera's next frames show the same vehicle; a still image is its only chance, so eval passes 1);
+    ``fine_look_every`` likewise. Being due by the frame's index, not by when the last look ran, a look falls on
+    the same frames however many workers find them.
 
     ``maybe_every``: a crop that only may be a plate (:func:`edge.read.line.plate_check`), at the place where
-    such a crop was read as no plate in one of the last calls, is read on at most one call in this many. A
+    such a crop was read as no plate in one of the last frames, is read on at most one frame in this many. A
     camera's next frames show the same sign, wall or road marking at about the same place, and its read is
     the same; a crop that looks like a plate is always read. 1 (eval's still images): every crop is read.
     """
@@ -86,77 +89,95 @@ class PlateFinder:
         self._min_confidence = min_confidence
         self._second = second_look
         self._every = second_look_every
-        self._since_second = second_look_every  # so the first call may look again
         self._fine = fine_look
         self._fine_every = fine_look_every
-        self._since_fine = fine_look_every
         self._verify = verify
         self._timer = timer
         self._maybe_every = maybe_every
         self._calls = 0
-        self._not_plates: list[tuple[Box, int]] = []  # where a maybe-crop read as no plate, and on which call
+        self._not_plates = _NotPlates(maybe_every)  # shared with twins
 
-    def twin(self, reader: PlateReader, *, worker: int = 1, workers: int = 2) -> PlateFinder:
-        """A finder for another worker: this one's settings, detectors and second look (which must be safe to call
-        from both: OpenCV's detectors hold no state, a model's goes through :class:`edge.detect.InTurn`), its own
-        ``reader``, and its own count of looks and skips (of the frames it is given). Worker ``worker`` of
-        ``workers`` takes its first second and fine looks that share of their period later, so the workers'
-        looks fall between each other's rather than together (they would wait for the one second-look model)."""
+    def twin(self, reader: PlateReader) -> PlateFinder:
+        """A finder for another worker: this one's settings, detectors, second look (which must be safe to call from
+        several threads: OpenCV's detectors hold no state, a model's goes through :class:`edge.detect.InTurn`) and
+        memory of places read as no plate, with its own ``reader``. Given each frame's ``index``, twins find in a
+        frame what this finder would."""
         twin = PlateFinder(self._detector, reader, self._formats, min_confidence=self._min_confidence,
                            second_look=self._second, second_look_every=self._every, fine_look=self._fine,
                            fine_look_every=self._fine_every, verify=self._verify, maybe_every=self._maybe_every,
                            timer=self._timer)
-        twin._since_second = self._every - (worker * self._every) // workers
-        twin._since_fine = self._fine_every - (worker * self._fine_every) // workers
+        twin._not_plates = self._not_plates
         return twin
 
-    def find(self, image: Image, lores: Image, captured_on: dt.date) -> Finding:
+    def find(self, image: Image, lores: Image, captured_on: dt.date, index: int | None = None) -> Finding:
         """The plates of ``image``; detectors run on ``lores`` (the same view, smaller or equal), the fine look
-        on ``image`` shrunk to at most twice ``lores``."""
+        on ``image`` shrunk to at most twice ``lores``. ``index``: the frame's place among those given to find
+        (default: this finder's count of calls), which says when the fine and second looks are due."""
+        index = self._calls if index is None else index
         self._calls += 1
-        self._not_plates = [(b, n) for b, n in self._not_plates if self._calls - n < self._maybe_every]
         t0 = self._timer()
         first = _scaled(self._detector.detect(lores), image, lores)
         detect_s = self._timer() - t0
-        sightings = self._read(image, first, captured_on)
+        skip = self._not_plates.near(index)
+        sightings = self._read(image, first, captured_on, index, skip)
         read_s = self._timer() - t0 - detect_s
-        self._since_fine += 1
-        self._since_second += 1
         looked_again = False
-        if self._fine is not None and self._since_fine >= self._fine_every and not any(s.fits for s in sightings):
-            self._since_fine = 0
+        if self._fine is not None and index % self._fine_every == 0 and not any(s.fits for s in sightings):
             t1 = self._timer()
             mid = fine_image(image, lores)
             more = _scaled(self._fine.detect(mid), image, mid)
             t2 = self._timer()
-            sightings = _merge(sightings, self._read(image, more, captured_on, only_plates=True))
+            sightings = _merge(sightings, self._read(image, more, captured_on, index, skip, only_plates=True))
             detect_s += t2 - t1
             read_s += self._timer() - t2
-        second = self._second if self._since_second >= self._every and not any(s.fits for s in sightings) else None
+        second = self._second if index % self._every == 0 and not any(s.fits for s in sightings) else None
         if second is not None:
-            self._since_second = 0
             looked_again = True
             t1 = self._timer()
             more = _scaled(second.detect(lores), image, lores)
             t2 = self._timer()
-            sightings = _merge(sightings, self._read(image, more, captured_on))
+            sightings = _merge(sightings, self._read(image, more, captured_on, index, skip))
             detect_s += t2 - t1
             read_s += self._timer() - t2
         return Finding(tuple(sightings), detect_s * 1000.0, read_s * 1000.0, looked_again)
 
-    def _read(self, image: Image, found: list[PlateDetection], captured_on: dt.date, *,
-              only_plates: bool = False) -> list[Sighting]:
+    def _read(self, image: Image, found: list[PlateDetection], captured_on: dt.date, index: int,
+              skip: list[Box], *, only_plates: bool = False) -> list[Sighting]:
         sightings = []
         for det in found:
-            read_maybe = not any(det.box.iou(b) >= SAME_PLACE_IOU for b, _ in self._not_plates)
+            read_maybe = not any(det.box.iou(b) >= SAME_PLACE_IOU for b in skip)
             got = read_box(image, det.box, self._reader, self._formats, captured_on,
                            min_confidence=self._min_confidence, corners=det.corners, verify=self._verify,
                            only_plates=only_plates, read_maybe=read_maybe)
             sighting = Sighting(det, got)
             if self._maybe_every > 1 and got is not None and got.look == "maybe" and got.ocr and not sighting.fits:
-                self._not_plates.append((det.box, self._calls))
+                self._not_plates.add(det.box, index)
             sightings.append(sighting)
         return sightings
+
+
+class _NotPlates:
+    """Where a crop that only may be a plate read as no plate, and in which frame (by index): such a crop at the
+    same place is not read again in the next ``every - 1`` frames. Shared by a finder and its twins (thread-safe);
+    a frame still being found on another worker has not told its places yet, so its crops are read then."""
+
+    def __init__(self, every: int) -> None:
+        self._every = every
+        self._seen: list[tuple[Box, int]] = []
+        self._lock = threading.Lock()
+
+    def add(self, box: Box, index: int) -> None:
+        with self._lock:
+            self._seen.append((box, index))
+
+    def near(self, index: int) -> list[Box]:
+        """The places read as no plate in the ``every - 1`` frames before ``index`` (none in a frame ``every``
+        divides: there every crop is read again)."""
+        with self._lock:
+            self._seen = [(b, n) for b, n in self._seen if index - n < 2 * self._every]  # forget the old ones
+            if index % self._every == 0:
+                return []
+            return [b for b, n in self._seen if 0 < index - n < self._every]
 
 
 def fine_image(image: Image, lores: Image) -> Image:

@@ -201,12 +201,14 @@ def test_a_crop_elsewhere_is_read_although_one_at_another_place_was_not_a_plate(
     assert reader.calls == 2
 
 
-def test_a_twin_for_another_worker_looks_again_between_the_first_finder_s_looks_not_with_them() -> None:
+def test_looks_fall_on_the_same_frames_whether_one_finder_or_it_and_a_twin_find_them() -> None:
+    one = finder(ReadByPlace({}), Boxes(), Boxes(), every=10)
+    alone = [one.find(FULL, LORES, DAY).second_look for _ in range(25)]
     first = finder(ReadByPlace({}), Boxes(), Boxes(), every=10)
-    twin = first.twin(ReadByPlace({}), worker=1, workers=2)
-    looked = [(first.find(FULL, LORES, DAY).second_look, twin.find(FULL, LORES, DAY).second_look) for _ in range(20)]
-    assert [i for i, (a, _) in enumerate(looked) if a] == [0, 10]  # each its own one look in ten calls ...
-    assert [i for i, (_, b) in enumerate(looked) if b] == [4, 14]  # ... about half a period apart
+    twin = first.twin(ReadByPlace({}))
+    shared = [(first if k % 2 == 0 else twin).find(FULL, LORES, DAY, k).second_look for k in range(25)]
+    assert shared == alone
+    assert [k for k, looked in enumerate(alone) if looked] == [0, 10, 20]
 
 
 def test_a_twin_keeps_the_settings_and_detectors_but_reads_with_its_own_reader() -> None:
