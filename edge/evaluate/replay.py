@@ -222,6 +222,7 @@ GLOSSARY: dict[str, str] = {
     "frames": "frames read from the source",
     "recording_s": "how long the recording is, in seconds (the timeline spans it)",
     "detect_every": "plates were looked for on every N-th frame (detect.every_n_frames)",
+    "workers": "threads that detected and read the frames (detect.workers; any number gives the same reads)",
     "passes": "vehicle passes: tracks whose voted read was good enough to be a pass (previews left out), "
               "including those then held back because their read fits no allowed format (unfitted_dropped)",
     "unfitted_dropped": "passes whose read fits none of read.formats: not published, because signs, walls and "
