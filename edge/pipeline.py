@@ -399,8 +399,10 @@ class _FindWorkers:
             frame, index, finding = item
             try:
                 finding.set_result(_find(finder, frame, index))
-            except Exception as exc:  # noqa: BLE001 - raised in the frame loop, in its frame's place
-                finding.set_exception(exc)
+            except BaseException as exc:  # raised in the frame loop, in its frame's place
+                finding.set_exception(exc)  # never left unset: the loop waits for it
+                if not isinstance(exc, Exception):
+                    raise
 
 
 def _drain(q: queue.Queue[Any]) -> None:
