@@ -149,6 +149,12 @@ def _overview_may_leave(config: Config) -> bool:
     return "redacted_overview" in (config.privacy.image, config.privacy.hit_image)
 
 
+def tracker_views(config: Config) -> int:
+    """Earlier plate-camera frames each track keeps to carry faces into its overview: none when no overview may
+    leave, or when the overview comes from the overview camera (another camera's geometry: it never takes them)."""
+    return OVERVIEW_VIEWS if _overview_may_leave(config) and config.capture.overview is None else 0
+
+
 def _plate_locator(config: Config) -> PlateLocator | None:
     """The overview's other plates, for their occupants' look: the fine look's detectors (none when it is off)."""
     fine = build_fine_look(config.detect) if _overview_may_leave(config) else None
@@ -270,7 +276,7 @@ def open_node(
             detector=detector,
             reader=reader,
             formats=formats,
-            tracker=PlateTracker(config.track, formats, views=OVERVIEW_VIEWS if _overview_may_leave(config) else 0),
+            tracker=PlateTracker(config.track, formats, views=tracker_views(config)),
             privacy=gate or privacy,
             outbox=ledger,
             detect_every=config.detect.every_n_frames,
