@@ -40,7 +40,7 @@ from edge.privacy.retention import DataClass, Retention, RetentionStore
 from edge.privacy.stage import PrivacyStage
 from edge.publish.mqtt import MqttPublisher
 from edge.publish.topics import Topics
-from edge.read.factory import build_reader
+from edge.read.factory import build_readers
 from edge.read.formats import FormatSet
 from edge.read.locate import PlateLocator
 from edge.track import PlateTracker
@@ -227,7 +227,8 @@ def open_node(
     clock = clock or SystemClock()
     state = ensure_state_dir(config.node.state_dir)
     formats = FormatSet.load(config.read.formats, config.read.formats_file, config.read.country)
-    reader = build_reader(config.read, formats=formats)  # the backend the manifest task of read.model names
+    # one reader per worker, the backend the manifest task of read.model names
+    reader, *extra_readers = build_readers(config.read, finder_workers(config.detect.workers), formats)
     detector = build_detector(config.detect)
     second_look = build_second_look(config.detect)
     topics = Topics(config.mqtt.topic_prefix if config.mqtt else "anpr", config.node.site, config.node.camera)
@@ -294,8 +295,7 @@ def open_node(
             # a node with formats publishes only reads that fit one (with none, there is nothing to fit)
             publish_unfitted=config.read.publish_unfitted or not formats.formats,
             overview=build_overview(config, clock, plate_source),
-            extra_readers=[build_reader(config.read, formats=formats)
-                           for _ in range(finder_workers(config.detect.workers) - 1)],
+            extra_readers=extra_readers,
         )
         yield Node(config=config, pipeline=pipeline, outbox=outbox, publisher=publisher, privacy=privacy,
                    retention=retention, clock_gate=gate, ledger=ledger, audit=audit, hotlist=hotlist,

@@ -16,6 +16,7 @@ from edge.read.lattice import FormatDecoder
 from edge.read.ocr import TflitePlateReader
 from edge.read.ppocr import PpocrPlateReader
 from edge.runtime import load_manifest, open_model
+from edge.runtime.manifest import read_verified
 
 # manifest task -> reader backend name
 TASK_BACKENDS = {"plate-ocr": "ctc", "plate_ocr": "ctc", "plate-ocr-ppocr": "ppocr"}
@@ -49,19 +50,28 @@ def default_model(backend: str, config: ReadConfig) -> str:
     return str(manifest.path_of(own[0]))
 
 
-def build_reader(config: ReadConfig, backend: str | None = None, formats: FormatSet | None = None) -> PlateReader:
+def build_reader(config: ReadConfig, backend: str | None = None, formats: FormatSet | None = None, *,
+                 content: bytes | None = None) -> PlateReader:
     """The reader named by ``backend`` (default: the one ``config.model``'s manifest task calls for).
 
     With ``formats`` and ``config.format_guided``, the reader decodes to the likeliest reading that fits
-    one of them (:mod:`edge.read.lattice`); without, it decodes greedily.
+    one of them (:mod:`edge.read.lattice`); without, it decodes greedily. ``content``: ``config.model``'s bytes,
+    already read.
     """
     name = backend or reader_backend(config)
     manifest = load_manifest(config.manifest)
     ratio = config.fit_min_ratio
     decoder = FormatDecoder(formats, min_ratio=ratio) if formats is not None and config.format_guided else None
+    if name not in READERS:
+        raise ConfigError(f"unknown plate reader {name!r}; known: {', '.join(READERS)}")
+    model = open_model(config.model, manifest, threads=config.threads, content=content)
     if name == "ctc":
-        return TflitePlateReader(open_model(config.model, manifest, threads=config.threads), decoder, ratio)
-    if name == "ppocr":
-        return PpocrPlateReader(open_model(config.model, manifest, threads=config.threads), decoder=decoder,
-                                min_ratio=ratio)
-    raise ConfigError(f"unknown plate reader {name!r}; known: {', '.join(READERS)}")
+        return TflitePlateReader(model, decoder, ratio)
+    return PpocrPlateReader(model, decoder=decoder, min_ratio=ratio)
+
+
+def build_readers(config: ReadConfig, count: int, formats: FormatSet | None = None) -> list[PlateReader]:
+    """``count`` readers of ``config.model`` (one per worker: an interpreter is not thread-safe), all loaded from
+    one checked copy of its bytes (12 MB less per reader than each mapping the file)."""
+    content = read_verified(config.model, load_manifest(config.manifest))
+    return [build_reader(config, formats=formats, content=content) for _ in range(count)]

@@ -87,21 +87,37 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def verify(path: str | Path, manifest: Manifest) -> ModelEntry:
-    """Check a model file against its manifest entry; raise ModelError on any mismatch."""
+def verify(path: str | Path, manifest: Manifest, content: bytes | None = None) -> ModelEntry:
+    """Check a model file (or ``content``, its bytes as read) against its manifest entry; raise ModelError on any
+    mismatch."""
     entry = manifest.by_file(path)
-    if not Path(path).is_file():
+    if content is None and not Path(path).is_file():
         raise ModelError(
             f"model file {str(path)!r} ({entry.name}) is missing; it ships in the repository's models/ folder "
             "(scripts/install-node.sh copies it)"
         )
-    actual = sha256_of(path)
+    actual = sha256_of(path) if content is None else hashlib.sha256(content).hexdigest()
     if actual != entry.sha256:
         raise ModelError(
             f"model file {str(path)!r} has sha256 {actual}, but the manifest expects {entry.sha256} "
             f"for {entry.name} {entry.version}: refusing to load it"
         )
     return entry
+
+
+def read_verified(path: str | Path, manifest: Manifest) -> bytes:
+    """A model file's bytes, checked against its manifest entry: several interpreters can load from this one copy
+    (and load exactly the bytes that were checked)."""
+    entry = manifest.by_file(path)
+    try:
+        content = Path(path).read_bytes()
+    except OSError as exc:
+        raise ModelError(
+            f"model file {str(path)!r} ({entry.name}) cannot be read ({exc.strerror or exc}); it ships in the "
+            "repository's models/ folder (scripts/install-node.sh copies it)"
+        ) from exc
+    verify(path, manifest, content)
+    return content
 
 
 def check_all(manifest: Manifest) -> list[str]:

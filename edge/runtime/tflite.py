@@ -69,11 +69,15 @@ def _interpreter_class() -> Any:
 class TfliteModel:
     """A verified model on the LiteRT interpreter. Not thread-safe: one per worker."""
 
-    def __init__(self, path: str | Path, entry: ModelEntry, *, threads: int = 1) -> None:
+    def __init__(self, path: str | Path, entry: ModelEntry, *, threads: int = 1, content: bytes | None = None) -> None:
+        """``content``: the model's bytes, already read (several interpreters then share one copy)."""
         self.entry = entry
         self.path = Path(path)
         try:
-            self._interp = _interpreter_class()(model_path=str(path), num_threads=threads)
+            if content is None:
+                self._interp = _interpreter_class()(model_path=str(path), num_threads=threads)
+            else:
+                self._interp = _interpreter_class()(model_content=content, num_threads=threads)
             self._fix_dynamic_input()
             with quiet_runtime_stderr():
                 self._interp.allocate_tensors()
@@ -115,7 +119,8 @@ class TfliteModel:
         return [self._interp.get_tensor(o["index"]) for o in self._outputs]
 
 
-def open_model(path: str | Path, manifest: Manifest, *, threads: int = 1) -> TfliteModel:
-    """Verify ``path`` against the manifest, then load it."""
-    entry = verify(path, manifest)
-    return TfliteModel(path, entry, threads=threads)
+def open_model(path: str | Path, manifest: Manifest, *, threads: int = 1, content: bytes | None = None) -> TfliteModel:
+    """Verify ``path`` (or ``content``, its bytes from :func:`edge.runtime.manifest.read_verified`) against the
+    manifest, then load it."""
+    entry = verify(path, manifest, content)
+    return TfliteModel(path, entry, threads=threads, content=content)

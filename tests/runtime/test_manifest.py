@@ -67,3 +67,34 @@ def test_the_committed_ocr_model_matches_its_manifest_entry_and_loads() -> None:
     model = open_model(models / "plate_ocr.tflite", manifest)
     assert model.entry.name == "plate_ocr"
     assert model.input_shape == tuple(model.entry.input_size)
+
+
+def test_bytes_read_once_are_checked_and_refused_like_the_file_when_they_differ(tmp_path: Path) -> None:
+    from edge.runtime.manifest import read_verified
+
+    model = tmp_path / "plate_ocr.tflite"
+    model.write_bytes(b"TFL3 tampered bytes")
+    manifest = load_manifest(_manifest(tmp_path, "plate_ocr.tflite", hashlib.sha256(b"published").hexdigest()))
+    with pytest.raises(ModelError, match="refusing"):
+        read_verified(model, manifest)
+    with pytest.raises(ModelError, match="refusing"):
+        open_model(model, manifest, content=b"TFL3 tampered bytes")
+    model.unlink()
+    model.mkdir()  # there, but not a file that can be read
+    with pytest.raises(ModelError, match=r"plate_ocr\.tflite.*cannot be read"):
+        read_verified(model, manifest)
+
+
+def test_readers_for_several_workers_load_one_checked_copy_and_read_alike() -> None:
+    import numpy as np
+
+    from edge.config.model import ReadConfig
+    from edge.read.factory import build_readers
+
+    models = PROJECT / "models"
+    config = ReadConfig(model=str(models / "ppocr_rec_plate.tflite"), manifest=str(models / "manifest.json"))
+    readers = build_readers(config, 3)
+    assert len({id(r) for r in readers}) == 3  # an interpreter each: they are not thread-safe
+    crop = np.full((48, 200, 3), 200, np.uint8)
+    crop[12:36, 20:180:20] = 0
+    assert len({r.read(crop) for r in readers}) == 1
