@@ -175,15 +175,15 @@ def test_two_replays_of_the_same_scene_give_identical_output(scenes: dict[str, P
 
 # -- the real command with the real OCR model ---------------------------------------------------
 
-def test_replay_command_scores_the_default_scene_against_its_truth(tmp_path: Path,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_command_scores_the_default_scene_against_its_truth_alike_with_one_worker_or_two(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     if not OCR_MODEL.is_file():
         pytest.skip(f"{OCR_MODEL} is not there yet (scripts/setup.sh converts it)")
     video, _, truth = write_scene(scenario("default"), tmp_path / "default.mp4")
     outputs = []
-    for run in ("a", "b"):
+    for run, workers in (("a", "2"), ("b", "1")):
         code = main(["replay", str(video), "--truth", str(truth), "--json", "--state-dir", str(tmp_path / run),
-                     "--report", str(tmp_path / f"report-{run}")])
+                     "--report", str(tmp_path / f"report-{run}"), "--workers", workers])
         assert code == 0
         outputs.append(json.loads(capsys.readouterr().out))
     result = outputs[0]
@@ -192,7 +192,9 @@ def test_replay_command_scores_the_default_scene_against_its_truth(tmp_path: Pat
     assert result["exact"] == 4
     assert {"fps", "latency_p95_ms"} <= set(result)
     assert (tmp_path / "report-a" / "index.html").is_file()
-    assert outputs[0]["reads"] == outputs[1]["reads"]  # same video, same config: same output
+    # same video, same config: same output, with two workers finding the frames or one
+    assert (outputs[0]["workers"], outputs[1]["workers"]) == (2, 1)
+    assert outputs[0]["reads"] == outputs[1]["reads"]
     assert (result["broker"], result["published"], result["published_all"]) == (None, 0, False)
 
 
