@@ -64,6 +64,7 @@ class PipelineStats:
     passes_unfitted_published: int = 0  # ... published all the same (read.publish_unfitted)
     passes_unstored: int = 0  # passes lost because the outbox refused to store (a full disk); the node then stops
     messages: int = 0
+    workers: int = 1  # threads that detect and read
     detect_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2048))
     ocr_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2048))
     started: float = field(default_factory=time.monotonic)
@@ -142,7 +143,7 @@ class Pipeline:
     def run(self, stop: threading.Event | None = None) -> PipelineStats:
         """Process frames until the source ends or ``stop`` is set; then end every open track."""
         stop = stop or threading.Event()
-        self.stats = PipelineStats()
+        self.stats = PipelineStats(workers=self.workers)
         frames = self._live_frames(stop) if self.live else self.source.frames()
         if self.privacy_thread:
             self._worker = _PassWorker(self._finish, self.privacy_queue_size, self.stats)

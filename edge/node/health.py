@@ -232,6 +232,7 @@ class HealthCollector:
         body["fps"] = round(max(0.0, fps), 2)
         body["fps_configured"] = self._fps_configured
         body["frames_dropped"] = stats.frames_dropped
+        body["workers"] = stats.workers
         body["passes_unfitted_dropped"] = stats.passes_unfitted_dropped
         body["passes_unfitted_published"] = stats.passes_unfitted_published
         detect, ocr = _snapshot(stats.detect_ms), _snapshot(stats.ocr_ms)
