@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from edge.errors import ConfigError
 
 if TYPE_CHECKING:
+    from edge.central.fleet import BrokerOptions
     from edge.fleet.topics import Kind
 
 DEFAULT_KEYS = "/etc/edge-anpr-central/fleet"
@@ -80,6 +81,15 @@ def broker_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topic-prefix", default="anpr")
 
 
+def broker_options(args: argparse.Namespace) -> BrokerOptions:
+    """The broker the options of :func:`broker_args` name."""
+    from edge.central.fleet import BrokerOptions
+
+    return BrokerOptions(host=args.host, port=args.port, ca_file=args.ca_file, cert_file=args.cert_file,
+                         key_file=args.key_file, insecure_lab_mode=args.insecure_lab_mode, client_id=args.client_id,
+                         prefix=args.topic_prefix)
+
+
 def main(args: argparse.Namespace) -> int:
     if args.fleet_command == "keygen":
         from edge.central.fleet import keygen
@@ -134,7 +144,6 @@ def _targets(values: list[str], *, everyone: bool = False) -> list[str]:
 def _push(args: argparse.Namespace) -> int:
     from edge.central.fleet import (
         SIGNING_KEY,
-        BrokerOptions,
         ControlPublisher,
         config_push,
         hotlist_push,
@@ -151,9 +160,7 @@ def _push(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     expires = now + timedelta(hours=args.expires_in_h)
     db = open_db(args.store)
-    broker = BrokerOptions(host=args.host, port=args.port, ca_file=args.ca_file, cert_file=args.cert_file,
-                           key_file=args.key_file, insecure_lab_mode=args.insecure_lab_mode,
-                           client_id=args.client_id, prefix=args.topic_prefix)
+    broker = broker_options(args)
     try:
         with ControlPublisher(broker) as publisher:
             for target in targets:
@@ -182,7 +189,7 @@ def _push(args: argparse.Namespace) -> int:
 
 def _announce(args: argparse.Namespace) -> int:
     """Sign and publish a release announcement (anpr.release-note/1) to each target; recorded as kind release."""
-    from edge.central.fleet import SIGNING_KEY, BrokerOptions, ControlPublisher, sign_push
+    from edge.central.fleet import SIGNING_KEY, ControlPublisher, sign_push
     from edge.central.store.fleet import last_version, open_db, record_push
     from edge.fleet.release import check_version, note
     from edge.fleet.signing import load_private_key
@@ -196,9 +203,7 @@ def _announce(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     expires = now + timedelta(hours=args.expires_in_h)
     db = open_db(args.store)
-    broker = BrokerOptions(host=args.host, port=args.port, ca_file=args.ca_file, cert_file=args.cert_file,
-                           key_file=args.key_file, insecure_lab_mode=args.insecure_lab_mode,
-                           client_id=args.client_id, prefix=args.topic_prefix)
+    broker = broker_options(args)
     try:
         with ControlPublisher(broker) as publisher:
             for target in targets:

@@ -92,8 +92,8 @@ class DetectConfig(_Section):
     every_n_frames: int = Field(1, ge=1, le=30, description="Run detection on every n-th frame.")
     workers: int = Field(
         0, ge=0, le=8,
-        description="Threads that detect and read frames, each with its own reader (about 40 MB); 0: one per core "
-        "the node may use, at most 4. A replay gives the same reads every time with the same number.",
+        description="Threads that detect and read frames, each with its own reader (15 MB each after the first); "
+        "0: one per core the node may use, at most 4. A replay gives the same reads every time with the same number.",
     )
     min_plate_width: int = Field(24, ge=8, le=2000, description="Smallest plate width (lores pixels) to consider.")
     min_confidence: float = Field(0.3, ge=0.0, le=1.0, description="Detections below this score are ignored.")
