@@ -27,6 +27,7 @@ from edge.errors import ModelError, StateError
 from edge.node.clocksync import ClockGate, ClockStatus
 from edge.node.config_push import ConfigPushes
 from edge.node.fleet import FleetNode, HotlistSet
+from edge.node.memory import limit_malloc_arenas
 from edge.node.preflight import CHECKS, first_error, preflight
 from edge.node.sequence import SequenceFile
 from edge.outbox.ledger import Ledger
@@ -226,6 +227,7 @@ def open_node(
         clock, on_frame = recording_clock(source, on_frame)
     clock = clock or SystemClock()
     state = ensure_state_dir(config.node.state_dir)
+    limit_malloc_arenas()  # before the pipeline's threads: freed frames are reused across them
     formats = FormatSet.load(config.read.formats, config.read.formats_file, config.read.country)
     # one reader per worker, the backend the manifest task of read.model names
     reader, *extra_readers = build_readers(config.read, finder_workers(config.detect.workers), formats)

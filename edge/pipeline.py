@@ -108,7 +108,7 @@ class Pipeline:
         publish_unfitted: bool = False,
         overview: OverviewFeed | None = None,
         extra_readers: Sequence[PlateReader] = (),
-        worker_queue_size: int = 2,
+        worker_queue_size: int = 1,
     ) -> None:
         self.source = source
         self.tracker = tracker
@@ -174,13 +174,14 @@ class Pipeline:
         completed."""
         self.stats.frames += 1
         reads: list[PlateRead] = []
+        keep = frame.image  # what a track keeps of this frame, should a read here become its best
         if self.overview is not None:
             self.overview.observe(frame.timestamp)
         if self._detects(frame):
             reads = self._reads(frame, finding)
             if reads and self.overview is not None:
-                self.overview.pair(frame)  # the overview camera's frame nearest this one, held while the tracker is
-        passes = self.tracker.update(frame.timestamp, reads, frame.image)
+                keep = self.overview.pair(frame)  # the overview camera's frame nearest this one, kept in its place
+        passes = self.tracker.update(frame.timestamp, reads, frame.image, keep)
         self._emit(passes)
         if self.on_frame is not None:
             self.on_frame(frame)

@@ -1,30 +1,29 @@
 """The overview camera: its recent frames, and the one nearest in time to a read, as the read's overview image.
 
 Plates are found and read on the plate camera's frames; the overview image published with a read comes from a
-second, colour camera. :class:`OverviewFeed` keeps the overview camera's latest ``buffer_frames`` frames in
-memory (never on disk), each on the plate camera's clock (its own time plus ``offset_s``), and pairs a plate
-frame that has reads with the overview frame nearest in time, if one is within ``tolerance_s``.
+second, colour camera. :class:`OverviewFeed` keeps the overview camera's recent frames in memory (never on
+disk; at most ``buffer_frames``, and none older than the last one at or before the plate camera's time, which
+can no longer be the nearest), each on the plate camera's clock (its own time plus ``offset_s``), and pairs a
+plate frame that has reads with the overview frame nearest in time, if one is within ``tolerance_s``.
 
 A live camera fills the buffer from its own thread (capture never waits: the oldest frame gives way; one that
 gives way while the plate camera could still ask for its time is counted in ``dropped``). A recording is read
 only as far as the plate camera's time asks, so a replay is deterministic.
 
-The pairing lives as long as the tracker holds the plate frame: :meth:`pair` keys it on the plate frame's image
-with a weak reference, so the overview frame of a track's best read stays in memory exactly while the tracker
-keeps that read's frame, and no longer. :meth:`attach` gives a pass its overview; one without (none within
-the tolerance) gets an empty image, which the privacy stage never publishes.
+:meth:`pair` gives the overview frame nearest a plate frame with reads, which the tracker keeps in that frame's
+place (so a track holds one frame, the overview camera's, and the plate camera's goes as soon as it is read).
+:meth:`attach` makes a pass the overview camera's; one without an overview frame (none within the tolerance)
+gets an empty image, which the privacy stage never publishes.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 import numpy as np
 
@@ -68,7 +67,6 @@ class OverviewFeed:
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._paired: dict[int, tuple[weakref.ref[Any], Image]] = {}
 
     # -- the buffer ------------------------------------------------------------------------------
 
@@ -92,13 +90,12 @@ class OverviewFeed:
             close()  # releases the camera or the file
         with self._lock:
             self._buffer.clear()
-            self._paired.clear()
 
     @property
-    def held(self) -> int:
-        """Overview frames held for pairings whose plate frames are still held (by the tracker)."""
+    def buffered(self) -> int:
+        """Overview frames in the buffer now."""
         with self._lock:
-            return len(self._paired)
+            return len(self._buffer)
 
     def camera_health(self) -> dict[str, int]:
         return self.stats.health()
@@ -118,16 +115,18 @@ class OverviewFeed:
         with self._lock:
             self.stats.frames += 1
             self._buffer.append((when, frame.image))
+            self._let_go()
             while len(self._buffer) > self._size:
                 gone, _ = self._buffer.popleft()
                 if self._asked is None or gone >= self._asked - self.tolerance:
                     self.stats.dropped += 1  # the plate camera could still have wanted it
 
     def _read_to(self, when: datetime) -> None:
-        """A recording: read on until a frame is past ``when`` + tolerance (or the recording ends)."""
+        """A recording: read on until a frame is at or past ``when`` (or the recording ends): a later one is further
+        from ``when``, so it cannot be the nearest."""
         if self._frames is None:
             return
-        while not self._buffer or self._buffer[-1][0] <= when + self.tolerance:
+        while not self._buffer or self._buffer[-1][0] < when:
             frame = next(self._frames, None)
             if frame is None:
                 self._frames = None
@@ -136,9 +135,16 @@ class OverviewFeed:
 
     def observe(self, when: datetime) -> None:
         """The plate camera's time has reached ``when`` (every plate frame): overview frames older than it, less the
-        tolerance, are no longer wanted, so pushing them out is not a drop."""
+        tolerance, are no longer wanted, so pushing them out is not a drop; and a frame with a later one at or
+        before ``when`` can never again be the nearest (the plate camera's time only goes on), so it is let go."""
         with self._lock:
             self._asked = when if self._asked is None else max(self._asked, when)
+            self._let_go()
+
+    def _let_go(self) -> None:
+        """Under the lock: drop the frames before the last one at or before the time asked."""
+        while self._asked is not None and len(self._buffer) > 1 and self._buffer[1][0] <= self._asked:
+            self._buffer.popleft()
 
     def nearest(self, when: datetime) -> Image | None:
         """The overview frame nearest ``when`` (the plate camera's time), if one is within the tolerance."""
@@ -155,31 +161,22 @@ class OverviewFeed:
 
     # -- pairing with plate frames ------------------------------------------------------------------
 
-    def pair(self, frame: Frame) -> bool:
-        """Pair a plate frame that has reads with the overview frame nearest it; False when there is none."""
+    def pair(self, frame: Frame) -> Image:
+        """The overview frame nearest a plate frame that has reads (:data:`NO_OVERVIEW` when none is within the
+        tolerance): the tracker keeps it in the plate frame's place."""
         image = self.nearest(frame.timestamp)
         if image is None:
-            return False
-        key = id(frame.image)
-
-        def forget(ref: weakref.ref[Any], key: int = key) -> None:
-            with self._lock:
-                if self._paired.get(key, (None,))[0] is ref:
-                    del self._paired[key]
-
+            return NO_OVERVIEW
         with self._lock:
-            self._paired[key] = (weakref.ref(frame.image, forget), image)
             self.stats.paired += 1
-        return True
+        return image
 
     def attach(self, p: VehiclePass) -> VehiclePass:
-        """The pass with the overview camera's frame paired with its best read's frame (an empty image when it had
-        none). The plate camera's earlier frames (views) and other plates' boxes belong to another camera's
-        geometry: they are left out."""
-        with self._lock:
-            entry = self._paired.get(id(p.overview))
-        image = entry[1] if entry is not None and entry[0]() is p.overview else None
-        if image is None:
+        """The pass as the overview camera's: its overview is the frame paired with its best read (an empty image
+        when it had none, counted in ``missing``). The plate camera's earlier frames (views) and other plates'
+        boxes belong to another camera's geometry: they are left out."""
+        image = p.overview
+        if image is None or image.size == 0:
             self.stats.missing += 1
             image = NO_OVERVIEW
         return replace(p, overview=image, views=(), others=(), overview_camera=True)

@@ -9,7 +9,7 @@ from edge.detect import PlateDetector
 from edge.detect.contour import ContourDetectorOptions, ContourPlateDetector
 from edge.detect.edges import FINE_LOOK, EdgeDetectorOptions, EdgePlateDetector
 from edge.detect.glow import GlowDetectorOptions, GlowPlateDetector
-from edge.detect.wpod import WpodDetectorOptions, WpodPlateDetector
+from edge.detect.wpod import STRIDE, WpodDetectorOptions, WpodPlateDetector
 from edge.detect.yellow import Together, YellowPlateDetector
 from edge.errors import ConfigError
 from edge.runtime import load_manifest, open_model
@@ -46,7 +46,9 @@ def build_detector(config: DetectConfig, backend: str | None = None) -> PlateDet
         glow = GlowDetectorOptions(min_width=config.min_plate_width)
         return Together(EdgePlateDetector(edges), GlowPlateDetector(glow))
     if name == "wpod":
-        model = open_model(config.model, load_manifest(config.manifest), threads=config.threads)
+        # first prepared for one cell: the detector sizes it to each image (or band) before running it
+        model = open_model(config.model, load_manifest(config.manifest), threads=config.threads,
+                           first_input=(1, STRIDE, STRIDE, 3))
         if model.entry.task != "plate-detection-wpod":
             raise ConfigError(
                 f"detect.model {config.model!r} has task {model.entry.task!r}; the wpod detector needs a "
@@ -55,6 +57,7 @@ def build_detector(config: DetectConfig, backend: str | None = None) -> PlateDet
         # alpr-unconstrained's threshold is 0.5; a higher detect.min_confidence raises it
         threshold = max(WpodDetectorOptions().threshold, config.min_confidence)
         return WpodPlateDetector(
-            model, WpodDetectorOptions(threshold=threshold, scale=config.scale, min_width=config.min_plate_width)
+            model, WpodDetectorOptions(threshold=threshold, scale=config.scale, min_width=config.min_plate_width,
+                                       bands=config.wpod_bands)
         )
     raise ConfigError(f"unknown plate detector {name!r}; known: {', '.join(DETECTORS)}")

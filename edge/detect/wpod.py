@@ -13,10 +13,17 @@ probable first.
 
 WPOD-NET was trained on vehicle crops, where a plate is roughly 40 to 200 input pixels wide; the
 detection image can be enlarged by ``scale`` so that small plates of a full frame reach that range.
+
+Its working memory grows with the input: about 90 MB for a 640x368 input, held for as long as the model is
+loaded. With ``bands`` above 1 the input is run as that many overlapping horizontal bands, one after another
+(:func:`bands`): the memory falls with the band's height, the time rises with the rows run twice. Each band
+keeps the plates centred in its own rows (those nearer it than its neighbour), so a plate no taller than the
+overlap is found whole in one band; then overlapping detections are suppressed across the bands as in one.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,6 +37,7 @@ from edge.errors import ModelError
 
 STRIDE = 16
 SIDE = ((208.0 + 40.0) / 2.0) / STRIDE  # 7.75 cells: the unit square's size in the output map
+BAND_OVERLAP = 64  # input rows two neighbouring bands share (4 cells: a plate in a 640x360 image is under 40 rows)
 _BASE = np.array([[-0.5, 0.5, 0.5, -0.5], [-0.5, -0.5, 0.5, 0.5], [1.0, 1.0, 1.0, 1.0]], np.float64)
 
 
@@ -51,6 +59,7 @@ class WpodDetectorOptions:
     scale: float = 1.0  # network input = detection image x scale, rounded up to multiples of 16
     min_width: int = 24  # smallest plate width, pixels of the detection image
     max_detections: int = 5
+    bands: int = 1  # overlapping horizontal bands the input is run in, one after another (less memory)
 
 
 def input_size(width: int, height: int, scale: float) -> tuple[int, int]:
@@ -67,6 +76,22 @@ def to_input(image: Image, size: tuple[int, int]) -> npt.NDArray[np.float32]:
     return (np.asarray(resized, np.float32) / 255.0)[np.newaxis]
 
 
+def bands(rows: int, count: int, overlap: int = BAND_OVERLAP) -> list[tuple[int, int]]:
+    """Row ranges ``[top, bottom)`` of ``count`` bands of equal height (a multiple of the stride) that cover
+    ``rows`` input rows (a multiple of the stride), neighbours sharing at least ``overlap`` rows; one band, the
+    whole input, where bands would be no shorter than it."""
+    for n in range(count, 1, -1):  # fewer bands where the input is too short for distinct ones
+        height = -(-(rows + (n - 1) * overlap) // n)
+        height += (-height) % STRIDE
+        while height < rows:
+            tops = [round((rows - height) * i / (n - 1) / STRIDE) * STRIDE for i in range(n)]
+            if len(set(tops)) == n and all(top + height - after >= overlap
+                                           for top, after in itertools.pairwise(tops)):
+                return [(top, top + height) for top in tops]
+            height += STRIDE
+    return [(0, rows)]
+
+
 def decode(output: npt.NDArray[np.float32], width: int, height: int, options: WpodDetectorOptions,
            ) -> list[PlateDetection]:
     """Plates from one (H/16)x(W/16)x8 output map, in the pixels of a ``width`` x ``height`` image.
@@ -74,7 +99,15 @@ def decode(output: npt.NDArray[np.float32], width: int, height: int, options: Wp
     Each detection has its axis-aligned box and its four corners (top-left, top-right, bottom-right,
     bottom-left of the plate as the network saw it), the plate probability as confidence.
     """
+    return suppress_overlaps(_cells(output, width, height, options), iou=options.nms_iou)[: options.max_detections]
+
+
+def _cells(output: npt.NDArray[np.float32], width: int, height: int, options: WpodDetectorOptions, *,
+           top: float = 0.0, span: float | None = None) -> list[PlateDetection]:
+    """The plates of every cell above the threshold, before suppression. ``top``, ``span``: the map covers only
+    the image's rows from ``top``, ``span`` of them (a band); boxes are clipped to the whole image."""
     rows, cols = output.shape[:2]
+    covered = height if span is None else span
     ys, xs = np.nonzero(output[..., 0] > options.threshold)
     found = []
     for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
@@ -82,7 +115,7 @@ def decode(output: npt.NDArray[np.float32], width: int, height: int, options: Wp
         affine[0, 0] = max(affine[0, 0], 0.0)
         affine[1, 1] = max(affine[1, 1], 0.0)
         pts = (affine @ _BASE) * SIDE + np.array([[x + 0.5], [y + 0.5]])  # output-map cells
-        pts = pts / np.array([[cols], [rows]]) * np.array([[width], [height]])  # image pixels
+        pts = pts / np.array([[cols], [rows]]) * np.array([[width], [covered]]) + np.array([[0.0], [top]])
         x0, y0 = pts.min(axis=1)
         x1, y1 = pts.max(axis=1)
         box = Box(round(x0), round(y0), round(x1 - x0), round(y1 - y0)).clipped(width, height)
@@ -90,7 +123,7 @@ def decode(output: npt.NDArray[np.float32], width: int, height: int, options: Wp
             continue
         corners = tuple((float(px), float(py)) for px, py in pts.T)
         found.append(PlateDetection(box, float(output[y, x, 0]), corners))
-    return suppress_overlaps(found, iou=options.nms_iou)[: options.max_detections]
+    return found
 
 
 class WpodPlateDetector:
@@ -108,6 +141,18 @@ class WpodPlateDetector:
     def detect(self, image: Image) -> list[PlateDetection]:
         h, w = image.shape[:2]
         size = input_size(w, h, self._options.scale)
-        self._network.resize_input((1, size[1], size[0], 3))
-        output = self._network.run(to_input(image, size))[0]
-        return decode(output[0], w, h, self._options)
+        tensor = to_input(image, size)
+        ranges = bands(size[1], self._options.bands)
+        if len(ranges) == 1:
+            self._network.resize_input((1, size[1], size[0], 3))
+            return decode(self._network.run(tensor)[0][0], w, h, self._options)
+        rows = h / size[1]  # image rows per input row
+        cuts = [(bottom + after) / 2 * rows for (_, bottom), (after, _) in itertools.pairwise(ranges)]
+        edges = [0.0, *cuts, float(h)]  # each band's own rows, in image rows: up to the middle of each overlap
+        found: list[PlateDetection] = []
+        for (top, bottom), own_top, own_bottom in zip(ranges, edges[:-1], edges[1:], strict=True):
+            self._network.resize_input((1, bottom - top, size[0], 3))
+            output = self._network.run(tensor[:, top:bottom])[0][0]
+            found += [d for d in _cells(output, w, h, self._options, top=top * rows, span=(bottom - top) * rows)
+                      if own_top <= d.box.centre[1] < own_bottom]
+        return suppress_overlaps(found, iou=self._options.nms_iou)[: self._options.max_detections]

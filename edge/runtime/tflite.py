@@ -69,8 +69,12 @@ def _interpreter_class() -> Any:
 class TfliteModel:
     """A verified model on the LiteRT interpreter. Not thread-safe: one per worker."""
 
-    def __init__(self, path: str | Path, entry: ModelEntry, *, threads: int = 1, content: bytes | None = None) -> None:
-        """``content``: the model's bytes, already read (several interpreters then share one copy)."""
+    def __init__(self, path: str | Path, entry: ModelEntry, *, threads: int = 1, content: bytes | None = None,
+                 first_input: tuple[int, ...] | None = None) -> None:
+        """``content``: the model's bytes, already read (several interpreters then share one copy). ``first_input``:
+        the shape a model with a dynamic input is first prepared for (default: the manifest's input size); a
+        detector that resizes its input before each run passes a small one, so that the working memory of the
+        manifest's size is never taken (the allocator keeps part of it after a resize)."""
         self.entry = entry
         self.path = Path(path)
         try:
@@ -78,7 +82,7 @@ class TfliteModel:
                 self._interp = _interpreter_class()(model_path=str(path), num_threads=threads)
             else:
                 self._interp = _interpreter_class()(model_content=content, num_threads=threads)
-            self._fix_dynamic_input()
+            self._fix_dynamic_input(first_input)
             with quiet_runtime_stderr():
                 self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
@@ -86,14 +90,15 @@ class TfliteModel:
         self._inputs = self._interp.get_input_details()
         self._outputs = self._interp.get_output_details()
 
-    def _fix_dynamic_input(self) -> None:
+    def _fix_dynamic_input(self, first_input: tuple[int, ...] | None) -> None:
         """Give a model with a dynamic input (-1 in its signature) the manifest's input size before the first
         allocation: its placeholder shape (1x1x1x3) cannot be prepared by the plain kernels, which is what
         runs where the XNNPACK delegate is not applied (tflite-runtime, a CPU it does not know)."""
         detail = self._interp.get_input_details()[0]
         signature = [int(v) for v in detail.get("shape_signature", detail["shape"])]
-        if any(v < 0 for v in signature) and len(self.entry.input_size) == len(signature):
-            self._interp.resize_tensor_input(detail["index"], list(self.entry.input_size))
+        shape = self.entry.input_size if first_input is None else first_input
+        if any(v < 0 for v in signature) and len(shape) == len(signature):
+            self._interp.resize_tensor_input(detail["index"], list(shape))
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -119,8 +124,9 @@ class TfliteModel:
         return [self._interp.get_tensor(o["index"]) for o in self._outputs]
 
 
-def open_model(path: str | Path, manifest: Manifest, *, threads: int = 1, content: bytes | None = None) -> TfliteModel:
+def open_model(path: str | Path, manifest: Manifest, *, threads: int = 1, content: bytes | None = None,
+               first_input: tuple[int, ...] | None = None) -> TfliteModel:
     """Verify ``path`` (or ``content``, its bytes from :func:`edge.runtime.manifest.read_verified`) against the
-    manifest, then load it."""
+    manifest, then load it (``first_input``: see :class:`TfliteModel`)."""
     entry = verify(path, manifest, content)
-    return TfliteModel(path, entry, threads=threads, content=content)
+    return TfliteModel(path, entry, threads=threads, content=content, first_input=first_input)

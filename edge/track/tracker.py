@@ -168,7 +168,11 @@ class PlateTracker:
     def open_tracks(self) -> int:
         return len(self._tracks)
 
-    def update(self, timestamp: datetime, reads: list[PlateRead], image: Image) -> list[VehiclePass]:
+    def update(self, timestamp: datetime, reads: list[PlateRead], image: Image, keep: Image | None = None,
+               ) -> list[VehiclePass]:
+        """The reads of the frame ``image`` (its size places them); a track whose best read this becomes keeps
+        ``keep`` as its overview (default: ``image``; with an overview camera, that camera's frame nearest this
+        one, so the plate camera's frame is let go)."""
         height, width = image.shape[:2]
         self._frame_size = (width, height)
         kept: list[tuple[PlateRead, str | None]] = []
@@ -189,7 +193,7 @@ class PlateTracker:
                 track = _Track(self._next_id, Motion.start(read.detection.box, read.timestamp), read, read)
                 self._next_id += 1
                 self._tracks.append(track)
-            track.add(read, image, zone, self.views, plates)
+            track.add(read, image if keep is None else keep, zone, self.views, plates)
         return self._collect(timestamp)
 
     def _plates_in_frame(self, now: datetime, reads: list[PlateRead], assigned: list[_Track | None]) -> tuple[Box, ...]:

@@ -4,6 +4,8 @@ each plate frame paired with the overview frame nearest in time, and a pass give
 from __future__ import annotations
 
 import gc
+import time
+import weakref
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -89,13 +91,17 @@ def test_every_plate_frame_pairs_with_the_overview_frame_nearest_in_time(
 
 def test_overview_frames_pushed_out_before_their_time_are_counted(recordings: tuple[Path, Path, SceneSpec]) -> None:
     _, wide, spec = recordings
-    feed = _feed(wide, spec, tolerance_s=1.0, buffer_frames=2)  # 2 frames cannot hold 2 s of 10 fps
+    source = VideoFileSource(wide, lores_size=None, start=_start(spec))
+    # a live camera running ahead of a plate camera that has asked for nothing yet: 2 frames cannot hold it
+    feed = OverviewFeed(source, offset_s=OFFSET_S, tolerance_s=1.0, buffer_frames=2, live=True)
     feed.open()
     try:
-        assert feed.nearest(_start(spec) + timedelta(seconds=0.5)) is not None
+        deadline = time.monotonic() + 10.0
+        while feed.stats.frames < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         feed.close()
-    assert feed.stats.dropped > 0
+    assert feed.stats.frames >= 5 and feed.stats.dropped > 0
 
 
 def test_overview_frames_passed_over_between_reads_are_not_drops(recordings: tuple[Path, Path, SceneSpec]) -> None:
@@ -108,6 +114,21 @@ def test_overview_frames_passed_over_between_reads_are_not_drops(recordings: tup
     finally:
         feed.close()
     assert feed.stats.frames >= 14 and feed.stats.dropped == 0
+
+
+def test_only_the_overview_frames_either_side_of_the_plate_camera_s_time_are_kept(
+    recordings: tuple[Path, Path, SceneSpec],
+) -> None:
+    _, wide, spec = recordings
+    feed = _feed(wide, spec, tolerance_s=0.5, buffer_frames=16)  # 10 fps: 0.5 s either side would be 10 frames
+    feed.open()
+    try:
+        for tenths in range(5, 20):
+            assert feed.nearest(_start(spec) + timedelta(seconds=tenths / 10 + 0.04)) is not None
+            assert feed.buffered <= 2  # the last frame at or before the time, and the first after it
+    finally:
+        feed.close()
+    assert feed.stats.dropped == 0
 
 
 class _Passes:
@@ -144,17 +165,28 @@ def test_a_pass_carries_the_overview_frame_of_its_best_read_or_none_beyond_the_t
     assert feed.stats.missing == 1 and feed.stats.paired >= 8
 
 
-def test_a_pairing_lasts_only_while_its_plate_frame_is_held(recordings: tuple[Path, Path, SceneSpec]) -> None:
-    _, wide, spec = recordings
+def test_an_open_track_keeps_the_overview_frame_and_lets_the_plate_frame_go(
+    recordings: tuple[Path, Path, SceneSpec],
+) -> None:
+    plate, wide, spec = recordings
+    overview = [f.image for f in VideoFileSource(wide, lores_size=None).frames()]
     feed = _feed(wide, spec)
+    tracker = PlateTracker(TrackConfig(max_gap_s=5.0, min_sightings=1, repeat_gap_s=0), views=0)
+    pipe = Pipeline(source=VideoFileSource(plate, lores_size=(160, 90), start=_start(spec)),
+                    detector=ScriptedDetector({0: [Box(40, 50, 40, 9)]}), reader=FixedReader("AB12CDE"),
+                    formats=PassThroughFormats(), tracker=tracker, privacy=_Passes(), outbox=ListOutbox(),
+                    verify_plates=False, overview=feed)
     feed.open()
     try:
-        image: Image = np.zeros((90, 160, 3), np.uint8)
+        image: Image = np.full((90, 160, 3), 7, np.uint8)
         frame = Frame(0, _start(spec) + timedelta(seconds=1.0), image, image)
-        assert feed.pair(frame)
-        assert feed.held == 1
+        gone = weakref.ref(image)
+        pipe.process(frame)
         del frame, image
         gc.collect()
-        assert feed.held == 0  # the tracker let the frame go: its overview frame goes too
+        assert gone() is None  # the plate camera's frame went as soon as it was read
+        assert tracker.open_tracks == 1
+        (kept,) = [p.overview for p in tracker.flush()]
+        assert np.array_equal(kept, overview[7])  # 1.0 s: the overview camera's frame at 0.3 + 7 x 0.1 s
     finally:
         feed.close()

@@ -4,6 +4,7 @@ model finding rendered plates (skipped until tools/convert_wpod_net.py has insta
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from edge.config.model import DetectConfig
 from edge.detect.factory import build_detector, build_second_look
-from edge.detect.wpod import WpodDetectorOptions, WpodPlateDetector, decode, input_size, to_input
+from edge.detect.wpod import BAND_OVERLAP, WpodDetectorOptions, WpodPlateDetector, bands, decode, input_size, to_input
 from edge.domain import Box
 from edge.errors import ConfigError, ModelError
 from edge.runtime import load_manifest, open_model
@@ -160,10 +161,63 @@ def test_the_converted_model_finds_nothing_on_an_empty_road() -> None:
 def test_the_factory_builds_the_wpod_detector() -> None:
     if not MODEL.is_file():
         pytest.skip("WPOD-NET model not installed: run tools/convert_wpod_net.py in .venv-convert")
-    config = DetectConfig(backend="wpod", model=str(MODEL), manifest=str(MANIFEST))
-    assert isinstance(build_detector(config), WpodPlateDetector)
+    config = DetectConfig(backend="wpod", model=str(MODEL), manifest=str(MANIFEST), wpod_bands=3)
+    detector = build_detector(config)
+    assert isinstance(detector, WpodPlateDetector) and detector._options.bands == 3
+    assert detector._network.input_shape == (1, 16, 16, 3)  # prepared for one cell until it sees an image
 
 
 def test_no_second_look_with_the_detector_that_already_looked() -> None:
     assert build_second_look(DetectConfig(backend="wpod", second_look="wpod")) is None
     assert build_second_look(DetectConfig(second_look="none")) is None
+
+
+@pytest.mark.parametrize("rows", [16, 96, 192, 368, 544, 1088])
+@pytest.mark.parametrize("count", [1, 2, 3, 4])
+def test_bands_cover_the_input_in_equal_overlapping_runs_of_whole_cells(rows: int, count: int) -> None:
+    ranges = bands(rows, count)
+    assert 1 <= len(ranges) <= count
+    assert ranges[0][0] == 0 and ranges[-1][1] == rows
+    heights = {bottom - top for top, bottom in ranges}
+    assert len(heights) == 1  # one shape: the model is prepared once for all of them
+    assert all(top % 16 == 0 and bottom % 16 == 0 for top, bottom in ranges)
+    for (_, bottom), (top, _) in itertools.pairwise(ranges):
+        assert bottom - top >= BAND_OVERLAP
+    assert len(ranges) == 1 or heights.pop() < rows
+
+
+class _BrightNetwork(_FakeNetwork):
+    """Answers a plate (an unstretched unit square) at every cell whose input pixels are white."""
+
+    def run(self, tensor: npt.NDArray[Any]) -> list[npt.NDArray[np.float32]]:
+        assert tensor.shape == self.input_shape
+        self.inputs.append(tensor.shape)
+        rows, cols = tensor.shape[1] // 16, tensor.shape[2] // 16
+        cells = tensor[0, :, :, 0].reshape(rows, 16, cols, 16).min(axis=(1, 3))
+        return [_map(rows, cols, [(y, x, 0.9, [0.5, 0.0, 0.0, 0.0, 0.5, 0.0])
+                                  for y, x in zip(*np.nonzero(cells >= 1.0), strict=True)])[np.newaxis]]
+
+
+@pytest.mark.parametrize("top", [16, 144, 176, 192, 208, 320])  # above, in, across the middle of and below the overlap
+def test_a_plate_is_found_once_where_the_bands_find_it_as_one_look_does(top: int) -> None:
+    image = np.zeros((368, 640, 3), np.uint8)  # the input as it is: one cell, 16x16, white
+    image[top : top + 16, 320:336] = 255
+    one = WpodPlateDetector(_BrightNetwork(), WpodDetectorOptions(min_width=1)).detect(image)
+    network = _BrightNetwork()
+    banded = WpodPlateDetector(network, WpodDetectorOptions(min_width=1, bands=2)).detect(image)
+    assert network.inputs == [(1, 224, 640, 3), (1, 224, 640, 3)]
+    assert len(one) == 1 and [d.box for d in banded] == [one[0].box]
+    assert np.array(banded[0].corners) == pytest.approx(np.array(one[0].corners))
+
+
+@pytest.mark.parametrize("top", [60, 150, 175, 200, 280])
+def test_the_converted_model_finds_a_plate_in_two_bands_as_in_one(top: int) -> None:
+    frame = _background(640, 360)
+    plate = render_plate("AB12 CDE", char_height=20)
+    h, w = plate.shape[:2]
+    frame[top : top + h, 300 : 300 + w] = plate
+    model = _detector()._network
+    one = WpodPlateDetector(model).detect(frame)
+    two = WpodPlateDetector(model, WpodDetectorOptions(bands=2)).detect(frame)
+    assert len(one) == len(two) == 1
+    assert two[0].box.iou(one[0].box) >= 0.9 and two[0].box.iou(Box(300, top, w, h)) >= 0.6
