@@ -218,18 +218,36 @@ class Subscriber:
 
     def wait_for(self, n: int, timeout: float, where: Callable[[Received], bool] | None = None) -> list[Received]:
         """Wait until ``n`` messages (matching ``where``) arrived; returns them (maybe fewer)."""
+        matching: list[Received] = []
+        looked = 0
 
-        def matching() -> list[Received]:
-            return [m for m in self.messages if where is None or where(m)]
+        def enough() -> bool:  # each message is looked at once: the receiving thread waits while this runs
+            nonlocal looked
+            matching.extend(m for m in self.messages[looked:] if where is None or where(m))
+            looked = len(self.messages)
+            return len(matching) >= n
 
         with self._cond:
-            self._cond.wait_for(lambda: len(matching()) >= n, timeout)
-            return matching()
+            self._cond.wait_for(enough, timeout)
+            return matching
 
     def wait_for_unique(self, n: int, timeout: float, key: Callable[[Received], object]) -> list[Received]:
-        """Wait until ``n`` distinct messages by ``key`` arrived (at-least-once: duplicates do not count)."""
+        """Wait until ``n`` distinct messages by ``key`` arrived (at-least-once: duplicates do not count).
+
+        Each message's key is taken once: taking every message's again on each arrival (3,000 JSON payloads
+        parsed per message) held the lock the receiving thread needs for so long that the messages came in
+        slower than the wait lasted."""
+        keys: set[object] = set()
+        looked = 0
+
+        def enough() -> bool:
+            nonlocal looked
+            keys.update(key(m) for m in self.messages[looked:])
+            looked = len(self.messages)
+            return len(keys) >= n
+
         with self._cond:
-            self._cond.wait_for(lambda: len({key(m) for m in self.messages}) >= n, timeout)
+            self._cond.wait_for(enough, timeout)
             return list(self.messages)
 
     def stop(self) -> None:
