@@ -50,8 +50,9 @@ class OverviewConfig(_Section):
     )
     buffer_frames: int = Field(
         8, ge=2, le=256,
-        description="Recent overview frames held in memory for pairing (6.2 MB each at 1080p); one pushed out "
-        "before the plate camera's time reached it is counted (health: overview_dropped).",
+        description="Most overview frames held in memory for pairing (6.2 MB each at 1080p; one the plate camera's "
+        "time has passed is let go once a later one is nearer); one pushed out before the plate camera's time "
+        "reached it is counted (health: overview_dropped).",
     )
 
     @field_validator("size")
