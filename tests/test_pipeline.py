@@ -218,11 +218,13 @@ def test_a_worker_that_fails_stops_the_loop_with_its_error_after_earlier_frames_
 
 
 def test_a_live_source_with_workers_drops_frames_it_cannot_keep_up_with_and_counts_them() -> None:
-    pipe = _pipeline(_NumberedSource(200), _ByFrame({}, delay_s=0.004), ListOutbox(),  # type: ignore[arg-type]
+    # 50 ms a frame on each of two workers: 40 frames a second, far slower than the source gives them on any CPU
+    # (4 ms was not: on an emulated aarch64 CPU the source and the loop were slower than the workers)
+    pipe = _pipeline(_NumberedSource(60), _ByFrame({}, delay_s=0.05), ListOutbox(),  # type: ignore[arg-type]
                      live=True, queue_size=1, extra_readers=[FixedReader("AB12CDE")])
     stats = pipe.run()
     assert stats.frames_dropped > 0
-    assert stats.frames + stats.frames_dropped == 200
+    assert stats.frames + stats.frames_dropped == 60
 
 
 def test_a_vanished_live_source_with_workers_raises_after_open_tracks_are_flushed() -> None:
