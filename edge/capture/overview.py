@@ -175,8 +175,7 @@ class OverviewFeed:
         """The pass as the overview camera's: its overview is the frame paired with its best read (an empty image
         when it had none, counted in ``missing``). The plate camera's earlier frames (views) and other plates'
         boxes belong to another camera's geometry: they are left out."""
-        image = p.overview
-        if image is None or image.size == 0:
+        if p.overview.size == 0:
             self.stats.missing += 1
-            image = NO_OVERVIEW
-        return replace(p, overview=image, views=(), others=(), overview_camera=True)
+        return replace(p, overview=p.overview if p.overview.size else NO_OVERVIEW, views=(), others=(),
+                       overview_camera=True)

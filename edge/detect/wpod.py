@@ -142,10 +142,7 @@ class WpodPlateDetector:
         h, w = image.shape[:2]
         size = input_size(w, h, self._options.scale)
         tensor = to_input(image, size)
-        ranges = bands(size[1], self._options.bands)
-        if len(ranges) == 1:
-            self._network.resize_input((1, size[1], size[0], 3))
-            return decode(self._network.run(tensor)[0][0], w, h, self._options)
+        ranges = bands(size[1], self._options.bands)  # one band: the whole input, every plate its own
         rows = h / size[1]  # image rows per input row
         cuts = [(bottom + after) / 2 * rows for (_, bottom), (after, _) in itertools.pairwise(ranges)]
         edges = [0.0, *cuts, float(h)]  # each band's own rows, in image rows: up to the middle of each overlap
